@@ -1,0 +1,314 @@
+//! The command line: `serve` and the maintenance and scripting commands. Commands other than
+//! `serve` open the same data dir directly (SQLite allows it while the server runs) and act as
+//! the operator, recorded as "cli" in the audit log.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::auth::{Actor, users};
+use crate::config::{Config, LogFormat};
+use crate::dns::dkim::DkimAlgorithm;
+use crate::error::Error;
+use crate::mailbox::export::{self, ExportFormat};
+use crate::mailbox::{self, Changes, Status, create};
+use crate::workspaces::{self, Access, Role, Workspace};
+use crate::domains;
+
+#[derive(Parser)]
+#[command(name = "inboxgrove", version, about = "Self-hosted cold-email appliance: UI, SMTP, IMAP and MTA in one binary")]
+struct Cli {
+    /// Configuration file (TOML). Without it the embedded defaults apply.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance.
+    Serve,
+    /// Manage administrators.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Manage sending domains.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Manage mailboxes.
+    #[command(subcommand)]
+    Mailbox(MailboxCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Write a consistent copy of the database to FILE (safe while serving).
+    Backup {
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin; the password is read from standard input. The first admin gets a first workspace.
+    Create {
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a new password (read from standard input) and end the user's sessions.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DomainCommand {
+    /// Add a sending domain with a fresh DKIM key, and print the records to publish.
+    Add {
+        name: String,
+        #[arg(long)]
+        workspace: Option<String>,
+        #[arg(long, default_value = "rsa", value_parser = ["rsa", "ed25519"])]
+        dkim: String,
+    },
+    /// Print the DNS records a domain must publish.
+    Records {
+        name: String,
+        #[arg(long)]
+        workspace: Option<String>,
+        /// As a BIND zone snippet.
+        #[arg(long)]
+        zone: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailboxCommand {
+    /// Create N mailboxes on a domain; prints their credentials as CSV, once.
+    Create {
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Print a domain's mailboxes as CSV for a sequencer (without passwords).
+    Export {
+        #[arg(long)]
+        domain: String,
+        #[arg(long, value_parser = ["instantly", "smartlead"])]
+        format: String,
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Change a mailbox's settings.
+    Set {
+        email: String,
+        #[arg(long)]
+        daily_limit: Option<u32>,
+        #[arg(long, value_parser = ["active", "warming", "paused"])]
+        status: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective settings, secrets redacted.
+    Check,
+}
+
+/// Runs the command line and turns errors into a message and an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), cli.data.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log.format);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INBOXGROVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => crate::serve::run(config).await,
+        Command::Config(ConfigCommand::Check) => {
+            print!("{}", config.redacted_toml());
+            eprintln!("configuration is valid");
+            Ok(())
+        }
+        Command::Backup { file } => backup(config, file).await,
+        Command::Admin(command) => admin(App::open(config).await?, command).await,
+        Command::Domain(command) => domain(App::open(config).await?, command).await,
+        Command::Mailbox(command) => mailbox_command(App::open(config).await?, command).await,
+    }
+}
+
+async fn backup(config: Config, file: PathBuf) -> anyhow::Result<()> {
+    if file.exists() {
+        bail!("{} already exists; choose a new file", file.display());
+    }
+    let app = App::open(config).await?;
+    app.store.backup(file.clone()).await.with_context(|| format!("backup to {} failed", file.display()))?;
+    eprintln!(
+        "backup written to {}; keep the master key (master.key in the data dir, or INBOXGROVE_MASTER_KEY) with it",
+        file.display()
+    );
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("cannot read the password from standard input")?;
+    let password = input.lines().next().unwrap_or_default().to_string();
+    if password.is_empty() {
+        bail!("give the password on standard input, e.g. `inboxgrove admin create --email you@example.com < password.txt`");
+    }
+    Ok(password)
+}
+
+async fn admin(app: App, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Create { email } => {
+            let user = users::create_admin(&app, &email, read_password()?).await?;
+            eprintln!("admin {} created", user.email);
+        }
+        AdminCommand::ResetPassword { email } => {
+            users::reset_password(&app, &email, read_password()?).await.map_err(|e| match e {
+                Error::NotFound => anyhow::anyhow!("no user with the email {email}"),
+                other => other.into(),
+            })?;
+            eprintln!("password changed; the user's sessions have ended");
+        }
+    }
+    Ok(())
+}
+
+/// The operator's access to a workspace chosen with `--workspace` (or the only one).
+async fn cli_access(app: &App, wanted: Option<String>) -> anyhow::Result<Access> {
+    let (id, name) = app
+        .store
+        .read(move |conn| {
+            let id = workspaces::resolve_for_cli(conn, wanted.as_deref())?;
+            let name: String = conn.query_row("SELECT name FROM workspaces WHERE id = ?1", [id], |row| row.get(0))?;
+            Ok::<_, Error>((id, name))
+        })
+        .await?;
+    Ok(Access { workspace: Workspace { id, name, role: Role::Owner }, actor: Actor::cli() })
+}
+
+async fn find_domain(app: &App, access: &Access, name: String) -> anyhow::Result<domains::Domain> {
+    let ws = access.workspace.id;
+    let shown = name.clone();
+    app.store.read(move |conn| domains::find_by_name(conn, ws, &name)).await.map_err(|e| match e {
+        Error::NotFound => anyhow::anyhow!("no domain {shown} in workspace {}", access.workspace.name),
+        other => other.into(),
+    })
+}
+
+async fn domain(app: App, command: DomainCommand) -> anyhow::Result<()> {
+    match command {
+        DomainCommand::Add { name, workspace, dkim } => {
+            let access = cli_access(&app, workspace).await?;
+            let algorithm: DkimAlgorithm = dkim.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let domain = domains::add(&app, &access, &name, algorithm).await?;
+            eprintln!("domain {} added; publish these records:", domain.name);
+            print!("{}", domains::records_text(&app.config, &domain));
+        }
+        DomainCommand::Records { name, workspace, zone } => {
+            let access = cli_access(&app, workspace).await?;
+            let domain = find_domain(&app, &access, name).await?;
+            if zone {
+                print!("{}", domains::zone(&app.config, &domain));
+            } else {
+                print!("{}", domains::records_text(&app.config, &domain));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn mailbox_command(app: App, command: MailboxCommand) -> anyhow::Result<()> {
+    match command {
+        MailboxCommand::Create { domain, count, workspace } => {
+            let access = cli_access(&app, workspace).await?;
+            let domain = find_domain(&app, &access, domain).await?;
+            let issued = create::create_bulk(&app, &access, domain.id, count, false).await?;
+            let rows: Vec<(String, String)> =
+                issued.credentials.into_iter().map(|c| (c.email, c.password)).collect();
+            print_bytes(&export::write_credentials_csv(&rows))?;
+            eprintln!("{} mailboxes created on {}; these passwords are not shown again", rows.len(), domain.name);
+        }
+        MailboxCommand::Export { domain, format, workspace } => {
+            let access = cli_access(&app, workspace).await?;
+            let domain = find_domain(&app, &access, domain).await?;
+            let format: ExportFormat = format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (ws, id) = (access.workspace.id, domain.id);
+            let mailboxes = app.store.read(move |conn| mailbox::list(conn, ws, Some(id))).await?;
+            let csv = export::write_csv(format, &mailbox::server_settings(&app.config), &mailbox::export_rows(&mailboxes));
+            print_bytes(&csv)?;
+        }
+        MailboxCommand::Set { email, daily_limit, status, display_name } => {
+            let lookup = email.clone();
+            let (ws, found) = app.store.read(move |conn| mailbox::find_by_address(conn, &lookup)).await.map_err(|e| {
+                match e {
+                    Error::NotFound => anyhow::anyhow!("no mailbox {email}"),
+                    other => other.into(),
+                }
+            })?;
+            let access = cli_access(&app, Some(ws.to_string())).await?;
+            let status = status.map(|s| s.parse::<Status>()).transpose()?;
+            let changes = Changes { display_name, daily_limit, status };
+            let updated = mailbox::update(&app, &access, found.id, changes).await?;
+            eprintln!(
+                "{}: display name \"{}\", daily limit {}, status {}",
+                updated.address, updated.display_name, updated.daily_limit, updated.status
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}

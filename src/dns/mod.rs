@@ -1,0 +1,5 @@
+//! DNS: domain names, DKIM keys and the records a domain must publish.
+
+pub mod dkim;
+pub mod name;
+pub mod records;

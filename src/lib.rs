@@ -1,0 +1,20 @@
+//! InboxGrove: a self-hosted cold-email appliance in one process. See `DESIGN.md`-style overview
+//! in the README; each module's own doc says what it is for.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod dns;
+pub mod domains;
+pub mod error;
+pub mod mailbox;
+pub mod serve;
+pub mod settings;
+pub mod store;
+pub mod tls;
+pub mod web;
+pub mod workspaces;

@@ -1,0 +1,217 @@
+//! Mailboxes: addresses on a workspace's domains that send (SMTP submission) and receive (IMAP).
+//! Each has a display name, a daily limit, a status and a password stored only as an argon2id
+//! hash. Creation and password resets are in [`create`]; exports in [`export`].
+
+pub mod create;
+pub mod export;
+pub mod names;
+pub mod password;
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::audit;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::workspaces::{Access, Role};
+
+pub const DEFAULT_DAILY_LIMIT: u32 = 40;
+pub const MAX_DAILY_LIMIT: u32 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Warming,
+    Paused,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Active, Status::Warming, Status::Paused];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Warming => "warming",
+            Status::Paused => "paused",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s.trim())
+            .ok_or_else(|| Error::invalid("status", "Choose active, warming or paused."))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Mailbox {
+    pub id: i64,
+    pub domain_id: i64,
+    pub address: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: String,
+    pub daily_limit: u32,
+    pub status: Status,
+    pub created_at: i64,
+}
+
+const SELECT: &str = "SELECT id, domain_id, address, first_name, last_name, display_name, daily_limit, status, \
+    created_at, workspace_id FROM mailboxes";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
+    let status: String = row.get(7)?;
+    Ok(Mailbox {
+        id: row.get(0)?,
+        domain_id: row.get(1)?,
+        address: row.get(2)?,
+        first_name: row.get(3)?,
+        last_name: row.get(4)?,
+        display_name: row.get(5)?,
+        daily_limit: row.get(6)?,
+        status: status
+            .parse()
+            .map_err(|_| rusqlite::Error::InvalidColumnType(7, status, rusqlite::types::Type::Text))?,
+        created_at: row.get(8)?,
+    })
+}
+
+/// A workspace's mailboxes, optionally on one domain, by address.
+pub fn list(conn: &Connection, workspace: i64, domain: Option<i64>) -> rusqlite::Result<Vec<Mailbox>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE workspace_id = ?1 AND (?2 IS NULL OR domain_id = ?2) ORDER BY address"
+    ))?;
+    stmt.query_map((workspace, domain), from_row)?.collect()
+}
+
+/// Mailboxes of a workspace by id; ids of other workspaces are silently absent.
+pub fn by_ids(conn: &Connection, workspace: i64, ids: &[i64]) -> rusqlite::Result<Vec<Mailbox>> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE workspace_id = ?1 AND id = ?2"))?;
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(mailbox) = stmt.query_row((workspace, id), from_row).optional()? {
+            found.push(mailbox);
+        }
+    }
+    found.sort_by(|a, b| a.address.cmp(&b.address));
+    found.dedup_by_key(|m| m.id);
+    Ok(found)
+}
+
+/// One mailbox of a workspace; `NotFound` for another workspace's.
+pub fn get(conn: &Connection, workspace: i64, id: i64) -> Result<Mailbox> {
+    conn.query_row(&format!("{SELECT} WHERE workspace_id = ?1 AND id = ?2"), (workspace, id), from_row)
+        .optional()?
+        .ok_or(Error::NotFound)
+}
+
+/// One mailbox by address, in whichever workspace (the command line acts as the operator).
+pub fn find_by_address(conn: &Connection, address: &str) -> Result<(i64, Mailbox)> {
+    conn.query_row(
+        &format!("{SELECT} WHERE address = ?1"),
+        [address.trim().to_lowercase()],
+        |row| Ok((row.get(9)?, from_row(row)?)),
+    )
+    .optional()?
+    .ok_or(Error::NotFound)
+}
+
+/// Changes to a mailbox's settings; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub display_name: Option<String>,
+    pub daily_limit: Option<u32>,
+    pub status: Option<Status>,
+}
+
+impl Changes {
+    fn validate(&mut self) -> Result<()> {
+        if let Some(name) = &mut self.display_name {
+            *name = name.trim().to_string();
+            if name.is_empty() || name.chars().count() > 100 || name.contains(['\r', '\n']) {
+                return Err(Error::invalid("display_name", "Use a display name of 1 to 100 characters on one line."));
+            }
+        }
+        if self.daily_limit.is_some_and(|limit| limit > MAX_DAILY_LIMIT) {
+            return Err(Error::invalid("daily_limit", format!("The daily limit must be 0 to {MAX_DAILY_LIMIT}.")));
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(name) = &self.display_name {
+            parts.push(format!("display name \"{name}\""));
+        }
+        if let Some(limit) = self.daily_limit {
+            parts.push(format!("daily limit {limit}"));
+        }
+        if let Some(status) = self.status {
+            parts.push(format!("status {status}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Applies `changes` to mailbox `id` of the workspace.
+pub async fn update(app: &App, access: &Access, id: i64, mut changes: Changes) -> Result<Mailbox> {
+    access.workspace.role.require(Role::Member)?;
+    changes.validate()?;
+    let workspace = access.workspace.id;
+    let actor = access.actor.clone();
+    let now = app.clock.unix();
+    app.store
+        .write(move |tx| {
+            let mailbox = get(tx, workspace, id)?;
+            tx.execute(
+                "UPDATE mailboxes SET display_name = coalesce(?1, display_name), daily_limit = coalesce(?2, daily_limit), \
+                 status = coalesce(?3, status) WHERE id = ?4 AND workspace_id = ?5",
+                (&changes.display_name, changes.daily_limit, changes.status.map(Status::as_str), id, workspace),
+            )?;
+            audit::record(tx, Some(workspace), &actor, "mailbox.update", &mailbox.address, &changes.describe(), now)?;
+            get(tx, workspace, id)
+        })
+        .await
+}
+
+/// The SMTP and IMAP endpoints users connect to, as published in exports.
+pub fn server_settings(config: &Config) -> export::ServerSettings {
+    export::ServerSettings {
+        smtp_host: config.hostname.clone(),
+        smtp_port: Config::port_of(&config.smtp.submission),
+        imap_host: config.hostname.clone(),
+        imap_port: Config::port_of(&config.imap.listen_tls),
+    }
+}
+
+/// Rows for a regular export (no passwords: they are stored only as hashes).
+pub fn export_rows(mailboxes: &[Mailbox]) -> Vec<export::ExportRow> {
+    mailboxes
+        .iter()
+        .map(|m| export::ExportRow {
+            email: m.address.clone(),
+            first_name: m.first_name.clone(),
+            last_name: m.last_name.clone(),
+            display_name: m.display_name.clone(),
+            password: None,
+            daily_limit: m.daily_limit,
+            warmup_enabled: m.status == Status::Warming,
+        })
+        .collect()
+}

@@ -1,0 +1,46 @@
+//! `inboxgrove serve`: opens the data dir, prepares the certificate, binds the listeners, prints
+//! the one-time setup link while no admin exists, and runs until SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::auth::users;
+use crate::config::Config;
+
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    let bound = listener.local_addr()?;
+    config.default_base_url(bound);
+    let app = App::open(config).await?;
+    crate::tls::ensure_certificate(&app.config)?;
+    crate::tls::server_config(&app.config)?;
+    tracing::info!(address = %bound, data_dir = %app.config.data_dir.display(), "admin UI listening");
+    println!("InboxGrove admin UI on {}", app.config.http.base_url);
+    if let Some(link) = users::setup_link(&app).await? {
+        println!("Create the first admin (this link works once): {link}");
+    }
+    crate::web::serve(app, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+    tracing::info!("shutting down");
+}

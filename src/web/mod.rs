@@ -1,0 +1,95 @@
+//! The web edge: the router shared by `serve` and the tests, error pages, the CSRF cookie layer,
+//! and the embedded static assets. Handlers live in `ui/`, one file per area.
+
+mod assets;
+pub mod session;
+mod ui;
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::App;
+use crate::error::Error;
+
+/// Every route of the admin UI.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(assets::routes())
+        .merge(ui::routes())
+        .fallback(|| async { WebError(Error::NotFound) })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), session::csrf_cookie_layer))
+        .with_state(app)
+}
+
+/// Serves the UI on `listener` until `shutdown` resolves.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    if app.store.is_usable().await {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unusable\n").into_response()
+    }
+}
+
+/// Renders a template with a status code.
+pub fn render(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    title: &'static str,
+    message: String,
+}
+
+/// An error leaving a handler: rendered as a plain page with the right status.
+#[derive(Debug)]
+pub struct WebError(pub Error);
+
+impl<E: Into<Error>> From<E> for WebError {
+    fn from(e: E) -> Self {
+        WebError(e.into())
+    }
+}
+
+pub type WebResult<T = Response> = Result<T, WebError>;
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self.0 {
+            Error::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here.".to_string()),
+            Error::Forbidden => (StatusCode::FORBIDDEN, "Not allowed", self.0.to_string()),
+            Error::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Please check", self.0.to_string()),
+            Error::Conflict(m) => (StatusCode::CONFLICT, "Conflict", m.clone()),
+            Error::Throttled(m) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", m.clone()),
+            other => {
+                tracing::error!(error = %other, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The error was logged.".to_string())
+            }
+        };
+        render(status, &ErrorPage { title, message })
+    }
+}

@@ -1,0 +1,116 @@
+//! Domains: the list with the add form, one domain's records to publish, its zone snippet.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect};
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::clock::format_unix;
+use crate::dns::dkim::DkimAlgorithm;
+use crate::dns::records::DnsRecord;
+use crate::domains::{self, Domain};
+use crate::error::Error;
+use crate::mailbox::{self, Mailbox};
+use crate::web::session::{Ctx, CsrfForm, Session};
+use crate::web::{WebResult, render};
+
+#[derive(Template)]
+#[template(path = "domains/list.html")]
+struct ListPage {
+    ctx: Ctx,
+    domains: Vec<Domain>,
+    name: String,
+    dkim: String,
+    error: Option<String>,
+}
+
+impl ListPage {
+    fn when(&self, at: &i64) -> String {
+        format_unix(*at)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AddForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    dkim: String,
+}
+
+async fn list_page(app: &App, session: &Session, ws: i64) -> WebResult<ListPage> {
+    let (_, ctx) = session.in_workspace(app, ws, "domains").await?;
+    let domains = app.store.read(move |conn| domains::list(conn, ws)).await.map_err(Error::from)?;
+    Ok(ListPage { ctx, domains, name: String::new(), dkim: "rsa".into(), error: None })
+}
+
+pub async fn list(State(app): State<App>, session: Session, Path(ws): Path<i64>) -> WebResult {
+    Ok(render(StatusCode::OK, &list_page(&app, &session, ws).await?))
+}
+
+pub async fn add(
+    State(app): State<App>,
+    session: Session,
+    Path(ws): Path<i64>,
+    CsrfForm(form): CsrfForm<AddForm>,
+) -> WebResult {
+    let (access, _) = session.in_workspace(&app, ws, "domains").await?;
+    let result = match form.dkim.parse::<DkimAlgorithm>() {
+        Ok(algorithm) => domains::add(&app, &access, &form.name, algorithm).await,
+        Err(e) => Err(Error::invalid("dkim", e.to_string())),
+    };
+    match result {
+        Ok(domain) => Ok(Redirect::to(&format!("/w/{ws}/domains/{}", domain.id)).into_response()),
+        Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
+            let mut page = list_page(&app, &session, ws).await?;
+            page.name = form.name;
+            page.dkim = form.dkim;
+            page.error = Some(e.to_string());
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "domains/show.html")]
+pub struct ShowPage {
+    pub ctx: Ctx,
+    pub domain: Domain,
+    pub records: Vec<DnsRecord>,
+    pub mailboxes: Vec<Mailbox>,
+    pub count: String,
+    pub error: Option<String>,
+}
+
+/// The domain page, with the mailbox-creation form pre-filled.
+pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebResult<ShowPage> {
+    let (_, ctx) = session.in_workspace(app, ws, "domains").await?;
+    let (domain, mailboxes) = app
+        .store
+        .read(move |conn| Ok::<_, Error>((domains::get(conn, ws, id)?, mailbox::list(conn, ws, Some(id))?)))
+        .await?;
+    let records = domains::records(&app.config, &domain);
+    Ok(ShowPage { ctx, domain, records, mailboxes, count: "50".into(), error: None })
+}
+
+pub async fn show(State(app): State<App>, session: Session, Path((ws, id)): Path<(i64, i64)>) -> WebResult {
+    Ok(render(StatusCode::OK, &show_page(&app, &session, ws, id).await?))
+}
+
+/// The records as a BIND zone snippet, downloaded as `DOMAIN.zone`.
+pub async fn zone(State(app): State<App>, session: Session, Path((ws, id)): Path<(i64, i64)>) -> WebResult {
+    session.in_workspace(&app, ws, "domains").await?;
+    let domain = app.store.read(move |conn| domains::get(conn, ws, id)).await?;
+    let body = domains::zone(&app.config, &domain);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.zone\"", domain.name)),
+        ],
+        body,
+    )
+        .into_response())
+}

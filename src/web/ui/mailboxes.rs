@@ -1,0 +1,308 @@
+//! Mailboxes: bulk creation from a domain page, the list with selection, exports, password
+//! resets, the one-time credentials download, and editing one mailbox.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use axum_extra::extract::Query;
+use serde::Deserialize;
+
+use super::csv_download;
+use crate::app::App;
+use crate::clock::format_unix;
+use crate::domains::{self, Domain};
+use crate::error::Error;
+use crate::mailbox::create::{self, Credential};
+use crate::mailbox::export::{self, ExportFormat};
+use crate::mailbox::{self, Changes, Mailbox, Status};
+use crate::web::session::{Ctx, CsrfForm, Session};
+use crate::web::ui::domains::show_page;
+use crate::web::{WebResult, render};
+use crate::workspaces::Access;
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    count: String,
+}
+
+#[derive(Template)]
+#[template(path = "mailboxes/issued.html")]
+struct IssuedPage {
+    ctx: Ctx,
+    title: &'static str,
+    credentials: Vec<Credential>,
+    batch_id: i64,
+}
+
+pub async fn create(
+    State(app): State<App>,
+    session: Session,
+    Path((ws, domain_id)): Path<(i64, i64)>,
+    CsrfForm(form): CsrfForm<CreateForm>,
+) -> WebResult {
+    let (access, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
+    let result = match form.count.trim().parse::<usize>() {
+        Ok(count) => create::create_bulk(&app, &access, domain_id, count, true).await,
+        Err(_) => Err(Error::invalid("count", "Enter how many mailboxes to create, from 1 to 500.")),
+    };
+    match result {
+        Ok(issued) => Ok(issued_page(ctx, "Mailboxes created", issued)),
+        Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
+            let mut page = show_page(&app, &session, ws, domain_id).await?;
+            page.count = form.count;
+            page.error = Some(e.to_string());
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn issued_page(ctx: Ctx, title: &'static str, issued: create::Issued) -> axum::response::Response {
+    let page = IssuedPage { ctx, title, credentials: issued.credentials, batch_id: issued.batch_id.unwrap_or_default() };
+    let mut response = render(StatusCode::OK, &page);
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, "no-store".parse().expect("valid header"));
+    response
+}
+
+#[derive(Template)]
+#[template(path = "mailboxes/list.html")]
+struct ListPage {
+    ctx: Ctx,
+    domains: Vec<Domain>,
+    domain_filter: i64,
+    mailboxes: Vec<Mailbox>,
+    error: Option<String>,
+}
+
+impl ListPage {
+    fn when(&self, at: &i64) -> String {
+        format_unix(*at)
+    }
+
+    fn domain_name(&self, id: &i64) -> &str {
+        self.domains.iter().find(|d| d.id == *id).map_or("", |d| d.display_name.as_str())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ListQuery {
+    domain: Option<i64>,
+}
+
+async fn list_page(app: &App, session: &Session, ws: i64, domain: Option<i64>) -> WebResult<ListPage> {
+    let (_, ctx) = session.in_workspace(app, ws, "mailboxes").await?;
+    let (domains, mailboxes) = app
+        .store
+        .read(move |conn| Ok::<_, Error>((domains::list(conn, ws)?, mailbox::list(conn, ws, domain)?)))
+        .await?;
+    Ok(ListPage { ctx, domains, domain_filter: domain.unwrap_or_default(), mailboxes, error: None })
+}
+
+pub async fn list(
+    State(app): State<App>,
+    session: Session,
+    Path(ws): Path<i64>,
+    Query(query): Query<ListQuery>,
+) -> WebResult {
+    Ok(render(StatusCode::OK, &list_page(&app, &session, ws, query.domain).await?))
+}
+
+/// What to export: selected mailbox ids, or every mailbox of a domain, or all.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ExportQuery {
+    format: String,
+    id: Vec<i64>,
+    domain: Option<i64>,
+}
+
+/// Downloads mailboxes as CSV for a sequencer. Passwords are never in this export.
+pub async fn export(
+    State(app): State<App>,
+    session: Session,
+    Path(ws): Path<i64>,
+    Query(query): Query<ExportQuery>,
+) -> WebResult {
+    let (access, _) = session.in_workspace(&app, ws, "mailboxes").await?;
+    let format: ExportFormat = query.format.parse().map_err(|e: export::ExportError| Error::invalid("format", e.to_string()))?;
+    let (label, mailboxes) = select(&app, &access, query.id, query.domain).await?;
+    let body = export::write_csv(format, &mailbox::server_settings(&app.config), &mailbox::export_rows(&mailboxes));
+    Ok(csv_download(&format.file_name(&label), body))
+}
+
+/// The export form of the mailbox list (a POST, so the CSRF token never lands in a URL).
+pub async fn export_selected(
+    State(app): State<App>,
+    session: Session,
+    Path(ws): Path<i64>,
+    CsrfForm(query): CsrfForm<ExportQuery>,
+) -> WebResult {
+    export(State(app), session, Path(ws), Query(query)).await
+}
+
+async fn select(app: &App, access: &Access, ids: Vec<i64>, domain: Option<i64>) -> Result<(String, Vec<Mailbox>), Error> {
+    let ws = access.workspace.id;
+    app.store
+        .read(move |conn| {
+            if !ids.is_empty() {
+                let found = mailbox::by_ids(conn, ws, &ids)?;
+                let mut wanted = ids.clone();
+                wanted.sort_unstable();
+                wanted.dedup();
+                if found.len() != wanted.len() {
+                    return Err(Error::NotFound);
+                }
+                return Ok(("mailboxes".to_string(), found));
+            }
+            match domain {
+                Some(id) => {
+                    let domain = domains::get(conn, ws, id)?;
+                    Ok((domain.name, mailbox::list(conn, ws, Some(id))?))
+                }
+                None => Ok(("mailboxes".to_string(), mailbox::list(conn, ws, None)?)),
+            }
+        })
+        .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SelectionForm {
+    id: Vec<i64>,
+}
+
+pub async fn reset_passwords(
+    State(app): State<App>,
+    session: Session,
+    Path(ws): Path<i64>,
+    CsrfForm(form): CsrfForm<SelectionForm>,
+) -> WebResult {
+    let (access, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
+    if form.id.is_empty() {
+        let mut page = list_page(&app, &session, ws, None).await?;
+        page.error = Some("Select at least one mailbox.".into());
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
+    let (_, _) = select(&app, &access, form.id.clone(), None).await?;
+    let issued = create::reset_passwords(&app, &access, form.id).await?;
+    Ok(issued_page(ctx, "Passwords reset", issued))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct DownloadForm {
+    format: String,
+}
+
+/// The one-time download of freshly issued credentials; a second download finds nothing.
+pub async fn download_credentials(
+    State(app): State<App>,
+    session: Session,
+    Path((ws, batch)): Path<(i64, i64)>,
+    CsrfForm(form): CsrfForm<DownloadForm>,
+) -> WebResult {
+    let (access, _) = session.in_workspace(&app, ws, "mailboxes").await?;
+    let format: ExportFormat = form.format.parse().map_err(|e: export::ExportError| Error::invalid("format", e.to_string()))?;
+    let rows = match create::take_batch(&app, &access, batch).await {
+        Ok(rows) => rows,
+        Err(Error::NotFound) => {
+            return Err(Error::Invalid {
+                field: None,
+                message: "These credentials were already downloaded or have expired. Reset the passwords to get new ones."
+                    .into(),
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let body = export::write_csv(format, &mailbox::server_settings(&app.config), &rows);
+    Ok(csv_download(&format.file_name("credentials"), body))
+}
+
+#[derive(Template)]
+#[template(path = "mailboxes/edit.html")]
+struct EditPage {
+    ctx: Ctx,
+    mailbox: Mailbox,
+    display_name: String,
+    daily_limit: String,
+    status: String,
+    statuses: [Status; 3],
+    error: Option<String>,
+}
+
+impl EditPage {
+    fn created(&self) -> String {
+        format_unix(self.mailbox.created_at)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct EditForm {
+    display_name: String,
+    daily_limit: String,
+    status: String,
+}
+
+pub async fn edit_form(State(app): State<App>, session: Session, Path((ws, id)): Path<(i64, i64)>) -> WebResult {
+    let (_, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
+    let mailbox = app.store.read(move |conn| mailbox::get(conn, ws, id)).await?;
+    let page = EditPage {
+        ctx,
+        display_name: mailbox.display_name.clone(),
+        daily_limit: mailbox.daily_limit.to_string(),
+        status: mailbox.status.to_string(),
+        statuses: Status::ALL,
+        mailbox,
+        error: None,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+pub async fn edit_submit(
+    State(app): State<App>,
+    session: Session,
+    Path((ws, id)): Path<(i64, i64)>,
+    CsrfForm(form): CsrfForm<EditForm>,
+) -> WebResult {
+    let (access, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
+    let mailbox = app.store.read(move |conn| mailbox::get(conn, ws, id)).await?;
+    let changes = parse_changes(&form);
+    let result = match changes {
+        Ok(changes) => mailbox::update(&app, &access, id, changes).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/w/{ws}/mailboxes?domain={}", mailbox.domain_id)).into_response()),
+        Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
+            let page = EditPage {
+                ctx,
+                mailbox,
+                display_name: form.display_name,
+                daily_limit: form.daily_limit,
+                status: form.status,
+                statuses: Status::ALL,
+                error: Some(e.to_string()),
+            };
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn parse_changes(form: &EditForm) -> Result<Changes, Error> {
+    let daily_limit = form
+        .daily_limit
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| Error::invalid("daily_limit", "The daily limit must be a whole number."))?;
+    Ok(Changes {
+        display_name: Some(form.display_name.clone()),
+        daily_limit: Some(daily_limit),
+        status: Some(form.status.parse()?),
+    })
+}

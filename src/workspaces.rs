@@ -1,0 +1,240 @@
+//! Workspaces are walls: every domain, mailbox (and later lead and campaign) belongs to one, and
+//! a user reaches a workspace's objects only through a membership. Roles, strongest first:
+//! owner (everything, including members and invites), admin (everything but granting ownership),
+//! member (creates and edits domains and mailboxes), viewer (reads only).
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use crate::audit;
+use crate::auth::{Actor, users};
+use crate::crypto::{random_token, token_hash};
+use crate::error::{Error, Result};
+
+/// How long an invite link stays valid.
+pub const INVITE_SECONDS: i64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Member, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// May create and change domains and mailboxes.
+    pub fn can_edit(self) -> bool {
+        self >= Role::Member
+    }
+
+    /// May invite people, see the audit log.
+    pub fn can_administer(self) -> bool {
+        self >= Role::Admin
+    }
+
+    /// Fails with `Forbidden` unless the role is at least `needed`.
+    pub fn require(self, needed: Role) -> Result<()> {
+        if self >= needed { Ok(()) } else { Err(Error::Forbidden) }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == s)
+            .ok_or_else(|| Error::invalid("role", "Choose owner, admin, member or viewer."))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Workspace {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+/// A user's access to one workspace: what every scoped handler starts from.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub workspace: Workspace,
+    pub actor: Actor,
+}
+
+pub fn check_name(input: &str) -> Result<String> {
+    let name = input.trim();
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(Error::invalid("name", "Give the workspace a name of 1 to 80 characters."));
+    }
+    Ok(name.to_string())
+}
+
+fn role_from_sql(value: String) -> rusqlite::Result<Role> {
+    value.parse().map_err(|_| rusqlite::Error::InvalidColumnType(0, value, rusqlite::types::Type::Text))
+}
+
+/// Creates a workspace owned by `owner`.
+pub fn create(tx: &Transaction, name: &str, owner: i64, actor: &Actor, now: i64) -> Result<i64> {
+    tx.execute("INSERT INTO workspaces (name, created_at) VALUES (?1, ?2)", (name, now))?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, 'owner', ?3)",
+        (id, owner, now),
+    )?;
+    audit::record(tx, Some(id), actor, "workspace.create", name, "", now)?;
+    Ok(id)
+}
+
+/// Adds (or changes) a membership.
+pub fn add_member(tx: &Transaction, workspace: i64, user: i64, role: Role, actor: &Actor, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+        (workspace, user, role.as_str(), now),
+    )?;
+    let email: String = tx.query_row("SELECT email FROM users WHERE id = ?1", [user], |row| row.get(0))?;
+    audit::record(tx, Some(workspace), actor, "member.add", &email, role.as_str(), now)?;
+    Ok(())
+}
+
+/// The workspaces a user belongs to, by name.
+pub fn list_for_user(conn: &Connection, user: i64) -> rusqlite::Result<Vec<Workspace>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.id, w.name, m.role FROM workspaces w JOIN memberships m ON m.workspace_id = w.id \
+         WHERE m.user_id = ?1 ORDER BY w.name, w.id",
+    )?;
+    let rows = stmt.query_map([user], |row| {
+        Ok(Workspace { id: row.get(0)?, name: row.get(1)?, role: role_from_sql(row.get(2)?)? })
+    })?;
+    rows.collect()
+}
+
+/// The user's access to workspace `id`; `NotFound` when they are not a member.
+pub fn access(conn: &Connection, user: i64, email: &str, id: i64) -> Result<Access> {
+    let workspace = conn
+        .query_row(
+            "SELECT w.id, w.name, m.role FROM workspaces w JOIN memberships m ON m.workspace_id = w.id \
+             WHERE m.user_id = ?1 AND w.id = ?2",
+            (user, id),
+            |row| Ok(Workspace { id: row.get(0)?, name: row.get(1)?, role: role_from_sql(row.get(2)?)? }),
+        )
+        .optional()?
+        .ok_or(Error::NotFound)?;
+    Ok(Access { workspace, actor: Actor::user(user, email) })
+}
+
+/// Finds a workspace for the command line: by id or name, or the only one when `None`.
+pub fn resolve_for_cli(conn: &Connection, wanted: Option<&str>) -> Result<i64> {
+    let all: Vec<(i64, String)> = conn
+        .prepare("SELECT id, name FROM workspaces ORDER BY id")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    match wanted {
+        Some(w) => all
+            .iter()
+            .find(|(id, name)| id.to_string() == w || name.eq_ignore_ascii_case(w))
+            .map(|(id, _)| *id)
+            .ok_or_else(|| Error::invalid("workspace", format!("No workspace named or numbered `{w}`."))),
+        None => match all.as_slice() {
+            [(id, _)] => Ok(*id),
+            [] => Err(Error::invalid("workspace", "There is no workspace yet: run `inboxgrove admin create` first.")),
+            _ => Err(Error::invalid("workspace", "There are several workspaces: choose one with --workspace.")),
+        },
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub user_id: i64,
+    pub email: String,
+    pub role: Role,
+}
+
+pub fn members(conn: &Connection, workspace: i64) -> rusqlite::Result<Vec<Member>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, u.email, m.role FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.workspace_id = ?1 ORDER BY u.email",
+    )?;
+    let rows = stmt.query_map([workspace], |row| {
+        Ok(Member { user_id: row.get(0)?, email: row.get(1)?, role: role_from_sql(row.get(2)?)? })
+    })?;
+    rows.collect()
+}
+
+/// Creates an invite link token for `email` with `role`. Only an owner may invite an owner.
+pub fn invite(tx: &Transaction, access: &Access, email: &str, role: Role, now: i64) -> Result<String> {
+    access.workspace.role.require(Role::Admin)?;
+    if role == Role::Owner {
+        access.workspace.role.require(Role::Owner)?;
+    }
+    let email = users::normalize_email(email)?;
+    let token = random_token();
+    tx.execute(
+        "INSERT INTO invites (workspace_id, token_hash, email, role, created_by, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        (access.workspace.id, token_hash(&token), &email, role.as_str(), access.actor.user_id, now, now + INVITE_SECONDS),
+    )?;
+    audit::record(tx, Some(access.workspace.id), &access.actor, "member.invite", &email, role.as_str(), now)?;
+    Ok(token)
+}
+
+/// A live invite: what the invite page shows.
+#[derive(Debug, Clone)]
+pub struct Invite {
+    pub id: i64,
+    pub workspace_id: i64,
+    pub workspace_name: String,
+    pub email: String,
+    pub role: Role,
+}
+
+pub fn find_invite(conn: &Connection, token: &str, now: i64) -> rusqlite::Result<Option<Invite>> {
+    conn.query_row(
+        "SELECT i.id, i.workspace_id, w.name, i.email, i.role FROM invites i JOIN workspaces w ON w.id = i.workspace_id \
+         WHERE i.token_hash = ?1 AND i.used_at IS NULL AND i.expires_at > ?2",
+        (token_hash(token), now),
+        |row| {
+            Ok(Invite {
+                id: row.get(0)?,
+                workspace_id: row.get(1)?,
+                workspace_name: row.get(2)?,
+                email: row.get(3)?,
+                role: role_from_sql(row.get(4)?)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Consumes an invite: joins the workspace as `user` (an existing account or one just created).
+pub fn accept_invite(tx: &Transaction, invite: &Invite, user: i64, email: &str, now: i64) -> Result<()> {
+    let changed = tx.execute("UPDATE invites SET used_at = ?1 WHERE id = ?2 AND used_at IS NULL", (now, invite.id))?;
+    if changed == 0 {
+        return Err(Error::NotFound);
+    }
+    add_member(tx, invite.workspace_id, user, invite.role, &Actor::user(user, email), now)
+}
