@@ -158,19 +158,22 @@ pub async fn login(app: &App, email: &str, password: String, ip: String) -> Resu
         .await?;
     let hash = found.as_ref().map(|(_, h)| h.clone()).unwrap_or_else(|| password::DUMMY_HASH.to_string());
     let ok = password::verify(hash, password).await && found.is_some();
-    app.store
+    let signed_in = app
+        .store
         .write(move |tx| match found {
             Some((user, _)) if ok => {
                 throttle::clear_account(tx, &email)?;
-                Ok(sessions::create(tx, user.id, now)?)
+                Ok::<_, Error>(Ok(sessions::create(tx, user.id, now)?))
             }
+            // The failure must be committed, so the transaction returns Ok with the refusal.
             _ => {
                 throttle::record_failure(tx, &email, &ip, now)?;
-                throttle::check(tx, &email, &ip, now)?;
-                Err(Error::invalid("password", "The email or password is not right."))
+                Ok(throttle::check(tx, &email, &ip, now)
+                    .and(Err(Error::invalid("password", "The email or password is not right."))))
             }
         })
-        .await
+        .await?;
+    signed_in
 }
 
 #[cfg(test)]

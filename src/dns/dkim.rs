@@ -60,6 +60,9 @@ pub enum DkimError {
     /// A stored private key could not be loaded.
     #[error("The stored {0} DKIM private key could not be read; generate a new key for this domain")]
     InvalidPrivateKey(&'static str),
+    /// The message has no `From` header, which DKIM must always sign.
+    #[error("The message has no From header, so it cannot be DKIM-signed")]
+    MissingFrom,
     /// Signing a message failed.
     #[error("The message could not be DKIM-signed: {0}")]
     Sign(String),
@@ -207,7 +210,10 @@ pub fn split_txt(value: &str) -> Vec<String> {
     let mut pieces = Vec::new();
     let mut rest = value;
     while rest.len() > TXT_STRING_MAX {
-        let cut = (1..=TXT_STRING_MAX).rev().find(|&i| rest.is_char_boundary(i)).unwrap_or(rest.len());
+        let cut = (1..=TXT_STRING_MAX)
+            .rev()
+            .find(|&i| rest.is_char_boundary(i))
+            .unwrap_or(rest.len());
         let (head, tail) = rest.split_at(cut);
         pieces.push(head.to_owned());
         rest = tail;
@@ -258,9 +264,12 @@ impl SigningKey {
     /// Returns the `DKIM-Signature: …\r\n` header to put in front of the message.
     ///
     /// # Errors
-    /// [`DkimError::Sign`] if the message has none of the signed headers or
-    /// the crypto library fails.
+    /// [`DkimError::MissingFrom`] if the message has no `From` header (RFC 6376
+    /// §5.4 requires signing it); [`DkimError::Sign`] if the crypto library fails.
     pub fn sign(&self, domain: &str, selector: &str, message: &[u8]) -> Result<String, DkimError> {
+        if !has_from_header(message) {
+            return Err(DkimError::MissingFrom);
+        }
         let signature = DkimSigner::from_key(self)
             .domain(domain)
             .selector(selector)
@@ -271,6 +280,17 @@ impl SigningKey {
             .map_err(|e| DkimError::Sign(e.to_string()))?;
         Ok(signature.to_header())
     }
+}
+
+/// Whether the header section (up to the first empty line) has a `From:` field.
+fn has_from_header(message: &[u8]) -> bool {
+    message
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .filter(|line| !line.starts_with(b" ") && !line.starts_with(b"\t"))
+        .filter_map(|line| line.iter().position(|&b| b == b':').map(|colon| &line[..colon]))
+        .any(|name| name.trim_ascii().eq_ignore_ascii_case(b"from"))
 }
 
 impl fmt::Debug for SigningKey {
@@ -333,7 +353,10 @@ mod tests {
         assert_eq!("RSA".parse::<DkimAlgorithm>(), Ok(DkimAlgorithm::Rsa));
         assert_eq!(" Ed25519 ".parse::<DkimAlgorithm>(), Ok(DkimAlgorithm::Ed25519));
         let err = "dsa".parse::<DkimAlgorithm>().expect_err("dsa is refused");
-        assert_eq!(err.to_string(), "“dsa” is not a DKIM key type; choose “rsa” or “ed25519”");
+        assert_eq!(
+            err.to_string(),
+            "“dsa” is not a DKIM key type; choose “rsa” or “ed25519”"
+        );
     }
 
     #[test]
@@ -349,7 +372,10 @@ mod tests {
         let key = generate(DkimAlgorithm::Rsa, day()).expect("RSA key");
         assert_eq!(key.selector, "ig20261123r");
         assert_eq!(p_bytes(&key).len(), 294);
-        assert!(key.txt_value().starts_with("v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"));
+        assert!(
+            key.txt_value()
+                .starts_with("v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA")
+        );
         assert!(!format!("{key:?}").contains(&format!("{:?}", key.private_pkcs8_der)));
     }
 
@@ -386,7 +412,10 @@ mod tests {
     #[test]
     fn signing_key_rejects_wrong_bytes_and_wrong_kind() {
         let ed = generate(DkimAlgorithm::Ed25519, day()).expect("Ed25519 key");
-        assert!(matches!(signing_key(DkimAlgorithm::Rsa, b"junk"), Err(DkimError::InvalidPrivateKey("RSA"))));
+        assert!(matches!(
+            signing_key(DkimAlgorithm::Rsa, b"junk"),
+            Err(DkimError::InvalidPrivateKey("RSA"))
+        ));
         assert!(matches!(
             signing_key(DkimAlgorithm::Rsa, &ed.private_pkcs8_der),
             Err(DkimError::InvalidPrivateKey("RSA"))
@@ -451,7 +480,9 @@ mod tests {
     async fn sign_and_verify(algorithm: DkimAlgorithm) -> (String, DkimResult) {
         let key = generate(algorithm, day()).expect("key");
         let signer = signing_key(algorithm, &key.private_pkcs8_der).expect("loads");
-        let header = signer.sign("example.com", &key.selector, MESSAGE.as_bytes()).expect("signs");
+        let header = signer
+            .sign("example.com", &key.selector, MESSAGE.as_bytes())
+            .expect("signs");
         let signed = format!("{header}{MESSAGE}");
 
         // What a resolver would hand back: the ≤255-byte pieces joined.
@@ -491,7 +522,9 @@ mod tests {
     async fn tampered_message_fails_verification() {
         let key = generate(DkimAlgorithm::Ed25519, day()).expect("key");
         let signer = signing_key(DkimAlgorithm::Ed25519, &key.private_pkcs8_der).expect("loads");
-        let header = signer.sign("example.com", &key.selector, MESSAGE.as_bytes()).expect("signs");
+        let header = signer
+            .sign("example.com", &key.selector, MESSAGE.as_bytes())
+            .expect("signs");
         let tampered = format!("{header}{}", MESSAGE.replace("Quick question", "Urgent"));
         let cache = TxtCache::default();
         let record = DomainKey::parse(key.txt_value().as_bytes()).expect("record parses");
@@ -507,10 +540,23 @@ mod tests {
     }
 
     #[test]
-    fn signing_without_any_signed_header_is_an_error() {
+    fn signing_without_a_from_header_is_an_error() {
         let key = generate(DkimAlgorithm::Ed25519, day()).expect("key");
         let signer = signing_key(DkimAlgorithm::Ed25519, &key.private_pkcs8_der).expect("loads");
-        let err = signer.sign("example.com", &key.selector, b"X-Other: 1\r\n\r\nbody\r\n").expect_err("no headers");
-        assert!(matches!(err, DkimError::Sign(_)));
+        let no_from = b"To: bob@example.net\r\nX-Other: 1\r\n\r\nFrom: in the body\r\n";
+        assert_eq!(
+            signer.sign("example.com", &key.selector, no_from),
+            Err(DkimError::MissingFrom)
+        );
+        let folded = b"To: bob@example.net,\r\n From: not a header\r\n\r\nbody\r\n";
+        assert_eq!(
+            signer.sign("example.com", &key.selector, folded),
+            Err(DkimError::MissingFrom)
+        );
+        assert!(
+            signer
+                .sign("example.com", &key.selector, b"from : a@example.com\n\nbody\n")
+                .is_ok()
+        );
     }
 }

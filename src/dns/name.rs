@@ -165,7 +165,10 @@ fn check_ascii_characters(name: &str) -> Result<(), DomainNameError> {
         None => Ok(()),
         Some('*') => Err(DomainNameError::Wildcard(name.to_owned())),
         Some('_') => Err(DomainNameError::Underscore(name.to_owned())),
-        Some(ch) => Err(DomainNameError::InvalidCharacter { input: name.to_owned(), ch }),
+        Some(ch) => Err(DomainNameError::InvalidCharacter {
+            input: name.to_owned(),
+            ch,
+        }),
     }
 }
 
@@ -197,13 +200,25 @@ fn check_structure(input: &str, ascii: &str) -> Result<(), DomainNameError> {
 /// Checks one non-empty ASCII label.
 fn check_label(input: &str, label: &str) -> Result<(), DomainNameError> {
     if label.len() > MAX_LABEL_LEN {
-        return Err(DomainNameError::LabelTooLong { input: input.to_owned(), label: label.to_owned() });
+        return Err(DomainNameError::LabelTooLong {
+            input: input.to_owned(),
+            label: label.to_owned(),
+        });
     }
-    if let Some(ch) = label.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
-        return Err(DomainNameError::InvalidCharacter { input: input.to_owned(), ch });
+    if let Some(ch) = label
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(DomainNameError::InvalidCharacter {
+            input: input.to_owned(),
+            ch,
+        });
     }
     if label.starts_with('-') || label.ends_with('-') {
-        return Err(DomainNameError::Hyphen { input: input.to_owned(), label: label.to_owned() });
+        return Err(DomainNameError::Hyphen {
+            input: input.to_owned(),
+            label: label.to_owned(),
+        });
     }
     Ok(())
 }
@@ -211,7 +226,10 @@ fn check_label(input: &str, label: &str) -> Result<(), DomainNameError> {
 /// The top-level label may not be all digits (that would look like an IP address).
 fn check_tld(input: &str, tld: &str) -> Result<(), DomainNameError> {
     if tld.chars().all(|c| c.is_ascii_digit()) {
-        return Err(DomainNameError::NumericTld { input: input.to_owned(), tld: tld.to_owned() });
+        return Err(DomainNameError::NumericTld {
+            input: input.to_owned(),
+            tld: tld.to_owned(),
+        });
     }
     Ok(())
 }
@@ -307,7 +325,13 @@ mod tests {
     #[test]
     fn rejects_email_addresses_and_suggests_the_domain() {
         let e = err("bob@x.com");
-        assert_eq!(e, DomainNameError::EmailAddress { input: "bob@x.com".into(), domain: "x.com".into() });
+        assert_eq!(
+            e,
+            DomainNameError::EmailAddress {
+                input: "bob@x.com".into(),
+                domain: "x.com".into()
+            }
+        );
         assert!(e.to_string().contains("such as x.com"));
     }
 
@@ -315,8 +339,18 @@ mod tests {
     fn rejects_long_labels_and_names() {
         let label63 = "a".repeat(63);
         assert_eq!(ok(&format!("{label63}.com")), format!("{label63}.com"));
-        assert!(matches!(err(&format!("{}.com", "a".repeat(64))), DomainNameError::LabelTooLong { .. }));
-        let long = ["a".repeat(60), "b".repeat(60), "c".repeat(60), "d".repeat(60), "com".into()].join(".");
+        assert!(matches!(
+            err(&format!("{}.com", "a".repeat(64))),
+            DomainNameError::LabelTooLong { .. }
+        ));
+        let long = [
+            "a".repeat(60),
+            "b".repeat(60),
+            "c".repeat(60),
+            "d".repeat(60),
+            "com".into(),
+        ]
+        .join(".");
         assert_eq!(long.len(), 247);
         assert_eq!(ok(&long), long);
         let too_long = format!("{}.{long}", "e".repeat(10));
@@ -327,8 +361,14 @@ mod tests {
     fn rejects_wildcards_underscores_and_other_characters() {
         assert!(matches!(err("*.x.com"), DomainNameError::Wildcard(_)));
         assert!(matches!(err("_dmarc.x.com"), DomainNameError::Underscore(_)));
-        assert!(matches!(err("x.com/path"), DomainNameError::InvalidCharacter { ch: '/', .. }));
-        assert!(matches!(err("x.com:25"), DomainNameError::InvalidCharacter { ch: ':', .. }));
+        assert!(matches!(
+            err("x.com/path"),
+            DomainNameError::InvalidCharacter { ch: '/', .. }
+        ));
+        assert!(matches!(
+            err("x.com:25"),
+            DomainNameError::InvalidCharacter { ch: ':', .. }
+        ));
     }
 
     #[test]

@@ -15,7 +15,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::net::SocketAddr;
 use std::str::FromStr;
 
 /// Warmup emails a day InboxGrove asks for when a mailbox has warmup on: a conservative ceiling.
@@ -76,8 +75,6 @@ const IN_MEMORY: &str = "writing CSV into memory cannot fail";
 pub enum ExportError {
     #[error("unknown export format \"{0}\"; choose one of: instantly, smartlead")]
     UnknownFormat(String),
-    #[error("cannot read a port from `{key}` = \"{value}\"; expected an address such as 0.0.0.0:587")]
-    ListenAddress { key: &'static str, value: String },
 }
 
 /// The sequencer a file is meant for.
@@ -149,39 +146,14 @@ fn sanitize_label(label: &str) -> String {
     if safe.is_empty() { "mailboxes".to_owned() } else { safe }
 }
 
-/// Where a sequencer connects: the appliance's public host name, the SMTP submission port
-/// (STARTTLS) and the IMAP port with implicit TLS.
+/// Where a sequencer connects: the config's `hostname` for both hosts, the port of
+/// `[smtp] submission` (STARTTLS) and the port of `[imap] listen_tls` (implicit TLS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     pub smtp_host: String,
     pub smtp_port: u16,
     pub imap_host: String,
     pub imap_port: u16,
-}
-
-impl ServerSettings {
-    /// Settings from the configuration: `hostname` for both hosts, the port of `[smtp] submission`
-    /// and the port of `[imap] listen_tls` (both `ip:port`).
-    pub fn from_listeners(hostname: &str, submission: &str, imap_tls: &str) -> Result<ServerSettings, ExportError> {
-        Ok(ServerSettings {
-            smtp_host: hostname.to_owned(),
-            smtp_port: listen_port("smtp.submission", submission)?,
-            imap_host: hostname.to_owned(),
-            imap_port: listen_port("imap.listen_tls", imap_tls)?,
-        })
-    }
-}
-
-/// The port of an `ip:port` listen address.
-fn listen_port(key: &'static str, value: &str) -> Result<u16, ExportError> {
-    value
-        .trim()
-        .parse::<SocketAddr>()
-        .map(|addr| addr.port())
-        .map_err(|_| ExportError::ListenAddress {
-            key,
-            value: value.to_owned(),
-        })
 }
 
 /// One mailbox as it goes into an export.
@@ -559,18 +531,5 @@ mod tests {
             "smartlead-b-cher.de.csv"
         );
         assert_eq!(ExportFormat::Instantly.file_name(""), "instantly-mailboxes.csv");
-    }
-
-    #[test]
-    fn server_settings_from_listen_addresses() {
-        let settings = ServerSettings::from_listeners("mail.example.com", "0.0.0.0:587", "[::]:993").unwrap();
-        assert_eq!(settings, server());
-        assert_eq!(
-            ServerSettings::from_listeners("mail.example.com", "587", "0.0.0.0:993"),
-            Err(ExportError::ListenAddress {
-                key: "smtp.submission",
-                value: "587".into()
-            })
-        );
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! Two lists ship inside the binary (`first_names.txt`, `last_names.txt`: lowercase ASCII, one
 //! name a line). For each mailbox a first and a last name are drawn at random, then one of seven
-//! patterns, weighted towards the most common corporate form `first.last`. A candidate that is
-//! already taken on the domain, or already handed out in this batch, is drawn again. Each person
-//! gets 500 tries with letters only; only when all of them collide does the generator fall back
-//! to a two-digit suffix (`emma.walker42`) for another 500 tries, and only then does it give up
-//! with [`NamesError::Exhausted`]. With about 340 × 300
-//! name pairs and seven patterns there are some 700,000 plain local parts, so a batch of 500 on
-//! a domain that already has thousands of mailboxes never comes near the fallback.
+//! patterns, weighted towards the most common corporate form `first.last`. A candidate is drawn
+//! again when it is already taken on the domain, already handed out in this batch, or reads as
+//! something rude where two names meet (`twatson`, `emilf`: see [`UNFORTUNATE_FRAGMENTS`]).
+//!
+//! Each person gets 500 tries with letters only; only when all of them collide does the generator
+//! fall back to a two-digit suffix (`emma.walker42`) for another 500 tries, and only then does it
+//! give up with [`NamesError::Exhausted`]. The lists give over 300,000 distinct letters-only local
+//! parts, so a batch of 500 on a domain that already has thousands of mailboxes never comes near
+//! the fallback.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -21,6 +23,12 @@ const PLAIN_ATTEMPTS: usize = 500;
 const SUFFIX_ATTEMPTS: usize = 500;
 /// The longest local part RFC 5321 allows.
 const MAX_LOCAL_PART: usize = 64;
+
+/// Strings no generated local part may contain, wherever they come from (`t` + `watson`).
+pub const UNFORTUNATE_FRAGMENTS: &[&str] = &[
+    "anal", "bitch", "cock", "cum", "cunt", "dick", "fag", "fuck", "hoe", "jizz", "milf", "nazi", "nigg", "piss",
+    "porn", "rape", "shit", "slut", "tits", "twat", "wank", "whore",
+];
 
 const FIRST_NAMES: &str = include_str!("first_names.txt");
 const LAST_NAMES: &str = include_str!("last_names.txt");
@@ -188,7 +196,12 @@ fn generate_from(lists: &NameLists<'_>, count: usize, taken: &HashSet<String>) -
 
 /// Whether `candidate` may be handed out.
 fn is_free(candidate: &str, taken: &HashSet<String>, used: &HashSet<String>) -> bool {
-    candidate.len() <= MAX_LOCAL_PART && !taken.contains(candidate) && !used.contains(candidate)
+    candidate.len() <= MAX_LOCAL_PART
+        && !taken.contains(candidate)
+        && !used.contains(candidate)
+        && !UNFORTUNATE_FRAGMENTS
+            .iter()
+            .any(|fragment| candidate.contains(fragment))
 }
 
 /// A letters-only person, or None after [`PLAIN_ATTEMPTS`] collisions.
@@ -300,6 +313,26 @@ mod tests {
             .collect();
         let people = generate_from(&lists, 1, &taken).unwrap();
         assert_eq!(people[0].local_part, "ann.l");
+    }
+
+    #[test]
+    fn rude_joins_are_never_handed_out() {
+        let lists = NameLists {
+            first: vec!["thomas", "emil"],
+            last: vec!["watson", "fisher"],
+        };
+        for person in generate_from(&lists, 10, &HashSet::new()).unwrap() {
+            for fragment in UNFORTUNATE_FRAGMENTS {
+                assert!(!person.local_part.contains(fragment), "{}", person.local_part);
+            }
+        }
+        for person in generate_people(500, &HashSet::new()).unwrap() {
+            assert!(
+                !UNFORTUNATE_FRAGMENTS.iter().any(|f| person.local_part.contains(f)),
+                "{}",
+                person.local_part
+            );
+        }
     }
 
     #[test]

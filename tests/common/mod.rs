@@ -1,0 +1,281 @@
+//! Shared by the integration tests: runs the real `inboxgrove` binary on a free port with a
+//! temporary data dir, and drives it over HTTP as a browser would (cookie jar, CSRF fields).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_inboxgrove");
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running appliance; stopped (SIGTERM) when dropped.
+pub struct Appliance {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub setup_link: Option<String>,
+    child: Child,
+    pub output: mpsc::Receiver<String>,
+}
+
+impl Appliance {
+    pub fn start() -> Appliance {
+        Self::start_with(tempfile::tempdir().expect("temp dir"), &[])
+    }
+
+    /// Starts on an existing data dir with extra environment variables.
+    pub fn start_with(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Appliance {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--data"])
+            .arg(dir.path().join("data"))
+            .env("INBOXGROVE_HTTP__LISTEN", "127.0.0.1:0")
+            .env("INBOXGROVE_HOSTNAME", "mail.grove.test")
+            .env_remove("INBOXGROVE_MASTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start inboxgrove");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("[inboxgrove] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut base = None;
+        let mut setup_link = None;
+        while base.is_none() {
+            let line = rx.recv_timeout(Duration::from_secs(30)).expect("inboxgrove printed its address");
+            if let Some(url) = line.strip_prefix("InboxGrove admin UI on ") {
+                base = Some(url.trim().to_string());
+            }
+        }
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            if let Some(pos) = line.find("/setup/") {
+                let start = line[..pos].rfind("http").expect("link");
+                setup_link = Some(line[start..].trim().to_string());
+            }
+        }
+        Appliance { dir, base: base.expect("base url"), setup_link, child, output: rx }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Runs a CLI command against this appliance's data dir.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        cli(&self.data_dir(), args, stdin)
+    }
+
+    /// Stops with SIGTERM and returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        terminate(&mut self.child)
+    }
+
+    /// A new browser (cookie jar) for this appliance.
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.base)
+    }
+
+    /// Completes the first-run setup as `email` and returns the signed-in browser.
+    pub async fn setup_admin(&self, email: &str) -> Browser {
+        let browser = self.browser();
+        let link = self.setup_link.clone().expect("a setup link on first start");
+        let page = browser.get(&link).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let done = browser
+            .post_form(&link, &page.body, &[("email", email), ("password", PASSWORD), ("workspace", "Acme Outreach")])
+            .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert!(done.url.contains("/w/"), "setup lands in the workspace, got {}", done.url);
+        browser
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    if let Ok(Some(status)) = child.try_wait() {
+        return status;
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    for _ in 0..100 {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait().expect("wait for inboxgrove")
+}
+
+/// Runs `inboxgrove` with `args` and `env`, expecting it to exit by itself within 20 seconds.
+pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(BIN);
+    command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("INBOXGROVE_MASTER_KEY");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("run inboxgrove");
+    for _ in 0..200 {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("inboxgrove {args:?} kept running");
+}
+
+/// Runs the CLI on a data dir.
+pub fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--data")
+        .arg(data_dir)
+        .env("INBOXGROVE_HOSTNAME", "mail.grove.test")
+        .env_remove("INBOXGROVE_MASTER_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run inboxgrove");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("inboxgrove output")
+}
+
+/// A page as the browser received it.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub url: String,
+    pub body: String,
+    pub content_type: String,
+    pub disposition: String,
+}
+
+impl Page {
+    pub fn csrf(&self) -> String {
+        csrf_of(&self.body)
+    }
+}
+
+/// A browser: a cookie jar that follows redirects.
+pub struct Browser {
+    pub client: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        let client = reqwest::Client::builder().cookie_store(true).build().expect("client");
+        Browser { client, base: base.to_string() }
+    }
+
+    fn absolute(&self, url: &str) -> String {
+        if url.starts_with("http") { url.to_string() } else { format!("{}{}", self.base, url) }
+    }
+
+    pub async fn get(&self, url: &str) -> Page {
+        page(self.client.get(self.absolute(url)).send().await.expect("GET")).await
+    }
+
+    /// Submits a form found on `form_page` (its CSRF field is added) with `fields`.
+    pub async fn post_form(&self, url: &str, form_page: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = csrf_of(form_page);
+        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(url, &all).await
+    }
+
+    /// Posts exactly `fields` (no CSRF added).
+    pub async fn post_raw(&self, url: &str, fields: &[(&str, &str)]) -> Page {
+        let body = serde_html_form::to_string(fields).expect("encode form");
+        let response = self
+            .client
+            .post(self.absolute(url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        page(response).await
+    }
+}
+
+async fn page(response: reqwest::Response) -> Page {
+    let header = |name: &str| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    };
+    let (content_type, disposition) = (header("content-type"), header("content-disposition"));
+    Page {
+        status: response.status().as_u16(),
+        url: response.url().to_string(),
+        content_type,
+        disposition,
+        body: response.text().await.expect("body"),
+    }
+}
+
+/// The value of the first hidden `csrf` field of a page.
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).unwrap_or_else(|| panic!("no csrf field in page:\n{html}")) + marker.len();
+    html[start..start + html[start..].find('"').expect("end quote")].to_string()
+}
+
+/// All values of an attribute on elements matching a CSS selector.
+pub fn select_attr(html: &str, selector: &str, attr: &str) -> Vec<String> {
+    let doc = scraper::Html::parse_document(html);
+    let sel = scraper::Selector::parse(selector).expect("selector");
+    doc.select(&sel).filter_map(|e| e.value().attr(attr).map(str::to_string)).collect()
+}
+
+/// The texts of elements matching a CSS selector.
+pub fn select_text(html: &str, selector: &str) -> Vec<String> {
+    let doc = scraper::Html::parse_document(html);
+    let sel = scraper::Selector::parse(selector).expect("selector");
+    doc.select(&sel).map(|e| e.text().collect::<String>().trim().to_string()).collect()
+}
+
+/// Whether tests that need a real peer must fail (not skip) when it is missing.
+pub fn peers_required() -> bool {
+    std::env::var("INBOXGROVE_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// Skips (returns false, printing why) or fails when a peer program is missing.
+pub fn have_peer(program: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(!peers_required(), "{program} is required (INBOXGROVE_REQUIRE_PEERS=1) but not installed");
+        println!("SKIPPED: {program} is not installed; run tests/run to install the peers");
+    }
+    found
+}
