@@ -34,6 +34,11 @@ impl App {
             Some(value) => keys.verify_check_value(&value)?,
             None => crate::settings::set(&store, MASTER_KEY_CHECK, &keys.check_value()).await?,
         }
-        Ok(App { config: Arc::new(config), store, clock: Clock::default(), keys: Arc::new(keys) })
+        Ok(App {
+            config: Arc::new(config),
+            store,
+            clock: Clock::default(),
+            keys: Arc::new(keys),
+        })
     }
 }

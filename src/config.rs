@@ -114,7 +114,10 @@ impl Default for Config {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".into(), base_url: String::new() }
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            base_url: String::new(),
+        }
     }
 }
 
@@ -130,7 +133,10 @@ impl Default for SmtpConfig {
 
 impl Default for ImapConfig {
     fn default() -> Self {
-        ImapConfig { listen: "127.0.0.1:2143".into(), listen_tls: "127.0.0.1:2993".into() }
+        ImapConfig {
+            listen: "127.0.0.1:2143".into(),
+            listen_tls: "127.0.0.1:2993".into(),
+        }
     }
 }
 
@@ -143,10 +149,16 @@ impl Config {
         }
         figment = figment.merge(
             Env::prefixed("INBOXGROVE_")
-                .filter(|key| !NON_CONFIG_ENV.iter().any(|skip| key.as_str().eq_ignore_ascii_case(skip)))
+                .filter(|key| {
+                    !NON_CONFIG_ENV
+                        .iter()
+                        .any(|skip| key.as_str().eq_ignore_ascii_case(skip))
+                })
                 .split("__"),
         );
-        let mut config: Config = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
         if let Some(dir) = data_dir {
             config.data_dir = dir.to_path_buf();
         }
@@ -155,9 +167,16 @@ impl Config {
     }
 
     fn validate(&mut self) -> Result<(), ConfigError> {
-        let host = self.hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+        let host = self
+            .hostname
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(ConfigError::Invalid { key: "hostname", reason: "must be a host name".into() });
+            return Err(ConfigError::Invalid {
+                key: "hostname",
+                reason: "must be a host name".into(),
+            });
         }
         self.hostname = host;
         for (key, value) in [
@@ -174,18 +193,25 @@ impl Config {
             parse_listen("dns.nameservers", ns)?;
         }
         for ip in &self.public_ips {
-            ip.parse::<std::net::IpAddr>().map_err(|_| ConfigError::Invalid {
-                key: "public_ips",
-                reason: format!("`{ip}` is not an IP address"),
-            })?;
+            ip.parse::<std::net::IpAddr>()
+                .map_err(|_| ConfigError::Invalid {
+                    key: "public_ips",
+                    reason: format!("`{ip}` is not an IP address"),
+                })?;
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
-            return Err(ConfigError::Invalid { key: "tls", reason: "set both `cert` and `key`, or neither".into() });
+            return Err(ConfigError::Invalid {
+                key: "tls",
+                reason: "set both `cert` and `key`, or neither".into(),
+            });
         }
         self.http.base_url = self.http.base_url.trim_end_matches('/').to_string();
         let url = &self.http.base_url;
-        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError::Invalid { key: "http.base_url", reason: "must start with http:// or https://".into() });
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                key: "http.base_url",
+                reason: "must start with http:// or https://".into(),
+            });
         }
         Ok(())
     }
@@ -204,7 +230,10 @@ impl Config {
 
     /// The port part of a listen address, as published in exports.
     pub fn port_of(listen: &str) -> u16 {
-        listen.parse::<SocketAddr>().map(|a| a.port()).unwrap_or_default()
+        listen
+            .parse::<SocketAddr>()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
     /// The effective configuration as TOML, with secrets replaced by `<redacted>`.
@@ -215,8 +244,10 @@ impl Config {
 }
 
 fn parse_listen(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value.parse::<SocketAddr>().map_err(|_| ConfigError::Invalid {
-        key,
-        reason: format!("`{value}` is not an ip:port address"),
-    })
+    value
+        .parse::<SocketAddr>()
+        .map_err(|_| ConfigError::Invalid {
+            key,
+            reason: format!("`{value}` is not an ip:port address"),
+        })
 }

@@ -25,11 +25,21 @@ pub fn normalize_email(input: &str) -> Result<String> {
     let email = input.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
         })
         && !email.contains(char::is_whitespace)
         && email.matches('@').count() == 1;
-    if valid { Ok(email) } else { Err(Error::invalid("email", "Enter an email address like name@example.com.")) }
+    if valid {
+        Ok(email)
+    } else {
+        Err(Error::invalid(
+            "email",
+            "Enter an email address like name@example.com.",
+        ))
+    }
 }
 
 pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
@@ -37,19 +47,37 @@ pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 pub fn find_by_email(conn: &Connection, email: &str) -> rusqlite::Result<Option<(User, String)>> {
-    conn.query_row("SELECT id, email, password_hash FROM users WHERE email = ?1", [email], |row| {
-        Ok((User { id: row.get(0)?, email: row.get(1)? }, row.get(2)?))
-    })
+    conn.query_row(
+        "SELECT id, email, password_hash FROM users WHERE email = ?1",
+        [email],
+        |row| {
+            Ok((
+                User {
+                    id: row.get(0)?,
+                    email: row.get(1)?,
+                },
+                row.get(2)?,
+            ))
+        },
+    )
     .optional()
 }
 
 /// Inserts a user; a duplicate email is a conflict.
 pub fn insert(tx: &Transaction, email: &str, password_hash: &str, now: i64) -> Result<User> {
     if find_by_email(tx, email)?.is_some() {
-        return Err(Error::Conflict(format!("An account for {email} already exists.")));
+        return Err(Error::Conflict(format!(
+            "An account for {email} already exists."
+        )));
     }
-    tx.execute("INSERT INTO users (email, password_hash, created_at) VALUES (?1, ?2, ?3)", (email, password_hash, now))?;
-    Ok(User { id: tx.last_insert_rowid(), email: email.to_string() })
+    tx.execute(
+        "INSERT INTO users (email, password_hash, created_at) VALUES (?1, ?2, ?3)",
+        (email, password_hash, now),
+    )?;
+    Ok(User {
+        id: tx.last_insert_rowid(),
+        email: email.to_string(),
+    })
 }
 
 /// When no user exists yet, makes a fresh setup token and returns the setup link.
@@ -75,14 +103,25 @@ pub async fn setup_link(app: &App) -> Result<Option<String>> {
 
 /// Whether `token` is the live setup token.
 pub fn setup_token_valid(conn: &Connection, token: &str) -> rusqlite::Result<bool> {
-    let stored: Option<String> =
-        conn.query_row("SELECT value FROM settings WHERE key = ?1", [SETUP_TOKEN], |row| row.get(0)).optional()?;
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [SETUP_TOKEN],
+            |row| row.get(0),
+        )
+        .optional()?;
     Ok(stored.is_some_and(|stored| same_secret(&stored, &token_hash(token))))
 }
 
 /// Creates the first admin through the setup link, with a first workspace, and signs them in.
 /// Returns the session token.
-pub async fn complete_setup(app: &App, token: String, email: &str, password: String, workspace: &str) -> Result<String> {
+pub async fn complete_setup(
+    app: &App,
+    token: String,
+    email: &str,
+    password: String,
+    workspace: &str,
+) -> Result<String> {
     let email = normalize_email(email)?;
     password::check_user_password(&password)?;
     let workspace = workspaces::check_name(workspace)?;
@@ -118,7 +157,9 @@ pub async fn create_admin(app: &App, email: &str, password: String) -> Result<Us
                 None => {
                     workspaces::create(tx, "My agency", user.id, &Actor::cli(), now)?;
                 }
-                Some(first) => workspaces::add_member(tx, first, user.id, Role::Owner, &Actor::cli(), now)?,
+                Some(first) => {
+                    workspaces::add_member(tx, first, user.id, Role::Owner, &Actor::cli(), now)?
+                }
             }
             Ok(user)
         })
@@ -134,10 +175,21 @@ pub async fn reset_password(app: &App, email: &str, password: String) -> Result<
     app.store
         .write(move |tx| {
             let (user, _) = find_by_email(tx, &email)?.ok_or(Error::NotFound)?;
-            tx.execute("UPDATE users SET password_hash = ?1 WHERE id = ?2", (&hash, user.id))?;
+            tx.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                (&hash, user.id),
+            )?;
             sessions::delete_all_for_user(tx, user.id)?;
             throttle::clear_account(tx, &email)?;
-            crate::audit::record(tx, None, &Actor::cli(), "user.password_reset", &email, "", now)?;
+            crate::audit::record(
+                tx,
+                None,
+                &Actor::cli(),
+                "user.password_reset",
+                &email,
+                "",
+                now,
+            )?;
             Ok(())
         })
         .await
@@ -156,10 +208,12 @@ pub async fn login(app: &App, email: &str, password: String, ip: String) -> Resu
             Ok::<_, Error>(find_by_email(conn, &lookup_email)?)
         })
         .await?;
-    let hash = found.as_ref().map(|(_, h)| h.clone()).unwrap_or_else(|| password::DUMMY_HASH.to_string());
+    let hash = found
+        .as_ref()
+        .map(|(_, h)| h.clone())
+        .unwrap_or_else(|| password::DUMMY_HASH.to_string());
     let ok = password::verify(hash, password).await && found.is_some();
-    let signed_in = app
-        .store
+    app.store
         .write(move |tx| match found {
             Some((user, _)) if ok => {
                 throttle::clear_account(tx, &email)?;
@@ -168,12 +222,15 @@ pub async fn login(app: &App, email: &str, password: String, ip: String) -> Resu
             // The failure must be committed, so the transaction returns Ok with the refusal.
             _ => {
                 throttle::record_failure(tx, &email, &ip, now)?;
-                Ok(throttle::check(tx, &email, &ip, now)
-                    .and(Err(Error::invalid("password", "The email or password is not right."))))
+                Ok(
+                    throttle::check(tx, &email, &ip, now).and(Err(Error::invalid(
+                        "password",
+                        "The email or password is not right.",
+                    ))),
+                )
             }
         })
-        .await?;
-    signed_in
+        .await?
 }
 
 #[cfg(test)]
@@ -182,8 +239,19 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email(" Bob@Example.COM ").unwrap(), "bob@example.com");
-        for bad in ["", "bob", "bob@", "@x.com", "bob@x", "a b@x.com", "a@b@x.com"] {
+        assert_eq!(
+            normalize_email(" Bob@Example.COM ").unwrap(),
+            "bob@example.com"
+        );
+        for bad in [
+            "",
+            "bob",
+            "bob@",
+            "@x.com",
+            "bob@x",
+            "a b@x.com",
+            "a@b@x.com",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
     }

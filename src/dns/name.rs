@@ -29,7 +29,9 @@ pub enum DomainNameError {
     #[error("Enter a domain name, such as example.com")]
     Empty,
     /// The user pasted a web address.
-    #[error("“{0}” is a web address; enter just the domain, such as example.com, without “https://”")]
+    #[error(
+        "“{0}” is a web address; enter just the domain, such as example.com, without “https://”"
+    )]
     Url(String),
     /// The user entered an email address.
     #[error("“{input}” is an email address; enter just the domain after the @, such as {domain}")]
@@ -72,7 +74,9 @@ pub enum DomainNameError {
     #[error("“{0}” needs at least two parts separated by a dot, such as example.com")]
     SingleLabel(String),
     /// One label longer than 63 characters.
-    #[error("“{label}” in “{input}” is too long; each part of a domain name can have at most 63 characters")]
+    #[error(
+        "“{label}” in “{input}” is too long; each part of a domain name can have at most 63 characters"
+    )]
     LabelTooLong {
         /// What the user typed.
         input: String,
@@ -88,7 +92,9 @@ pub enum DomainNameError {
         label: String,
     },
     /// A top-level label made only of digits.
-    #[error("“{input}” ends in “{tld}”, which is only digits; the last part must be a real ending, such as com")]
+    #[error(
+        "“{input}” ends in “{tld}”, which is only digits; the last part must be a real ending, such as com"
+    )]
     NumericTld {
         /// What the user typed.
         input: String,
@@ -148,7 +154,8 @@ fn check_not_url_or_email(input: &str) -> Result<(), DomainNameError> {
 /// Refuses IPv4 and IPv6 literals, with or without `[brackets]`.
 fn check_not_ip(name: &str) -> Result<(), DomainNameError> {
     let unbracketed = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'));
-    let is_ip = name.parse::<IpAddr>().is_ok() || unbracketed.is_some_and(|n| n.parse::<Ipv6Addr>().is_ok());
+    let is_ip = name.parse::<IpAddr>().is_ok()
+        || unbracketed.is_some_and(|n| n.parse::<Ipv6Addr>().is_ok());
     if is_ip {
         return Err(DomainNameError::IpAddress(name.to_owned()));
     }
@@ -302,15 +309,24 @@ mod tests {
     #[test]
     fn rejects_empty_labels() {
         assert!(matches!(err("a..b"), DomainNameError::EmptyLabel(_)));
-        assert!(matches!(err(".example.com"), DomainNameError::EmptyLabel(_)));
-        assert!(matches!(err("example.com.."), DomainNameError::EmptyLabel(_)));
+        assert!(matches!(
+            err(".example.com"),
+            DomainNameError::EmptyLabel(_)
+        ));
+        assert!(matches!(
+            err("example.com.."),
+            DomainNameError::EmptyLabel(_)
+        ));
     }
 
     #[test]
     fn rejects_ip_addresses() {
         assert!(matches!(err("192.168.1.1"), DomainNameError::IpAddress(_)));
         assert!(matches!(err("2001:db8::1"), DomainNameError::IpAddress(_)));
-        assert!(matches!(err("[2001:db8::1]"), DomainNameError::IpAddress(_)));
+        assert!(matches!(
+            err("[2001:db8::1]"),
+            DomainNameError::IpAddress(_)
+        ));
         assert!(matches!(err("1.2.3"), DomainNameError::NumericTld { .. }));
     }
 
@@ -360,7 +376,10 @@ mod tests {
     #[test]
     fn rejects_wildcards_underscores_and_other_characters() {
         assert!(matches!(err("*.x.com"), DomainNameError::Wildcard(_)));
-        assert!(matches!(err("_dmarc.x.com"), DomainNameError::Underscore(_)));
+        assert!(matches!(
+            err("_dmarc.x.com"),
+            DomainNameError::Underscore(_)
+        ));
         assert!(matches!(
             err("x.com/path"),
             DomainNameError::InvalidCharacter { ch: '/', .. }

@@ -57,7 +57,8 @@ impl DnsRecord {
         let cut = self.name.len().checked_sub(domain.len() + 1);
         match cut {
             Some(cut)
-                if self.name.is_char_boundary(cut) && self.name[cut..].eq_ignore_ascii_case(&format!(".{domain}")) =>
+                if self.name.is_char_boundary(cut)
+                    && self.name[cut..].eq_ignore_ascii_case(&format!(".{domain}")) =>
             {
                 self.name[..cut].to_owned()
             }
@@ -122,9 +123,15 @@ fn mx_record(domain: &str, hostname: &str) -> DnsRecord {
 }
 
 fn spf_record(domain: &str, hostname: &str, public_ips: &[String]) -> DnsRecord {
-    let note =
-        format!("Tells receivers this server may send mail for {domain}, so your messages are not treated as forged.");
-    DnsRecord::txt(domain.to_owned(), spf_value(hostname, public_ips), "SPF", note)
+    let note = format!(
+        "Tells receivers this server may send mail for {domain}, so your messages are not treated as forged."
+    );
+    DnsRecord::txt(
+        domain.to_owned(),
+        spf_value(hostname, public_ips),
+        "SPF",
+        note,
+    )
 }
 
 /// `v=spf1 ip4:… ip6:… ~all`, IPv4 first; entries that are not IP addresses
@@ -173,7 +180,8 @@ fn dkim_record(domain: &str, selector: &str, dkim_txt: &str) -> DnsRecord {
 }
 
 fn dmarc_record(domain: &str) -> DnsRecord {
-    let value = format!("v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}; adkim=r; aspf=r; pct=100");
+    let value =
+        format!("v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}; adkim=r; aspf=r; pct=100");
     let note = format!(
         "Asks receivers to send daily reports on mail claiming to be from {domain} without rejecting any of it (p=none)."
     );
@@ -238,7 +246,11 @@ fn single_line(text: &str) -> String {
 /// The record data in zone-file syntax.
 fn rdata(record: &DnsRecord) -> String {
     match record.kind {
-        "MX" => format!("{} {}", record.priority.unwrap_or(MX_PRIORITY), absolute(&record.value)),
+        "MX" => format!(
+            "{} {}",
+            record.priority.unwrap_or(MX_PRIORITY),
+            absolute(&record.value)
+        ),
         "CNAME" => absolute(&record.value),
         "TXT" => txt_rdata(record),
         _ => record.value.clone(),
@@ -331,7 +343,12 @@ mod tests {
                     "example.com",
                     "v=spf1 ip4:203.0.113.7 ip6:2001:db8::25 ~all"
                 ),
-                ("DKIM", "TXT", "ig20261123r._domainkey.example.com", DKIM_SHORT),
+                (
+                    "DKIM",
+                    "TXT",
+                    "ig20261123r._domainkey.example.com",
+                    DKIM_SHORT
+                ),
                 (
                     "DMARC",
                     "TXT",
@@ -351,8 +368,14 @@ mod tests {
     #[test]
     fn relative_names_for_provider_forms() {
         let records = expected_records(&inputs(&[], DKIM_SHORT));
-        let names: Vec<String> = records.iter().map(|r| r.relative_name("example.com")).collect();
-        assert_eq!(names, vec!["@", "@", "ig20261123r._domainkey", "_dmarc", "track"]);
+        let names: Vec<String> = records
+            .iter()
+            .map(|r| r.relative_name("example.com"))
+            .collect();
+        assert_eq!(
+            names,
+            vec!["@", "@", "ig20261123r._domainkey", "_dmarc", "track"]
+        );
         assert_eq!(records[3].relative_name("other.org"), "_dmarc.example.com");
         assert_eq!(records[4].relative_name("ample.com"), "track.example.com");
     }
@@ -374,7 +397,10 @@ mod tests {
 
     #[test]
     fn spf_without_ips_uses_the_hostname() {
-        assert_eq!(spf_value("mail.example.net", &[]), "v=spf1 a:mail.example.net ~all");
+        assert_eq!(
+            spf_value("mail.example.net", &[]),
+            "v=spf1 a:mail.example.net ~all"
+        );
         assert_eq!(
             spf_value("mail.example.net.", &["junk".to_owned()]),
             "v=spf1 a:mail.example.net ~all"
@@ -390,7 +416,9 @@ mod tests {
         assert!(zone.starts_with("; DNS records for example.com."));
         assert!(zone.contains("$ORIGIN example.com.\n"));
         assert!(zone.contains("example.com.\t3600\tIN\tMX\t10 mail.example.net.\n"));
-        assert!(zone.contains("example.com.\t3600\tIN\tTXT\t\"v=spf1 ip4:203.0.113.7 ip6:2001:db8::25 ~all\"\n"));
+        assert!(zone.contains(
+            "example.com.\t3600\tIN\tTXT\t\"v=spf1 ip4:203.0.113.7 ip6:2001:db8::25 ~all\"\n"
+        ));
         assert!(zone.contains(&format!(
             "ig20261123r._domainkey.example.com.\t3600\tIN\tTXT\t\"{DKIM_SHORT}\"\n"
         )));
@@ -432,7 +460,12 @@ mod tests {
 
     #[test]
     fn oversized_txt_strings_are_resplit_in_the_zone() {
-        let mut record = DnsRecord::txt("x.example.com".into(), "a".repeat(300), "DKIM", "Test.".into());
+        let mut record = DnsRecord::txt(
+            "x.example.com".into(),
+            "a".repeat(300),
+            "DKIM",
+            "Test.".into(),
+        );
         record.txt_strings = vec!["a".repeat(300)];
         assert_eq!(txt_rdata(&record).matches('"').count(), 4);
     }
@@ -494,13 +527,21 @@ mod tests {
     /// when either is installed; otherwise says why it was skipped.
     #[test]
     fn zone_passes_a_real_dns_server_checker() {
-        let Some(checker) = ["named-checkzone", "kzonecheck"].into_iter().find(|bin| on_path(bin)) else {
-            println!("skipped: neither named-checkzone (bind9-utils) nor kzonecheck (knot) is installed");
+        let Some(checker) = ["named-checkzone", "kzonecheck"]
+            .into_iter()
+            .find(|bin| on_path(bin))
+        else {
+            println!(
+                "skipped: neither named-checkzone (bind9-utils) nor kzonecheck (knot) is installed"
+            );
             return;
         };
         let dkim = rsa_like_dkim();
         let ips = ips();
-        let zone = with_soa_and_ns(&bind_zone("example.com", &expected_records(&inputs(&ips, &dkim))));
+        let zone = with_soa_and_ns(&bind_zone(
+            "example.com",
+            &expected_records(&inputs(&ips, &dkim)),
+        ));
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("example.com.zone");
         std::fs::write(&path, zone).expect("write zone");
@@ -520,6 +561,7 @@ mod tests {
     }
 
     fn on_path(bin: &str) -> bool {
-        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(bin).is_file()))
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(bin).is_file()))
     }
 }

@@ -143,7 +143,11 @@ fn sanitize_label(label: &str) -> String {
             }
         })
         .collect();
-    if safe.is_empty() { "mailboxes".to_owned() } else { safe }
+    if safe.is_empty() {
+        "mailboxes".to_owned()
+    } else {
+        safe
+    }
 }
 
 /// Where a sequencer connects: the config's `hostname` for both hosts, the port of
@@ -225,7 +229,9 @@ fn flag(value: bool) -> Cow<'static, str> {
 
 /// The password cell: the neutralized password, or empty.
 fn password_cell(row: &ExportRow) -> Cow<'_, str> {
-    row.password.as_deref().map_or(Cow::Borrowed(""), neutralize)
+    row.password
+        .as_deref()
+        .map_or(Cow::Borrowed(""), neutralize)
 }
 
 /// A warmup setting: the number when warmup is on, empty (the vendor's default) when it is off.
@@ -314,7 +320,12 @@ mod tests {
     /// The header and every record of a CSV file, parsed back with the csv crate.
     fn parse(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
         let mut reader = csv::Reader::from_reader(bytes);
-        let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
+        let header = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
         let records = reader
             .records()
             .map(|r| r.unwrap().iter().map(str::to_owned).collect())
@@ -333,7 +344,11 @@ mod tests {
 
     #[test]
     fn instantly_header_and_columns() {
-        let bytes = write_csv(ExportFormat::Instantly, &server(), &[row(Some("Pw3xAmpleXyzKq7RtUvW"))]);
+        let bytes = write_csv(
+            ExportFormat::Instantly,
+            &server(),
+            &[row(Some("Pw3xAmpleXyzKq7RtUvW"))],
+        );
         let (header, records) = parse(&bytes);
         assert_eq!(
             header.join(","),
@@ -363,7 +378,11 @@ mod tests {
 
     #[test]
     fn smartlead_header_and_columns() {
-        let bytes = write_csv(ExportFormat::Smartlead, &server(), &[row(Some("Pw3xAmpleXyzKq7RtUvW"))]);
+        let bytes = write_csv(
+            ExportFormat::Smartlead,
+            &server(),
+            &[row(Some("Pw3xAmpleXyzKq7RtUvW"))],
+        );
         let (header, records) = parse(&bytes);
         assert_eq!(
             header.join(","),
@@ -402,10 +421,13 @@ mod tests {
             ..row(None)
         };
         for format in ExportFormat::ALL {
-            let (header, records) = parse(&write_csv(format, &server(), std::slice::from_ref(&quiet)));
+            let (header, records) =
+                parse(&write_csv(format, &server(), std::slice::from_ref(&quiet)));
             let names = match format {
                 ExportFormat::Instantly => ["Warmup Enabled", "Warmup Limit", "Warmup Increment"],
-                ExportFormat::Smartlead => ["warmup_enabled", "total_warmup_per_day", "daily_rampup"],
+                ExportFormat::Smartlead => {
+                    ["warmup_enabled", "total_warmup_per_day", "daily_rampup"]
+                }
             };
             assert_eq!(cell(&header, &records[0], names[0]), "FALSE");
             assert_eq!(cell(&header, &records[0], names[1]), "");
@@ -440,7 +462,10 @@ mod tests {
             &server(),
             std::slice::from_ref(&hostile),
         ));
-        assert_eq!(cell(&header, &records[0], "from_name"), "'=HYPERLINK(\"http://x\")");
+        assert_eq!(
+            cell(&header, &records[0], "from_name"),
+            "'=HYPERLINK(\"http://x\")"
+        );
         let (header, records) = parse(&write_csv(ExportFormat::Instantly, &server(), &[hostile]));
         assert_eq!(cell(&header, &records[0], "First Name"), "'-5");
         assert_eq!(cell(&header, &records[0], "Last Name"), "'+SUM(A1)");
@@ -453,7 +478,10 @@ mod tests {
             assert_eq!(neutralize(risky), format!("'{risky}"));
         }
         for safe in ["", "Emma", "5", "a=b", " =x", "'quoted"] {
-            assert!(matches!(neutralize(safe), Cow::Borrowed(s) if s == safe), "{safe:?}");
+            assert!(
+                matches!(neutralize(safe), Cow::Borrowed(s) if s == safe),
+                "{safe:?}"
+            );
         }
     }
 
@@ -469,14 +497,21 @@ mod tests {
             &server(),
             std::slice::from_ref(&tricky),
         ));
-        assert_eq!(cell(&header, &records[0], "from_name"), "Walker, \"Em\" Emma");
+        assert_eq!(
+            cell(&header, &records[0], "from_name"),
+            "Walker, \"Em\" Emma"
+        );
         let (header, records) = parse(&write_csv(ExportFormat::Instantly, &server(), &[tricky]));
         assert_eq!(cell(&header, &records[0], "Last Name"), "O'Neil, Jr.");
     }
 
     #[test]
     fn records_end_in_crlf_and_count_matches() {
-        let bytes = write_csv(ExportFormat::Instantly, &server(), &[row(None), row(None), row(None)]);
+        let bytes = write_csv(
+            ExportFormat::Instantly,
+            &server(),
+            &[row(None), row(None), row(None)],
+        );
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(text.matches("\r\n").count(), 4);
         assert!(text.ends_with("\r\n"));
@@ -487,7 +522,10 @@ mod tests {
     #[test]
     fn credentials_file() {
         let rows = vec![
-            ("emma.walker@example.com".to_owned(), "Pw3xAmpleXyzKq7RtUvW".to_owned()),
+            (
+                "emma.walker@example.com".to_owned(),
+                "Pw3xAmpleXyzKq7RtUvW".to_owned(),
+            ),
             ("bob@example.com".to_owned(), "-starts-with-dash".to_owned()),
         ];
         let (header, records) = parse(&write_credentials_csv(&rows));
@@ -507,7 +545,10 @@ mod tests {
             assert_eq!(format.as_str().parse::<ExportFormat>(), Ok(format));
             assert_eq!(format.to_string(), format.as_str());
         }
-        assert_eq!(" Instantly ".parse::<ExportFormat>(), Ok(ExportFormat::Instantly));
+        assert_eq!(
+            " Instantly ".parse::<ExportFormat>(),
+            Ok(ExportFormat::Instantly)
+        );
         let error = "lemlist".parse::<ExportFormat>().unwrap_err();
         let message = error.to_string();
         assert!(message.contains("lemlist"), "{message}");
@@ -530,6 +571,9 @@ mod tests {
             ExportFormat::Smartlead.file_name("bücher.de"),
             "smartlead-b-cher.de.csv"
         );
-        assert_eq!(ExportFormat::Instantly.file_name(""), "instantly-mailboxes.csv");
+        assert_eq!(
+            ExportFormat::Instantly.file_name(""),
+            "instantly-mailboxes.csv"
+        );
     }
 }

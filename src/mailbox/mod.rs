@@ -85,15 +85,19 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
         last_name: row.get(4)?,
         display_name: row.get(5)?,
         daily_limit: row.get(6)?,
-        status: status
-            .parse()
-            .map_err(|_| rusqlite::Error::InvalidColumnType(7, status, rusqlite::types::Type::Text))?,
+        status: status.parse().map_err(|_| {
+            rusqlite::Error::InvalidColumnType(7, status, rusqlite::types::Type::Text)
+        })?,
         created_at: row.get(8)?,
     })
 }
 
 /// A workspace's mailboxes, optionally on one domain, by address.
-pub fn list(conn: &Connection, workspace: i64, domain: Option<i64>) -> rusqlite::Result<Vec<Mailbox>> {
+pub fn list(
+    conn: &Connection,
+    workspace: i64,
+    domain: Option<i64>,
+) -> rusqlite::Result<Vec<Mailbox>> {
     let mut stmt = conn.prepare_cached(&format!(
         "{SELECT} WHERE workspace_id = ?1 AND (?2 IS NULL OR domain_id = ?2) ORDER BY address"
     ))?;
@@ -116,9 +120,13 @@ pub fn by_ids(conn: &Connection, workspace: i64, ids: &[i64]) -> rusqlite::Resul
 
 /// One mailbox of a workspace; `NotFound` for another workspace's.
 pub fn get(conn: &Connection, workspace: i64, id: i64) -> Result<Mailbox> {
-    conn.query_row(&format!("{SELECT} WHERE workspace_id = ?1 AND id = ?2"), (workspace, id), from_row)
-        .optional()?
-        .ok_or(Error::NotFound)
+    conn.query_row(
+        &format!("{SELECT} WHERE workspace_id = ?1 AND id = ?2"),
+        (workspace, id),
+        from_row,
+    )
+    .optional()?
+    .ok_or(Error::NotFound)
 }
 
 /// One mailbox by address, in whichever workspace (the command line acts as the operator).
@@ -145,11 +153,20 @@ impl Changes {
         if let Some(name) = &mut self.display_name {
             *name = name.trim().to_string();
             if name.is_empty() || name.chars().count() > 100 || name.contains(['\r', '\n']) {
-                return Err(Error::invalid("display_name", "Use a display name of 1 to 100 characters on one line."));
+                return Err(Error::invalid(
+                    "display_name",
+                    "Use a display name of 1 to 100 characters on one line.",
+                ));
             }
         }
-        if self.daily_limit.is_some_and(|limit| limit > MAX_DAILY_LIMIT) {
-            return Err(Error::invalid("daily_limit", format!("The daily limit must be 0 to {MAX_DAILY_LIMIT}.")));
+        if self
+            .daily_limit
+            .is_some_and(|limit| limit > MAX_DAILY_LIMIT)
+        {
+            return Err(Error::invalid(
+                "daily_limit",
+                format!("The daily limit must be 0 to {MAX_DAILY_LIMIT}."),
+            ));
         }
         Ok(())
     }

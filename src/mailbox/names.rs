@@ -26,8 +26,8 @@ const MAX_LOCAL_PART: usize = 64;
 
 /// Strings no generated local part may contain, wherever they come from (`t` + `watson`).
 pub const UNFORTUNATE_FRAGMENTS: &[&str] = &[
-    "anal", "bitch", "cock", "cum", "cunt", "dick", "fag", "fuck", "hoe", "jizz", "milf", "nazi", "nigg", "piss",
-    "porn", "rape", "shit", "slut", "tits", "twat", "wank", "whore",
+    "anal", "bitch", "cock", "cum", "cunt", "dick", "fag", "fuck", "hoe", "jizz", "milf", "nazi",
+    "nigg", "piss", "porn", "rape", "shit", "slut", "tits", "twat", "wank", "whore",
 ];
 
 const FIRST_NAMES: &str = include_str!("first_names.txt");
@@ -132,7 +132,10 @@ impl NameLists<'static> {
 
 /// One name per non-empty line.
 fn parse_list(text: &str) -> Vec<&str> {
-    text.lines().map(str::trim).filter(|line| !line.is_empty()).collect()
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect()
 }
 
 /// A uniformly random element of a non-empty list.
@@ -153,8 +156,16 @@ fn capitalize(name: &str) -> String {
 
 /// `taken` as lowercase, copied only when some entry is not lowercase already.
 fn lowercase_set(taken: &HashSet<String>) -> Cow<'_, HashSet<String>> {
-    if taken.iter().any(|local| local.bytes().any(|b| b.is_ascii_uppercase())) {
-        Cow::Owned(taken.iter().map(|local| local.to_ascii_lowercase()).collect())
+    if taken
+        .iter()
+        .any(|local| local.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        Cow::Owned(
+            taken
+                .iter()
+                .map(|local| local.to_ascii_lowercase())
+                .collect(),
+        )
     } else {
         Cow::Borrowed(taken)
     }
@@ -181,7 +192,11 @@ pub fn generate_people(count: usize, taken: &HashSet<String>) -> Result<Vec<Pers
 }
 
 /// [`generate_people`] over any pair of lists.
-fn generate_from(lists: &NameLists<'_>, count: usize, taken: &HashSet<String>) -> Result<Vec<Person>, NamesError> {
+fn generate_from(
+    lists: &NameLists<'_>,
+    count: usize,
+    taken: &HashSet<String>,
+) -> Result<Vec<Person>, NamesError> {
     let taken = lowercase_set(taken);
     let mut used: HashSet<String> = HashSet::with_capacity(count);
     let mut people = Vec::with_capacity(count);
@@ -205,7 +220,11 @@ fn is_free(candidate: &str, taken: &HashSet<String>, used: &HashSet<String>) -> 
 }
 
 /// A letters-only person, or None after [`PLAIN_ATTEMPTS`] collisions.
-fn try_plain(lists: &NameLists<'_>, taken: &HashSet<String>, used: &HashSet<String>) -> Option<Person> {
+fn try_plain(
+    lists: &NameLists<'_>,
+    taken: &HashSet<String>,
+    used: &HashSet<String>,
+) -> Option<Person> {
     (0..PLAIN_ATTEMPTS).find_map(|_| {
         let (first, last) = (pick(&lists.first), pick(&lists.last));
         let candidate = Pattern::random().render(first, last);
@@ -214,10 +233,18 @@ fn try_plain(lists: &NameLists<'_>, taken: &HashSet<String>, used: &HashSet<Stri
 }
 
 /// A person whose local part ends in two digits (10–99), or None after [`SUFFIX_ATTEMPTS`].
-fn try_suffixed(lists: &NameLists<'_>, taken: &HashSet<String>, used: &HashSet<String>) -> Option<Person> {
+fn try_suffixed(
+    lists: &NameLists<'_>,
+    taken: &HashSet<String>,
+    used: &HashSet<String>,
+) -> Option<Person> {
     (0..SUFFIX_ATTEMPTS).find_map(|_| {
         let (first, last) = (pick(&lists.first), pick(&lists.last));
-        let candidate = format!("{}{}", Pattern::random().render(first, last), 10 + random_below(90));
+        let candidate = format!(
+            "{}{}",
+            Pattern::random().render(first, last),
+            10 + random_below(90)
+        );
         is_free(&candidate, taken, used).then(|| person(first, last, candidate))
     })
 }
@@ -259,11 +286,18 @@ mod tests {
     fn embedded_lists_are_clean() {
         for (name, text, min) in [("first", FIRST_NAMES, 300), ("last", LAST_NAMES, 300)] {
             let list = parse_list(text);
-            assert!(list.len() >= min, "{name} list has only {} names", list.len());
+            assert!(
+                list.len() >= min,
+                "{name} list has only {} names",
+                list.len()
+            );
             let unique: HashSet<_> = list.iter().collect();
             assert_eq!(unique.len(), list.len(), "{name} list has duplicates");
             for entry in list {
-                assert!(entry.bytes().all(|b| b.is_ascii_lowercase()), "{name} list: {entry:?}");
+                assert!(
+                    entry.bytes().all(|b| b.is_ascii_lowercase()),
+                    "{name} list: {entry:?}"
+                );
             }
         }
     }
@@ -275,7 +309,11 @@ mod tests {
         let locals: HashSet<_> = people.iter().map(|p| p.local_part.as_str()).collect();
         assert_eq!(locals.len(), 500);
         for person in &people {
-            assert!(is_plain_local_part(&person.local_part), "{:?}", person.local_part);
+            assert!(
+                is_plain_local_part(&person.local_part),
+                "{:?}",
+                person.local_part
+            );
             assert!(person.local_part.len() <= MAX_LOCAL_PART);
         }
     }
@@ -323,12 +361,18 @@ mod tests {
         };
         for person in generate_from(&lists, 10, &HashSet::new()).unwrap() {
             for fragment in UNFORTUNATE_FRAGMENTS {
-                assert!(!person.local_part.contains(fragment), "{}", person.local_part);
+                assert!(
+                    !person.local_part.contains(fragment),
+                    "{}",
+                    person.local_part
+                );
             }
         }
         for person in generate_people(500, &HashSet::new()).unwrap() {
             assert!(
-                !UNFORTUNATE_FRAGMENTS.iter().any(|f| person.local_part.contains(f)),
+                !UNFORTUNATE_FRAGMENTS
+                    .iter()
+                    .any(|f| person.local_part.contains(f)),
                 "{}",
                 person.local_part
             );
@@ -344,7 +388,10 @@ mod tests {
             );
             for name in [&person.first_name, &person.last_name] {
                 let mut chars = name.chars();
-                assert!(chars.next().is_some_and(|c| c.is_ascii_uppercase()), "{name}");
+                assert!(
+                    chars.next().is_some_and(|c| c.is_ascii_uppercase()),
+                    "{name}"
+                );
                 assert!(chars.all(|c| c.is_ascii_lowercase()), "{name}");
             }
         }
@@ -355,10 +402,15 @@ mod tests {
         let people = generate_people(500, &HashSet::new()).unwrap();
         let mut counts = std::collections::HashMap::new();
         for person in &people {
-            *counts.entry(pattern_of(person).expect("a known pattern")).or_insert(0) += 1;
+            *counts
+                .entry(pattern_of(person).expect("a known pattern"))
+                .or_insert(0) += 1;
         }
         for pattern in ALL_PATTERNS {
-            assert!(counts.contains_key(&pattern), "{pattern:?} never appeared: {counts:?}");
+            assert!(
+                counts.contains_key(&pattern),
+                "{pattern:?} never appeared: {counts:?}"
+            );
         }
         let top = counts.iter().max_by_key(|(_, n)| **n).map(|(p, _)| *p);
         assert_eq!(top, Some(Pattern::FirstDotLast), "{counts:?}");
@@ -371,11 +423,21 @@ mod tests {
             last: vec!["lee"],
         };
         let people = generate_from(&lists, 9, &HashSet::new()).unwrap();
-        let (plain, suffixed): (Vec<_>, Vec<_>) = people.iter().partition(|p| is_plain_local_part(&p.local_part));
-        assert_eq!(plain.len(), 7, "all seven patterns are used before any digit");
+        let (plain, suffixed): (Vec<_>, Vec<_>) = people
+            .iter()
+            .partition(|p| is_plain_local_part(&p.local_part));
+        assert_eq!(
+            plain.len(),
+            7,
+            "all seven patterns are used before any digit"
+        );
         for person in suffixed {
             let digits = &person.local_part[person.local_part.len() - 2..];
-            assert!(digits.bytes().all(|b| b.is_ascii_digit()), "{}", person.local_part);
+            assert!(
+                digits.bytes().all(|b| b.is_ascii_digit()),
+                "{}",
+                person.local_part
+            );
         }
     }
 

@@ -30,7 +30,11 @@ impl AuditPage {
     }
 
     fn page_link(&self, page: u32) -> String {
-        let enc = |s: &str| serde_html_form::to_string([("x", s)]).unwrap_or_default().split_off(2);
+        let enc = |s: &str| {
+            serde_html_form::to_string([("x", s)])
+                .unwrap_or_default()
+                .split_off(2)
+        };
         format!(
             "?action={}&actor={}&q={}&page={page}",
             enc(&self.filter.action),
@@ -51,7 +55,19 @@ pub async fn list(
     let query = filter.clone();
     let ((entries, more), (actions, actors)) = app
         .store
-        .read(move |conn| Ok::<_, Error>((audit::list(conn, ws, &query)?, audit::facets(conn, ws)?)))
+        .read(move |conn| {
+            Ok::<_, Error>((audit::list(conn, ws, &query)?, audit::facets(conn, ws)?))
+        })
         .await?;
-    Ok(render(StatusCode::OK, &AuditPage { ctx, entries, actions, actors, filter, more }))
+    Ok(render(
+        StatusCode::OK,
+        &AuditPage {
+            ctx,
+            entries,
+            actions,
+            actors,
+            filter,
+            more,
+        },
+    ))
 }
