@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tokio::sync::{Notify, watch};
+
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
@@ -19,6 +21,11 @@ pub struct App {
     pub store: Store,
     pub clock: Clock,
     pub keys: Arc<MasterKey>,
+    /// Wakes the delivery workers when mail is queued or the clock moves.
+    pub wakeup: Arc<Notify>,
+    /// Becomes true when the appliance is shutting down.
+    pub shutdown: watch::Receiver<bool>,
+    shutdown_sender: Arc<watch::Sender<bool>>,
 }
 
 impl App {
@@ -34,11 +41,43 @@ impl App {
             Some(value) => keys.verify_check_value(&value)?,
             None => crate::settings::set(&store, MASTER_KEY_CHECK, &keys.check_value()).await?,
         }
+        let (shutdown_sender, shutdown) = watch::channel(false);
         Ok(App {
             config: Arc::new(config),
             store,
             clock: Clock::default(),
             keys: Arc::new(keys),
+            wakeup: Arc::new(Notify::new()),
+            shutdown,
+            shutdown_sender: Arc::new(shutdown_sender),
+        })
+    }
+
+    /// Tells every task to stop.
+    pub fn begin_shutdown(&self) {
+        self.shutdown_sender.send_replace(true);
+        self.wakeup.notify_waiters();
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn shutting_down(&self) {
+        let mut shutdown = self.shutdown.clone();
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Runs a long-lived task; an error or panic is logged instead of vanishing silently.
+    pub fn spawn_supervised<F>(&self, name: &'static str, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        tokio::spawn(async move {
+            match tokio::spawn(task).await {
+                Ok(Ok(())) => tracing::debug!(task = name, "task finished"),
+                Ok(Err(e)) => {
+                    tracing::error!(task = name, error = %format!("{e:#}"), "task failed")
+                }
+                Err(e) => tracing::error!(task = name, error = %e, "task panicked"),
+            }
         })
     }
 }

@@ -36,6 +36,7 @@ pub struct Config {
     pub dns: DnsConfig,
     pub tls: TlsConfig,
     pub log: LogConfig,
+    pub delivery: DeliveryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +56,49 @@ pub struct SmtpConfig {
     pub submissions: String,
     /// Inbound mail for local domains (the MX).
     pub inbound: String,
+    /// The largest message accepted, in bytes (advertised in EHLO SIZE).
+    pub max_message_size: u64,
+    /// The most recipients one message may have.
+    pub max_recipients: usize,
+}
+
+/// Outbound delivery: how the queue reaches recipients' MX hosts (or a smarthost).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// The port of recipients' MX hosts (25; tests deliver to a peer on another port).
+    pub mx_port: u16,
+    /// The most delivery connections open at once, over all destinations.
+    pub concurrency: usize,
+    /// Waits between attempts after a temporary failure ("1m", "5m", ...); the last repeats.
+    pub retry_schedule: Vec<String>,
+    /// How long a message is retried before it expires ("3d").
+    pub max_age: String,
+    /// Connection and command timeout ("2m").
+    pub timeout: String,
+    /// Send everything through this relay ("host:port") instead of MX hosts; empty: direct.
+    pub smarthost: String,
+    pub smarthost_user: String,
+    pub smarthost_password: String,
+    /// Source addresses that domains may be assigned for egress (bind before connect).
+    pub source_ips: Vec<String>,
+    /// Whether a failed STARTTLS handshake may be retried in plaintext (recorded), by default.
+    pub tls_fallback_plaintext: bool,
+    /// Limits per destination domain (keyed by the recipient's domain).
+    pub destinations: std::collections::BTreeMap<String, DestinationLimits>,
+    /// Limits for any destination not listed in `destinations`.
+    pub default_destination: DestinationLimits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DestinationLimits {
+    /// Concurrent connections to the destination.
+    pub connections: usize,
+    /// Messages per minute to the destination (0: no limit).
+    pub per_minute: u32,
+    /// Overrides `tls_fallback_plaintext` for this destination.
+    pub tls_fallback_plaintext: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +152,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -127,8 +172,102 @@ impl Default for SmtpConfig {
             submission: "127.0.0.1:2587".into(),
             submissions: "127.0.0.1:2465".into(),
             inbound: "127.0.0.1:2525".into(),
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
         }
     }
+}
+
+impl Default for DestinationLimits {
+    fn default() -> Self {
+        DestinationLimits {
+            connections: 4,
+            per_minute: 0,
+            tls_fallback_plaintext: None,
+        }
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let big = |connections, per_minute| DestinationLimits {
+            connections,
+            per_minute,
+            tls_fallback_plaintext: None,
+        };
+        let destinations = [
+            ("gmail.com", big(8, 300)),
+            ("googlemail.com", big(8, 300)),
+            ("outlook.com", big(4, 120)),
+            ("hotmail.com", big(4, 120)),
+            ("live.com", big(4, 120)),
+            ("yahoo.com", big(4, 120)),
+            ("aol.com", big(2, 60)),
+            ("icloud.com", big(4, 120)),
+        ]
+        .into_iter()
+        .map(|(domain, limits)| (domain.to_string(), limits))
+        .collect();
+        DeliveryConfig {
+            mx_port: 25,
+            concurrency: 64,
+            retry_schedule: ["1m", "5m", "15m", "30m", "1h", "2h", "4h"]
+                .map(String::from)
+                .to_vec(),
+            max_age: "3d".into(),
+            timeout: "2m".into(),
+            smarthost: String::new(),
+            smarthost_user: String::new(),
+            smarthost_password: String::new(),
+            source_ips: Vec::new(),
+            tls_fallback_plaintext: true,
+            destinations,
+            default_destination: DestinationLimits::default(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The retry schedule in seconds.
+    pub fn retry_seconds(&self) -> Vec<i64> {
+        self.retry_schedule
+            .iter()
+            .filter_map(|d| parse_duration(d))
+            .collect()
+    }
+
+    pub fn max_age_seconds(&self) -> i64 {
+        parse_duration(&self.max_age).unwrap_or(3 * 86_400)
+    }
+
+    pub fn timeout_seconds(&self) -> i64 {
+        parse_duration(&self.timeout).unwrap_or(120)
+    }
+
+    /// The limits that apply to a recipient domain.
+    pub fn limits_for(&self, domain: &str) -> &DestinationLimits {
+        self.destinations
+            .get(domain)
+            .unwrap_or(&self.default_destination)
+    }
+}
+
+/// Parses a duration like "90s", "5m", "2h", "3d" (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: i64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number.checked_mul(factor)
 }
 
 impl Default for ImapConfig {
@@ -189,6 +328,28 @@ impl Config {
         ] {
             parse_listen(key, value)?;
         }
+        for (key, value) in [
+            ("delivery.max_age", &self.delivery.max_age),
+            ("delivery.timeout", &self.delivery.timeout),
+        ] {
+            check_duration(key, value)?;
+        }
+        for value in &self.delivery.retry_schedule {
+            check_duration("delivery.retry_schedule", value)?;
+        }
+        if self.delivery.retry_schedule.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "delivery.retry_schedule",
+                reason: "give at least one wait".into(),
+            });
+        }
+        for ip in &self.delivery.source_ips {
+            ip.parse::<std::net::IpAddr>()
+                .map_err(|_| ConfigError::Invalid {
+                    key: "delivery.source_ips",
+                    reason: format!("`{ip}` is not an IP address"),
+                })?;
+        }
         for ns in &self.dns.nameservers {
             parse_listen("dns.nameservers", ns)?;
         }
@@ -238,8 +399,21 @@ impl Config {
 
     /// The effective configuration as TOML, with secrets replaced by `<redacted>`.
     pub fn redacted_toml(&self) -> String {
-        // No key of this version holds a secret; the master key never lives in the config.
-        toml::to_string_pretty(self).unwrap_or_default()
+        let mut shown = self.clone();
+        if !shown.delivery.smarthost_password.is_empty() {
+            shown.delivery.smarthost_password = "<redacted>".into();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_default()
+    }
+}
+
+fn check_duration(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    match parse_duration(value) {
+        Some(seconds) if seconds > 0 => Ok(()),
+        _ => Err(ConfigError::Invalid {
+            key,
+            reason: format!("`{value}` is not a duration like 90s, 5m, 2h or 3d"),
+        }),
     }
 }
 
@@ -250,4 +424,30 @@ fn parse_listen(key: &'static str, value: &str) -> Result<SocketAddr, ConfigErro
             key,
             reason: format!("`{value}` is not an ip:port address"),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s"), Some(90));
+        assert_eq!(parse_duration("5m"), Some(300));
+        assert_eq!(parse_duration("3d"), Some(259_200));
+        assert_eq!(parse_duration("12"), Some(12));
+        assert_eq!(parse_duration("5 weeks"), None);
+        assert_eq!(
+            Config::default().delivery.retry_seconds()[..3],
+            [60, 300, 900]
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut config = Config::default();
+        config.delivery.smarthost_password = "hunter2".into();
+        let shown = config.redacted_toml();
+        assert!(!shown.contains("hunter2") && shown.contains("<redacted>"));
+    }
 }

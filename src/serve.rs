@@ -22,7 +22,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     if let Some(link) = users::setup_link(&app).await? {
         println!("Create the first admin (this link works once): {link}");
     }
-    crate::web::serve(app, listener, shutdown_signal()).await?;
+    // Mail listeners and workers start here (SMTP submission and inbound, the delivery queue, IMAP).
+    let stopping = app.clone();
+    crate::web::serve(app.clone(), listener, async move {
+        shutdown_signal().await;
+        stopping.begin_shutdown();
+    })
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -19,7 +19,14 @@ use crate::error::Error;
 
 /// Every route of the admin UI.
 pub fn router(app: App) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if std::env::var("INBOXGROVE_TEST_CLOCK").is_ok_and(|v| v == "1") {
+        tracing::warn!(
+            "INBOXGROVE_TEST_CLOCK=1: the clock can be moved through POST /_test/clock (tests only)"
+        );
+        router = router.route("/_test/clock", axum::routing::post(advance_clock));
+    }
+    router
         .route("/healthz", get(healthz))
         .merge(assets::routes())
         .merge(ui::routes())
@@ -50,6 +57,27 @@ async fn healthz(State(app): State<App>) -> Response {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "store unusable\n").into_response()
+    }
+}
+
+/// Tests move time instead of sleeping: the body is the number of seconds to move forward.
+/// Exists only when the appliance was started with `INBOXGROVE_TEST_CLOCK=1`, and only for
+/// loopback clients.
+async fn advance_clock(
+    State(app): State<App>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    body: String,
+) -> Response {
+    if !peer.ip().is_loopback() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match body.trim().parse::<i64>() {
+        Ok(seconds) if seconds >= 0 => {
+            app.clock.advance(seconds);
+            app.wakeup.notify_waiters();
+            (StatusCode::OK, format!("{}\n", app.clock.unix())).into_response()
+        }
+        _ => (StatusCode::BAD_REQUEST, "give a number of seconds\n").into_response(),
     }
 }
 
