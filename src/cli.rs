@@ -116,6 +116,9 @@ enum MailboxCommand {
         email: String,
         #[arg(long)]
         daily_limit: Option<u32>,
+        /// Messages per minute the mailbox may submit (0: no limit).
+        #[arg(long)]
+        per_minute: Option<u32>,
         #[arg(long, value_parser = ["active", "warming", "paused"])]
         status: Option<String>,
         #[arg(long)]
@@ -366,8 +369,8 @@ async fn mailbox_command(app: App, command: MailboxCommand) -> anyhow::Result<()
             };
             let updated = mailbox::update(&app, &access, found.id, changes).await?;
             eprintln!(
-                "{}: display name \"{}\", daily limit {}, status {}",
-                updated.address, updated.display_name, updated.daily_limit, updated.status
+                "{}: display name \"{}\", daily limit {}, per minute {}, status {}",
+                updated.address, updated.display_name, updated.daily_limit, updated.per_minute, updated.status
             );
         }
     }

@@ -68,12 +68,14 @@ pub struct Mailbox {
     pub last_name: String,
     pub display_name: String,
     pub daily_limit: u32,
+    /// Messages per minute this mailbox may submit (0: no limit).
+    pub per_minute: u32,
     pub status: Status,
     pub created_at: i64,
 }
 
 const SELECT: &str = "SELECT id, domain_id, address, first_name, last_name, display_name, daily_limit, status, \
-    created_at, workspace_id FROM mailboxes";
+    created_at, workspace_id, per_minute FROM mailboxes";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
     let status: String = row.get(7)?;
@@ -89,6 +91,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
             rusqlite::Error::InvalidColumnType(7, status, rusqlite::types::Type::Text)
         })?,
         created_at: row.get(8)?,
+        per_minute: row.get(10)?,
     })
 }
 
@@ -145,6 +148,7 @@ pub fn find_by_address(conn: &Connection, address: &str) -> Result<(i64, Mailbox
 pub struct Changes {
     pub display_name: Option<String>,
     pub daily_limit: Option<u32>,
+    pub per_minute: Option<u32>,
     pub status: Option<Status>,
 }
 
@@ -179,6 +183,9 @@ impl Changes {
         if let Some(limit) = self.daily_limit {
             parts.push(format!("daily limit {limit}"));
         }
+        if let Some(rate) = self.per_minute {
+            parts.push(format!("per-minute rate {rate}"));
+        }
         if let Some(status) = self.status {
             parts.push(format!("status {status}"));
         }
@@ -198,8 +205,15 @@ pub async fn update(app: &App, access: &Access, id: i64, mut changes: Changes) -
             let mailbox = get(tx, workspace, id)?;
             tx.execute(
                 "UPDATE mailboxes SET display_name = coalesce(?1, display_name), daily_limit = coalesce(?2, daily_limit), \
-                 status = coalesce(?3, status) WHERE id = ?4 AND workspace_id = ?5",
-                (&changes.display_name, changes.daily_limit, changes.status.map(Status::as_str), id, workspace),
+                 status = coalesce(?3, status), per_minute = coalesce(?4, per_minute) WHERE id = ?5 AND workspace_id = ?6",
+                (
+                    &changes.display_name,
+                    changes.daily_limit,
+                    changes.status.map(Status::as_str),
+                    changes.per_minute,
+                    id,
+                    workspace,
+                ),
             )?;
             audit::record(tx, Some(workspace), &actor, "mailbox.update", &mailbox.address, &changes.describe(), now)?;
             get(tx, workspace, id)

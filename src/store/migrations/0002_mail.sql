@@ -53,6 +53,7 @@ CREATE TABLE queue (
 CREATE INDEX queue_due ON queue(status, next_attempt_at);
 CREATE INDEX queue_workspace ON queue(workspace_id, status);
 CREATE INDEX queue_message ON queue(message_id);
+CREATE INDEX queue_mailbox ON queue(mailbox_id, created_at);
 
 -- Sends counted per mailbox and day (in the workspace's time zone), maintained in the
 -- transaction that queues the message, so caps are checked where the send is recorded.

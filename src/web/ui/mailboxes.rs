@@ -360,6 +360,7 @@ fn parse_changes(form: &EditForm) -> Result<Changes, Error> {
     Ok(Changes {
         display_name: Some(form.display_name.clone()),
         daily_limit: Some(daily_limit),
+        per_minute: None,
         status: Some(form.status.parse()?),
     })
 }
