@@ -21,10 +21,7 @@ fn main() {
         println!("mailbox_create: a benchmark; run it with `cargo bench --bench mailbox_create`");
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let times = runtime.block_on(run());
     report(&times);
 }
@@ -39,20 +36,11 @@ async fn run() -> Vec<Duration> {
         // A new domain each run, so the name generator never runs short of addresses.
         let domains = browser.get(&format!("/w/{ws}/domains")).await;
         let name = format!("bench-{run}.grove.test");
-        let added = browser
-            .post_form(
-                &format!("/w/{ws}/domains"),
-                &domains.body,
-                &[("name", &name), ("dkim", "rsa")],
-            )
-            .await;
+        let added =
+            browser.post_form(&format!("/w/{ws}/domains"), &domains.body, &[("name", &name), ("dkim", "rsa")]).await;
         assert_eq!(added.status, 200, "add {name}: {}", added.body);
         let domain_id = added.url.rsplit('/').next().expect("domain id").to_string();
-        assert!(
-            domain_id.parse::<i64>().is_ok(),
-            "landed on the domain page, got {}",
-            added.url
-        );
+        assert!(domain_id.parse::<i64>().is_ok(), "landed on the domain page, got {}", added.url);
 
         let page = browser.get(&format!("/w/{ws}/domains/{domain_id}")).await;
         assert_eq!(page.status, 200, "{}", page.body);
@@ -61,22 +49,13 @@ async fn run() -> Vec<Duration> {
         let url = format!("/w/{ws}/domains/{domain_id}/mailboxes");
 
         let started = Instant::now();
-        let created = browser
-            .post_raw(&url, &[("csrf", &csrf), ("count", &count)])
-            .await;
+        let created = browser.post_raw(&url, &[("csrf", &csrf), ("count", &count)]).await;
         let took = started.elapsed();
 
-        assert_eq!(
-            created.status, 200,
-            "create {COUNT} mailboxes on {name}: {}",
-            created.body
-        );
+        assert_eq!(created.status, 200, "create {COUNT} mailboxes on {name}: {}", created.body);
         let rows = common::select_text(&created.body, "#credentials tbody tr");
         assert_eq!(rows.len(), COUNT, "the page lists {COUNT} credentials");
-        println!(
-            "run {run:2}: {COUNT} mailboxes on {name} in {:7.1} ms",
-            ms(took)
-        );
+        println!("run {run:2}: {COUNT} mailboxes on {name} in {:7.1} ms", ms(took));
         times.push(took);
     }
     drop(appliance);
@@ -85,14 +64,8 @@ async fn run() -> Vec<Duration> {
 
 /// The workspace id in a URL such as `http://127.0.0.1:1234/w/3/domains`.
 fn workspace_of(url: &str) -> i64 {
-    let rest = &url[url
-        .find("/w/")
-        .unwrap_or_else(|| panic!("no workspace in {url}"))
-        + 3..];
-    rest.split('/')
-        .next()
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("no workspace id in {url}"))
+    let rest = &url[url.find("/w/").unwrap_or_else(|| panic!("no workspace in {url}")) + 3..];
+    rest.split('/').next().and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("no workspace id in {url}"))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -109,19 +82,9 @@ fn report(times: &[Duration]) {
     };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
-    println!(
-        "Creating {COUNT} mailboxes through the UI ({} runs, {cores} cores):",
-        times.len()
-    );
+    println!("Creating {COUNT} mailboxes through the UI ({} runs, {cores} cores):", times.len());
     println!("  median {:7.1} ms", ms(median));
     println!("  min    {:7.1} ms", ms(sorted[0]));
     println!("  max    {:7.1} ms", ms(sorted[sorted.len() - 1]));
-    println!(
-        "  {TARGET}: {}",
-        if median < Duration::from_secs(1) {
-            "met"
-        } else {
-            "NOT met"
-        }
-    );
+    println!("  {TARGET}: {}", if median < Duration::from_secs(1) { "met" } else { "NOT met" });
 }

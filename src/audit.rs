@@ -46,19 +46,8 @@ pub struct Filter {
 pub const PAGE_SIZE: u32 = 100;
 
 /// One page of a workspace's entries, newest first, and whether another page follows.
-pub fn list(
-    conn: &Connection,
-    workspace: i64,
-    filter: &Filter,
-) -> rusqlite::Result<(Vec<Entry>, bool)> {
-    let like = |s: &str| {
-        format!(
-            "%{}%",
-            s.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        )
-    };
+pub fn list(conn: &Connection, workspace: i64, filter: &Filter) -> rusqlite::Result<(Vec<Entry>, bool)> {
+    let like = |s: &str| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     let mut stmt = conn.prepare_cached(
         "SELECT id, actor, at, action, target, detail FROM audit_log WHERE workspace_id = ?1 \
          AND (?2 = '' OR action = ?2 OR action LIKE ?2 || '.%') AND (?3 = '' OR actor = ?3) \
@@ -95,9 +84,7 @@ pub fn list(
 /// The distinct actions and actors recorded in a workspace, for the filter menus.
 pub fn facets(conn: &Connection, workspace: i64) -> rusqlite::Result<(Vec<String>, Vec<String>)> {
     let collect = |sql: &str| -> rusqlite::Result<Vec<String>> {
-        conn.prepare(sql)?
-            .query_map([workspace], |row| row.get(0))?
-            .collect()
+        conn.prepare(sql)?.query_map([workspace], |row| row.get(0))?.collect()
     };
     Ok((
         collect("SELECT DISTINCT action FROM audit_log WHERE workspace_id = ?1 ORDER BY action")?,

@@ -163,9 +163,7 @@ pub fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("INBOXGROVE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -192,10 +190,7 @@ async fn backup(config: Config, file: PathBuf) -> anyhow::Result<()> {
         bail!("{} already exists; choose a new file", file.display());
     }
     let app = App::open(config).await?;
-    app.store
-        .backup(file.clone())
-        .await
-        .with_context(|| format!("backup to {} failed", file.display()))?;
+    app.store.backup(file.clone()).await.with_context(|| format!("backup to {} failed", file.display()))?;
     eprintln!(
         "backup written to {}; keep the master key (master.key in the data dir, or INBOXGROVE_MASTER_KEY) with it",
         file.display()
@@ -205,9 +200,7 @@ async fn backup(config: Config, file: PathBuf) -> anyhow::Result<()> {
 
 fn read_password() -> anyhow::Result<String> {
     let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .context("cannot read the password from standard input")?;
+    std::io::stdin().read_to_string(&mut input).context("cannot read the password from standard input")?;
     let password = input.lines().next().unwrap_or_default().to_string();
     if password.is_empty() {
         bail!(
@@ -224,12 +217,10 @@ async fn admin(app: App, command: AdminCommand) -> anyhow::Result<()> {
             eprintln!("admin {} created", user.email);
         }
         AdminCommand::ResetPassword { email } => {
-            users::reset_password(&app, &email, read_password()?)
-                .await
-                .map_err(|e| match e {
-                    Error::NotFound => anyhow::anyhow!("no user with the email {email}"),
-                    other => other.into(),
-                })?;
+            users::reset_password(&app, &email, read_password()?).await.map_err(|e| match e {
+                Error::NotFound => anyhow::anyhow!("no user with the email {email}"),
+                other => other.into(),
+            })?;
             eprintln!("password changed; the user's sessions have ended");
         }
     }
@@ -242,55 +233,34 @@ async fn cli_access(app: &App, wanted: Option<String>) -> anyhow::Result<Access>
         .store
         .read(move |conn| {
             let id = workspaces::resolve_for_cli(conn, wanted.as_deref())?;
-            let name: String =
-                conn.query_row("SELECT name FROM workspaces WHERE id = ?1", [id], |row| {
-                    row.get(0)
-                })?;
+            let name: String = conn.query_row("SELECT name FROM workspaces WHERE id = ?1", [id], |row| row.get(0))?;
             Ok::<_, Error>((id, name))
         })
         .await?;
-    Ok(Access {
-        workspace: Workspace {
-            id,
-            name,
-            role: Role::Owner,
-        },
-        actor: Actor::cli(),
-    })
+    Ok(Access { workspace: Workspace { id, name, role: Role::Owner }, actor: Actor::cli() })
 }
 
 async fn find_domain(app: &App, access: &Access, name: String) -> anyhow::Result<domains::Domain> {
     let ws = access.workspace.id;
     let shown = name.clone();
-    app.store
-        .read(move |conn| domains::find_by_name(conn, ws, &name))
-        .await
-        .map_err(|e| match e {
-            Error::NotFound => {
-                anyhow::anyhow!("no domain {shown} in workspace {}", access.workspace.name)
-            }
-            other => other.into(),
-        })
+    app.store.read(move |conn| domains::find_by_name(conn, ws, &name)).await.map_err(|e| match e {
+        Error::NotFound => {
+            anyhow::anyhow!("no domain {shown} in workspace {}", access.workspace.name)
+        }
+        other => other.into(),
+    })
 }
 
 async fn domain(app: App, command: DomainCommand) -> anyhow::Result<()> {
     match command {
-        DomainCommand::Add {
-            name,
-            workspace,
-            dkim,
-        } => {
+        DomainCommand::Add { name, workspace, dkim } => {
             let access = cli_access(&app, workspace).await?;
             let algorithm: DkimAlgorithm = dkim.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             let domain = domains::add(&app, &access, &name, algorithm).await?;
             eprintln!("domain {} added; publish these records:", domain.name);
             print!("{}", domains::records_text(&app.config, &domain));
         }
-        DomainCommand::Records {
-            name,
-            workspace,
-            zone,
-        } => {
+        DomainCommand::Records { name, workspace, zone } => {
             let access = cli_access(&app, workspace).await?;
             let domain = find_domain(&app, &access, name).await?;
             if zone {
@@ -305,68 +275,34 @@ async fn domain(app: App, command: DomainCommand) -> anyhow::Result<()> {
 
 async fn mailbox_command(app: App, command: MailboxCommand) -> anyhow::Result<()> {
     match command {
-        MailboxCommand::Create {
-            domain,
-            count,
-            workspace,
-        } => {
+        MailboxCommand::Create { domain, count, workspace } => {
             let access = cli_access(&app, workspace).await?;
             let domain = find_domain(&app, &access, domain).await?;
             let issued = create::create_bulk(&app, &access, domain.id, count, false).await?;
-            let rows: Vec<(String, String)> = issued
-                .credentials
-                .into_iter()
-                .map(|c| (c.email, c.password))
-                .collect();
+            let rows: Vec<(String, String)> = issued.credentials.into_iter().map(|c| (c.email, c.password)).collect();
             print_bytes(&export::write_credentials_csv(&rows))?;
-            eprintln!(
-                "{} mailboxes created on {}; these passwords are not shown again",
-                rows.len(),
-                domain.name
-            );
+            eprintln!("{} mailboxes created on {}; these passwords are not shown again", rows.len(), domain.name);
         }
-        MailboxCommand::Export {
-            domain,
-            format,
-            workspace,
-        } => {
+        MailboxCommand::Export { domain, format, workspace } => {
             let access = cli_access(&app, workspace).await?;
             let domain = find_domain(&app, &access, domain).await?;
             let format: ExportFormat = format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             let (ws, id) = (access.workspace.id, domain.id);
-            let mailboxes = app
-                .store
-                .read(move |conn| mailbox::list(conn, ws, Some(id)))
-                .await?;
-            let csv = export::write_csv(
-                format,
-                &mailbox::server_settings(&app.config),
-                &mailbox::export_rows(&mailboxes),
-            );
+            let mailboxes = app.store.read(move |conn| mailbox::list(conn, ws, Some(id))).await?;
+            let csv =
+                export::write_csv(format, &mailbox::server_settings(&app.config), &mailbox::export_rows(&mailboxes));
             print_bytes(&csv)?;
         }
-        MailboxCommand::Set {
-            email,
-            daily_limit,
-            status,
-            display_name,
-        } => {
+        MailboxCommand::Set { email, daily_limit, per_minute, status, display_name } => {
             let lookup = email.clone();
-            let (ws, found) = app
-                .store
-                .read(move |conn| mailbox::find_by_address(conn, &lookup))
-                .await
-                .map_err(|e| match e {
+            let (ws, found) =
+                app.store.read(move |conn| mailbox::find_by_address(conn, &lookup)).await.map_err(|e| match e {
                     Error::NotFound => anyhow::anyhow!("no mailbox {email}"),
                     other => other.into(),
                 })?;
             let access = cli_access(&app, Some(ws.to_string())).await?;
             let status = status.map(|s| s.parse::<Status>()).transpose()?;
-            let changes = Changes {
-                display_name,
-                daily_limit,
-                status,
-            };
+            let changes = Changes { display_name, daily_limit, per_minute, status };
             let updated = mailbox::update(&app, &access, found.id, changes).await?;
             eprintln!(
                 "{}: display name \"{}\", daily limit {}, per minute {}, status {}",

@@ -31,7 +31,5 @@ impl Clock {
 
 /// Formats Unix seconds for people: `2026-11-23 14:05 UTC`.
 pub fn format_unix(at: i64) -> String {
-    DateTime::from_timestamp(at, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
+    DateTime::from_timestamp(at, 0).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
 }

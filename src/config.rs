@@ -159,10 +159,7 @@ impl Default for Config {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig {
-            listen: "127.0.0.1:8080".into(),
-            base_url: String::new(),
-        }
+        HttpConfig { listen: "127.0.0.1:8080".into(), base_url: String::new() }
     }
 }
 
@@ -180,21 +177,13 @@ impl Default for SmtpConfig {
 
 impl Default for DestinationLimits {
     fn default() -> Self {
-        DestinationLimits {
-            connections: 4,
-            per_minute: 0,
-            tls_fallback_plaintext: None,
-        }
+        DestinationLimits { connections: 4, per_minute: 0, tls_fallback_plaintext: None }
     }
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        let big = |connections, per_minute| DestinationLimits {
-            connections,
-            per_minute,
-            tls_fallback_plaintext: None,
-        };
+        let big = |connections, per_minute| DestinationLimits { connections, per_minute, tls_fallback_plaintext: None };
         let destinations = [
             ("gmail.com", big(8, 300)),
             ("googlemail.com", big(8, 300)),
@@ -211,9 +200,7 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             mx_port: 25,
             concurrency: 64,
-            retry_schedule: ["1m", "5m", "15m", "30m", "1h", "2h", "4h"]
-                .map(String::from)
-                .to_vec(),
+            retry_schedule: ["1m", "5m", "15m", "30m", "1h", "2h", "4h"].map(String::from).to_vec(),
             max_age: "3d".into(),
             timeout: "2m".into(),
             smarthost: String::new(),
@@ -230,10 +217,7 @@ impl Default for DeliveryConfig {
 impl DeliveryConfig {
     /// The retry schedule in seconds.
     pub fn retry_seconds(&self) -> Vec<i64> {
-        self.retry_schedule
-            .iter()
-            .filter_map(|d| parse_duration(d))
-            .collect()
+        self.retry_schedule.iter().filter_map(|d| parse_duration(d)).collect()
     }
 
     pub fn max_age_seconds(&self) -> i64 {
@@ -246,19 +230,14 @@ impl DeliveryConfig {
 
     /// The limits that apply to a recipient domain.
     pub fn limits_for(&self, domain: &str) -> &DestinationLimits {
-        self.destinations
-            .get(domain)
-            .unwrap_or(&self.default_destination)
+        self.destinations.get(domain).unwrap_or(&self.default_destination)
     }
 }
 
 /// Parses a duration like "90s", "5m", "2h", "3d" (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Option<i64> {
     let text = text.trim();
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let number: i64 = number.parse().ok()?;
     let factor = match unit.trim() {
         "" | "s" => 1,
@@ -272,10 +251,7 @@ pub fn parse_duration(text: &str) -> Option<i64> {
 
 impl Default for ImapConfig {
     fn default() -> Self {
-        ImapConfig {
-            listen: "127.0.0.1:2143".into(),
-            listen_tls: "127.0.0.1:2993".into(),
-        }
+        ImapConfig { listen: "127.0.0.1:2143".into(), listen_tls: "127.0.0.1:2993".into() }
     }
 }
 
@@ -288,16 +264,10 @@ impl Config {
         }
         figment = figment.merge(
             Env::prefixed("INBOXGROVE_")
-                .filter(|key| {
-                    !NON_CONFIG_ENV
-                        .iter()
-                        .any(|skip| key.as_str().eq_ignore_ascii_case(skip))
-                })
+                .filter(|key| !NON_CONFIG_ENV.iter().any(|skip| key.as_str().eq_ignore_ascii_case(skip)))
                 .split("__"),
         );
-        let mut config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        let mut config: Config = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
         if let Some(dir) = data_dir {
             config.data_dir = dir.to_path_buf();
         }
@@ -306,16 +276,9 @@ impl Config {
     }
 
     fn validate(&mut self) -> Result<(), ConfigError> {
-        let host = self
-            .hostname
-            .trim()
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+        let host = self.hostname.trim().trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(ConfigError::Invalid {
-                key: "hostname",
-                reason: "must be a host name".into(),
-            });
+            return Err(ConfigError::Invalid { key: "hostname", reason: "must be a host name".into() });
         }
         self.hostname = host;
         for (key, value) in [
@@ -328,10 +291,8 @@ impl Config {
         ] {
             parse_listen(key, value)?;
         }
-        for (key, value) in [
-            ("delivery.max_age", &self.delivery.max_age),
-            ("delivery.timeout", &self.delivery.timeout),
-        ] {
+        for (key, value) in [("delivery.max_age", &self.delivery.max_age), ("delivery.timeout", &self.delivery.timeout)]
+        {
             check_duration(key, value)?;
         }
         for value in &self.delivery.retry_schedule {
@@ -344,27 +305,22 @@ impl Config {
             });
         }
         for ip in &self.delivery.source_ips {
-            ip.parse::<std::net::IpAddr>()
-                .map_err(|_| ConfigError::Invalid {
-                    key: "delivery.source_ips",
-                    reason: format!("`{ip}` is not an IP address"),
-                })?;
+            ip.parse::<std::net::IpAddr>().map_err(|_| ConfigError::Invalid {
+                key: "delivery.source_ips",
+                reason: format!("`{ip}` is not an IP address"),
+            })?;
         }
         for ns in &self.dns.nameservers {
             parse_listen("dns.nameservers", ns)?;
         }
         for ip in &self.public_ips {
-            ip.parse::<std::net::IpAddr>()
-                .map_err(|_| ConfigError::Invalid {
-                    key: "public_ips",
-                    reason: format!("`{ip}` is not an IP address"),
-                })?;
+            ip.parse::<std::net::IpAddr>().map_err(|_| ConfigError::Invalid {
+                key: "public_ips",
+                reason: format!("`{ip}` is not an IP address"),
+            })?;
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
-            return Err(ConfigError::Invalid {
-                key: "tls",
-                reason: "set both `cert` and `key`, or neither".into(),
-            });
+            return Err(ConfigError::Invalid { key: "tls", reason: "set both `cert` and `key`, or neither".into() });
         }
         self.http.base_url = self.http.base_url.trim_end_matches('/').to_string();
         let url = &self.http.base_url;
@@ -391,10 +347,7 @@ impl Config {
 
     /// The port part of a listen address, as published in exports.
     pub fn port_of(listen: &str) -> u16 {
-        listen
-            .parse::<SocketAddr>()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        listen.parse::<SocketAddr>().map(|a| a.port()).unwrap_or_default()
     }
 
     /// The effective configuration as TOML, with secrets replaced by `<redacted>`.
@@ -410,20 +363,14 @@ impl Config {
 fn check_duration(key: &'static str, value: &str) -> Result<(), ConfigError> {
     match parse_duration(value) {
         Some(seconds) if seconds > 0 => Ok(()),
-        _ => Err(ConfigError::Invalid {
-            key,
-            reason: format!("`{value}` is not a duration like 90s, 5m, 2h or 3d"),
-        }),
+        _ => Err(ConfigError::Invalid { key, reason: format!("`{value}` is not a duration like 90s, 5m, 2h or 3d") }),
     }
 }
 
 fn parse_listen(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
     value
         .parse::<SocketAddr>()
-        .map_err(|_| ConfigError::Invalid {
-            key,
-            reason: format!("`{value}` is not an ip:port address"),
-        })
+        .map_err(|_| ConfigError::Invalid { key, reason: format!("`{value}` is not an ip:port address") })
 }
 
 #[cfg(test)]
@@ -437,10 +384,7 @@ mod tests {
         assert_eq!(parse_duration("3d"), Some(259_200));
         assert_eq!(parse_duration("12"), Some(12));
         assert_eq!(parse_duration("5 weeks"), None);
-        assert_eq!(
-            Config::default().delivery.retry_seconds()[..3],
-            [60, 300, 900]
-        );
+        assert_eq!(Config::default().delivery.retry_seconds()[..3], [60, 300, 900]);
     }
 
     #[test]

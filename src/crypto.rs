@@ -23,10 +23,7 @@ pub enum CryptoError {
     #[error("the master key file {0} is not 64 hexadecimal digits")]
     BadKeyFile(String),
     #[error("cannot read or create the master key file {path}: {source}")]
-    KeyFile {
-        path: String,
-        source: std::io::Error,
-    },
+    KeyFile { path: String, source: std::io::Error },
     #[error(
         "the master key does not match this database (it was created with another key); \
          set INBOXGROVE_MASTER_KEY or restore master.key in the data dir"
@@ -49,45 +46,28 @@ impl MasterKey {
     /// Builds a key from its 32 raw bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> MasterKey {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes).expect("32 bytes is an AES-256 key");
-        MasterKey {
-            key: LessSafeKey::new(unbound),
-        }
+        MasterKey { key: LessSafeKey::new(unbound) }
     }
 
     /// Finds the master key: the environment first, then the key file. When neither exists and
     /// `may_create` (a new database), a fresh key file is written with mode 0600.
-    pub fn load(
-        data_dir: &Path,
-        env_value: Option<&str>,
-        may_create: bool,
-    ) -> Result<MasterKey, CryptoError> {
+    pub fn load(data_dir: &Path, env_value: Option<&str>, may_create: bool) -> Result<MasterKey, CryptoError> {
         if let Some(value) = env_value {
-            return parse_hex_key(value.trim())
-                .map(|k| Self::from_bytes(&k))
-                .ok_or(CryptoError::BadEnvKey);
+            return parse_hex_key(value.trim()).map(|k| Self::from_bytes(&k)).ok_or(CryptoError::BadEnvKey);
         }
         let path = data_dir.join(KEY_FILE);
         let shown = path.display().to_string();
         match std::fs::read_to_string(&path) {
-            Ok(text) => parse_hex_key(text.trim())
-                .map(|k| Self::from_bytes(&k))
-                .ok_or(CryptoError::BadKeyFile(shown)),
+            Ok(text) => parse_hex_key(text.trim()).map(|k| Self::from_bytes(&k)).ok_or(CryptoError::BadKeyFile(shown)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
                 let mut bytes = [0u8; 32];
                 fill_random(&mut bytes);
-                write_private_file(&path, hex(&bytes).as_bytes()).map_err(|source| {
-                    CryptoError::KeyFile {
-                        path: shown,
-                        source,
-                    }
-                })?;
+                write_private_file(&path, hex(&bytes).as_bytes())
+                    .map_err(|source| CryptoError::KeyFile { path: shown, source })?;
                 Ok(Self::from_bytes(&bytes))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CryptoError::MissingKey),
-            Err(source) => Err(CryptoError::KeyFile {
-                path: shown,
-                source,
-            }),
+            Err(source) => Err(CryptoError::KeyFile { path: shown, source }),
         }
     }
 
@@ -99,11 +79,7 @@ impl MasterKey {
         out.extend_from_slice(&nonce);
         let mut body = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context.as_bytes()),
-                &mut body,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut body)
             .expect("AES-GCM sealing does not fail for in-memory buffers");
         out.extend_from_slice(&body);
         out
@@ -117,10 +93,8 @@ impl MasterKey {
         let (nonce, body) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Open)?;
         let mut body = body.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut body)
-            .map_err(|_| CryptoError::Open)?;
+        let plain =
+            self.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut body).map_err(|_| CryptoError::Open)?;
         Ok(plain.to_vec())
     }
 
@@ -131,9 +105,7 @@ impl MasterKey {
 
     /// Verifies a value made by [`MasterKey::check_value`].
     pub fn verify_check_value(&self, stored: &str) -> Result<(), CryptoError> {
-        let sealed = URL_SAFE_NO_PAD
-            .decode(stored)
-            .map_err(|_| CryptoError::WrongKey)?;
+        let sealed = URL_SAFE_NO_PAD.decode(stored).map_err(|_| CryptoError::WrongKey)?;
         match self.open("master-key-check", &sealed) {
             Ok(plain) if plain == CHECK_PLAINTEXT => Ok(()),
             _ => Err(CryptoError::WrongKey),
@@ -175,11 +147,7 @@ pub fn token_hash(token: &str) -> String {
 
 /// Constant-time equality for secrets.
 pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -203,11 +171,7 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }
@@ -232,26 +196,17 @@ mod tests {
         let key = MasterKey::from_bytes(&[1; 32]);
         let check = key.check_value();
         assert!(key.verify_check_value(&check).is_ok());
-        assert!(matches!(
-            MasterKey::from_bytes(&[2; 32]).verify_check_value(&check),
-            Err(CryptoError::WrongKey)
-        ));
+        assert!(matches!(MasterKey::from_bytes(&[2; 32]).verify_check_value(&check), Err(CryptoError::WrongKey)));
     }
 
     #[test]
     fn key_file_is_created_once_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            MasterKey::load(dir.path(), None, false),
-            Err(CryptoError::MissingKey)
-        ));
+        assert!(matches!(MasterKey::load(dir.path(), None, false), Err(CryptoError::MissingKey)));
         let key = MasterKey::load(dir.path(), None, true).unwrap();
         let again = MasterKey::load(dir.path(), None, false).unwrap();
         assert_eq!(again.open("x", &key.seal("x", b"v")).unwrap(), b"v");
-        assert!(matches!(
-            MasterKey::load(dir.path(), Some("zz"), false),
-            Err(CryptoError::BadEnvKey)
-        ));
+        assert!(matches!(MasterKey::load(dir.path(), Some("zz"), false), Err(CryptoError::BadEnvKey)));
     }
 
     #[test]

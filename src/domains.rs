@@ -52,42 +52,27 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
 
 /// A workspace's domains, by name.
 pub fn list(conn: &Connection, workspace: i64) -> rusqlite::Result<Vec<Domain>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT} WHERE d.workspace_id = ?1 ORDER BY d.name"
-    ))?;
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE d.workspace_id = ?1 ORDER BY d.name"))?;
     stmt.query_map([workspace], from_row)?.collect()
 }
 
 /// One domain of a workspace; `NotFound` for another workspace's.
 pub fn get(conn: &Connection, workspace: i64, id: i64) -> Result<Domain> {
-    conn.query_row(
-        &format!("{SELECT} WHERE d.workspace_id = ?1 AND d.id = ?2"),
-        (workspace, id),
-        from_row,
-    )
-    .optional()?
-    .ok_or(Error::NotFound)
+    conn.query_row(&format!("{SELECT} WHERE d.workspace_id = ?1 AND d.id = ?2"), (workspace, id), from_row)
+        .optional()?
+        .ok_or(Error::NotFound)
 }
 
 /// One domain of a workspace by name (Unicode or ASCII form).
 pub fn find_by_name(conn: &Connection, workspace: i64, name: &str) -> Result<Domain> {
     let ascii = normalize_domain(name).map_err(|_| Error::NotFound)?;
-    conn.query_row(
-        &format!("{SELECT} WHERE d.workspace_id = ?1 AND d.name = ?2"),
-        (workspace, ascii),
-        from_row,
-    )
-    .optional()?
-    .ok_or(Error::NotFound)
+    conn.query_row(&format!("{SELECT} WHERE d.workspace_id = ?1 AND d.name = ?2"), (workspace, ascii), from_row)
+        .optional()?
+        .ok_or(Error::NotFound)
 }
 
 /// Adds a domain to the workspace with a fresh DKIM key.
-pub async fn add(
-    app: &App,
-    access: &Access,
-    input: &str,
-    algorithm: DkimAlgorithm,
-) -> Result<Domain> {
+pub async fn add(app: &App, access: &Access, input: &str, algorithm: DkimAlgorithm) -> Result<Domain> {
     access.workspace.role.require(Role::Member)?;
     let name = normalize_domain(input).map_err(|e| Error::invalid("name", e.to_string()))?;
     let workspace = access.workspace.id;
@@ -95,12 +80,8 @@ pub async fn add(
     if let Some(owner) = app
         .store
         .read(move |conn| {
-            conn.query_row(
-                "SELECT workspace_id FROM domains WHERE name = ?1",
-                [lookup],
-                |row| row.get::<_, i64>(0),
-            )
-            .optional()
+            conn.query_row("SELECT workspace_id FROM domains WHERE name = ?1", [lookup], |row| row.get::<_, i64>(0))
+                .optional()
         })
         .await?
     {
@@ -141,15 +122,9 @@ pub async fn add(
 
 fn duplicate(name: &str, same_workspace: bool) -> Error {
     if same_workspace {
-        Error::Conflict(format!(
-            "{} is already added to this workspace.",
-            display_domain(name)
-        ))
+        Error::Conflict(format!("{} is already added to this workspace.", display_domain(name)))
     } else {
-        Error::Conflict(format!(
-            "{} is already in use on this appliance.",
-            display_domain(name)
-        ))
+        Error::Conflict(format!("{} is already in use on this appliance.", display_domain(name)))
     }
 }
 
@@ -175,10 +150,7 @@ pub fn zone(config: &Config, domain: &Domain) -> String {
 pub fn records_text(config: &Config, domain: &Domain) -> String {
     let mut out = String::new();
     for record in records(config, domain) {
-        out.push_str(&format!(
-            "{} ({})\n  name:  {}\n",
-            record.purpose, record.kind, record.name
-        ));
+        out.push_str(&format!("{} ({})\n  name:  {}\n", record.purpose, record.kind, record.name));
         if let Some(priority) = record.priority {
             out.push_str(&format!("  priority: {priority}\n"));
         }

@@ -9,10 +9,7 @@ use crate::store::StoreError;
 pub enum Error {
     /// Input that fails validation; `field` names the form field when there is one.
     #[error("{message}")]
-    Invalid {
-        field: Option<&'static str>,
-        message: String,
-    },
+    Invalid { field: Option<&'static str>, message: String },
     /// The object does not exist, or belongs to a workspace the caller cannot see.
     #[error("not found")]
     NotFound,
@@ -41,10 +38,7 @@ impl From<rusqlite::Error> for Error {
 
 impl Error {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Error {
-        Error::Invalid {
-            field: Some(field),
-            message: message.into(),
-        }
+        Error::Invalid { field: Some(field), message: message.into() }
     }
 
     /// A stable machine-readable code for the JSON API and scripts.
@@ -61,10 +55,7 @@ impl Error {
 
     /// Whether this is the user's mistake (shown as is) rather than an internal failure.
     pub fn is_user_error(&self) -> bool {
-        !matches!(
-            self,
-            Error::Store(_) | Error::Crypto(_) | Error::Internal(_)
-        )
+        !matches!(self, Error::Store(_) | Error::Crypto(_) | Error::Internal(_))
     }
 }
 

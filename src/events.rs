@@ -47,12 +47,7 @@ pub struct Event {
 }
 
 /// A workspace's latest events, newest first, optionally of one queue row.
-pub fn list(
-    conn: &Connection,
-    workspace: i64,
-    queue_id: Option<i64>,
-    limit: u32,
-) -> rusqlite::Result<Vec<Event>> {
+pub fn list(conn: &Connection, workspace: i64, queue_id: Option<i64>, limit: u32) -> rusqlite::Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, mailbox_id, queue_id, kind, recipient, detail, at FROM events \
          WHERE workspace_id = ?1 AND (?2 IS NULL OR queue_id = ?2) ORDER BY at DESC, id DESC LIMIT ?3",

@@ -8,10 +8,7 @@ use crate::store::Store;
 pub async fn get(store: &Store, key: &'static str) -> Result<Option<String>> {
     store
         .read(move |conn| {
-            conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
-                row.get(0)
-            })
-            .optional()
+            conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| row.get(0)).optional()
         })
         .await
         .map_err(Into::into)

@@ -37,11 +37,7 @@ impl Reason {
 }
 
 /// The reason an address is suppressed in a workspace, if it is.
-pub fn reason(
-    conn: &Connection,
-    workspace: i64,
-    address: &str,
-) -> rusqlite::Result<Option<String>> {
+pub fn reason(conn: &Connection, workspace: i64, address: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT reason FROM suppressions WHERE workspace_id = ?1 AND address = ?2")?
         .query_row((workspace, address.trim().to_lowercase()), |row| row.get(0))
         .optional()
@@ -74,18 +70,8 @@ mod tests {
         let (_dir, store) = crate::store::open_temp();
         store
             .write(|tx| {
-                tx.execute(
-                    "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0)",
-                    [],
-                )?;
-                assert!(add(
-                    tx,
-                    1,
-                    "Bob@X.test",
-                    Reason::HardBounce,
-                    "550 5.1.1",
-                    10
-                )?);
+                tx.execute("INSERT INTO workspaces (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0)", [])?;
+                assert!(add(tx, 1, "Bob@X.test", Reason::HardBounce, "550 5.1.1", 10)?);
                 assert!(!add(tx, 1, "bob@x.test", Reason::Unsubscribe, "", 11)?);
                 assert_eq!(reason(tx, 1, "BOB@x.test")?.as_deref(), Some("hard_bounce"));
                 assert_eq!(reason(tx, 2, "bob@x.test")?, None);

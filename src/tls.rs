@@ -17,10 +17,7 @@ pub enum TlsError {
     #[error("cannot generate a self-signed certificate: {0}")]
     Generate(String),
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("the certificate and key do not form a usable TLS configuration: {0}")]
     Config(String),
 }
@@ -29,10 +26,7 @@ pub enum TlsError {
 pub fn paths(config: &Config) -> (PathBuf, PathBuf) {
     match (&config.tls.cert, &config.tls.key) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
-        _ => (
-            config.data_dir.join("tls/cert.pem"),
-            config.data_dir.join("tls/key.pem"),
-        ),
+        _ => (config.data_dir.join("tls/cert.pem"), config.data_dir.join("tls/key.pem")),
     }
 }
 
@@ -46,26 +40,16 @@ pub fn ensure_certificate(config: &Config) -> Result<(), TlsError> {
     if config.hostname != "localhost" {
         names.push("localhost".into());
     }
-    let certified =
-        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let certified = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     crate::crypto::write_private_file(&key_path, certified.signing_key.serialize_pem().as_bytes())
-        .map_err(|source| TlsError::Write {
-            path: key_path.clone(),
-            source,
-        })?;
-    std::fs::write(&cert_path, certified.cert.pem()).map_err(|source| TlsError::Write {
-        path: cert_path,
-        source,
-    })
+        .map_err(|source| TlsError::Write { path: key_path.clone(), source })?;
+    std::fs::write(&cert_path, certified.cert.pem()).map_err(|source| TlsError::Write { path: cert_path, source })
 }
 
 /// The rustls server configuration from the certificate and key.
 pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert_path, key_path) = paths(config);
-    let read = |path: &PathBuf, e: &dyn std::fmt::Display| TlsError::Read {
-        path: path.clone(),
-        reason: e.to_string(),
-    };
+    let read = |path: &PathBuf, e: &dyn std::fmt::Display| TlsError::Read { path: path.clone(), reason: e.to_string() };
     let certs = CertificateDer::pem_file_iter(&cert_path)
         .map_err(|e| read(&cert_path, &e))?
         .collect::<Result<Vec<_>, _>>()

@@ -50,11 +50,7 @@ impl Role {
 
     /// Fails with `Forbidden` unless the role is at least `needed`.
     pub fn require(self, needed: Role) -> Result<()> {
-        if self >= needed {
-            Ok(())
-        } else {
-            Err(Error::Forbidden)
-        }
+        if self >= needed { Ok(()) } else { Err(Error::Forbidden) }
     }
 }
 
@@ -92,26 +88,18 @@ pub struct Access {
 pub fn check_name(input: &str) -> Result<String> {
     let name = input.trim();
     if name.is_empty() || name.chars().count() > 80 {
-        return Err(Error::invalid(
-            "name",
-            "Give the workspace a name of 1 to 80 characters.",
-        ));
+        return Err(Error::invalid("name", "Give the workspace a name of 1 to 80 characters."));
     }
     Ok(name.to_string())
 }
 
 fn role_from_sql(value: String) -> rusqlite::Result<Role> {
-    value
-        .parse()
-        .map_err(|_| rusqlite::Error::InvalidColumnType(0, value, rusqlite::types::Type::Text))
+    value.parse().map_err(|_| rusqlite::Error::InvalidColumnType(0, value, rusqlite::types::Type::Text))
 }
 
 /// Creates a workspace owned by `owner`.
 pub fn create(tx: &Transaction, name: &str, owner: i64, actor: &Actor, now: i64) -> Result<i64> {
-    tx.execute(
-        "INSERT INTO workspaces (name, created_at) VALUES (?1, ?2)",
-        (name, now),
-    )?;
+    tx.execute("INSERT INTO workspaces (name, created_at) VALUES (?1, ?2)", (name, now))?;
     let id = tx.last_insert_rowid();
     tx.execute(
         "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, 'owner', ?3)",
@@ -122,31 +110,14 @@ pub fn create(tx: &Transaction, name: &str, owner: i64, actor: &Actor, now: i64)
 }
 
 /// Adds (or changes) a membership.
-pub fn add_member(
-    tx: &Transaction,
-    workspace: i64,
-    user: i64,
-    role: Role,
-    actor: &Actor,
-    now: i64,
-) -> Result<()> {
+pub fn add_member(tx: &Transaction, workspace: i64, user: i64, role: Role, actor: &Actor, now: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
         (workspace, user, role.as_str(), now),
     )?;
-    let email: String = tx.query_row("SELECT email FROM users WHERE id = ?1", [user], |row| {
-        row.get(0)
-    })?;
-    audit::record(
-        tx,
-        Some(workspace),
-        actor,
-        "member.add",
-        &email,
-        role.as_str(),
-        now,
-    )?;
+    let email: String = tx.query_row("SELECT email FROM users WHERE id = ?1", [user], |row| row.get(0))?;
+    audit::record(tx, Some(workspace), actor, "member.add", &email, role.as_str(), now)?;
     Ok(())
 }
 
@@ -157,11 +128,7 @@ pub fn list_for_user(conn: &Connection, user: i64) -> rusqlite::Result<Vec<Works
          WHERE m.user_id = ?1 ORDER BY w.name, w.id",
     )?;
     let rows = stmt.query_map([user], |row| {
-        Ok(Workspace {
-            id: row.get(0)?,
-            name: row.get(1)?,
-            role: role_from_sql(row.get(2)?)?,
-        })
+        Ok(Workspace { id: row.get(0)?, name: row.get(1)?, role: role_from_sql(row.get(2)?)? })
     })?;
     rows.collect()
 }
@@ -177,10 +144,7 @@ pub fn access(conn: &Connection, user: i64, email: &str, id: i64) -> Result<Acce
         )
         .optional()?
         .ok_or(Error::NotFound)?;
-    Ok(Access {
-        workspace,
-        actor: Actor::user(user, email),
-    })
+    Ok(Access { workspace, actor: Actor::user(user, email) })
 }
 
 /// Finds a workspace for the command line: by id or name, or the only one when `None`.
@@ -194,22 +158,11 @@ pub fn resolve_for_cli(conn: &Connection, wanted: Option<&str>) -> Result<i64> {
             .iter()
             .find(|(id, name)| id.to_string() == w || name.eq_ignore_ascii_case(w))
             .map(|(id, _)| *id)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "workspace",
-                    format!("No workspace named or numbered `{w}`."),
-                )
-            }),
+            .ok_or_else(|| Error::invalid("workspace", format!("No workspace named or numbered `{w}`."))),
         None => match all.as_slice() {
             [(id, _)] => Ok(*id),
-            [] => Err(Error::invalid(
-                "workspace",
-                "There is no workspace yet: run `inboxgrove admin create` first.",
-            )),
-            _ => Err(Error::invalid(
-                "workspace",
-                "There are several workspaces: choose one with --workspace.",
-            )),
+            [] => Err(Error::invalid("workspace", "There is no workspace yet: run `inboxgrove admin create` first.")),
+            _ => Err(Error::invalid("workspace", "There are several workspaces: choose one with --workspace.")),
         },
     }
 }
@@ -227,23 +180,13 @@ pub fn members(conn: &Connection, workspace: i64) -> rusqlite::Result<Vec<Member
          WHERE m.workspace_id = ?1 ORDER BY u.email",
     )?;
     let rows = stmt.query_map([workspace], |row| {
-        Ok(Member {
-            user_id: row.get(0)?,
-            email: row.get(1)?,
-            role: role_from_sql(row.get(2)?)?,
-        })
+        Ok(Member { user_id: row.get(0)?, email: row.get(1)?, role: role_from_sql(row.get(2)?)? })
     })?;
     rows.collect()
 }
 
 /// Creates an invite link token for `email` with `role`. Only an owner may invite an owner.
-pub fn invite(
-    tx: &Transaction,
-    access: &Access,
-    email: &str,
-    role: Role,
-    now: i64,
-) -> Result<String> {
+pub fn invite(tx: &Transaction, access: &Access, email: &str, role: Role, now: i64) -> Result<String> {
     access.workspace.role.require(Role::Admin)?;
     if role == Role::Owner {
         access.workspace.role.require(Role::Owner)?;
@@ -253,17 +196,17 @@ pub fn invite(
     tx.execute(
         "INSERT INTO invites (workspace_id, token_hash, email, role, created_by, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        (access.workspace.id, token_hash(&token), &email, role.as_str(), access.actor.user_id, now, now + INVITE_SECONDS),
+        (
+            access.workspace.id,
+            token_hash(&token),
+            &email,
+            role.as_str(),
+            access.actor.user_id,
+            now,
+            now + INVITE_SECONDS,
+        ),
     )?;
-    audit::record(
-        tx,
-        Some(access.workspace.id),
-        &access.actor,
-        "member.invite",
-        &email,
-        role.as_str(),
-        now,
-    )?;
+    audit::record(tx, Some(access.workspace.id), &access.actor, "member.invite", &email, role.as_str(), now)?;
     Ok(token)
 }
 
@@ -296,26 +239,10 @@ pub fn find_invite(conn: &Connection, token: &str, now: i64) -> rusqlite::Result
 }
 
 /// Consumes an invite: joins the workspace as `user` (an existing account or one just created).
-pub fn accept_invite(
-    tx: &Transaction,
-    invite: &Invite,
-    user: i64,
-    email: &str,
-    now: i64,
-) -> Result<()> {
-    let changed = tx.execute(
-        "UPDATE invites SET used_at = ?1 WHERE id = ?2 AND used_at IS NULL",
-        (now, invite.id),
-    )?;
+pub fn accept_invite(tx: &Transaction, invite: &Invite, user: i64, email: &str, now: i64) -> Result<()> {
+    let changed = tx.execute("UPDATE invites SET used_at = ?1 WHERE id = ?2 AND used_at IS NULL", (now, invite.id))?;
     if changed == 0 {
         return Err(Error::NotFound);
     }
-    add_member(
-        tx,
-        invite.workspace_id,
-        user,
-        invite.role,
-        &Actor::user(user, email),
-        now,
-    )
+    add_member(tx, invite.workspace_id, user, invite.role, &Actor::user(user, email), now)
 }

@@ -34,29 +34,19 @@ struct Driver {
 
 impl Driver {
     fn start(profile: &Path) -> Driver {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start chromedriver");
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            profile: profile.to_path_buf(),
-        }
+        Driver { child, url: format!("http://127.0.0.1:{port}"), profile: profile.to_path_buf() }
     }
 
     /// Waits until chromedriver answers `/status` with `ready: true`.
     async fn wait_ready(&mut self) {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("client");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -68,11 +58,7 @@ impl Driver {
             {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not answer on {} within 15 s",
-                self.url
-            );
+            assert!(Instant::now() < deadline, "chromedriver did not answer on {} within 15 s", self.url);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -86,10 +72,7 @@ impl Drop for Driver {
         // end exactly those processes: the ones started with this test's profile directory.
         let marker = format!("--user-data-dir={}", self.profile.display());
         for pid in processes_with_arg(&marker) {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
+            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
         }
     }
 }
@@ -160,9 +143,7 @@ async fn setup_domain_mailboxes_and_csv_in_chromium() {
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let client = tokio::time::timeout(
         Duration::from_secs(30),
-        ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&driver.url),
+        ClientBuilder::new(connector).capabilities(capabilities).connect(&driver.url),
     )
     .await
     .expect("Chromium started within 30 s")
@@ -170,12 +151,8 @@ async fn setup_domain_mailboxes_and_csv_in_chromium() {
 
     // Run the steps on their own task so that the session is closed (and Chromium ends) even
     // when an assertion fails; the failure is then re-raised here.
-    let mut steps = tokio::spawn(walk_through(
-        client.clone(),
-        appliance.setup_link.clone().expect("setup link"),
-        downloads,
-        shots,
-    ));
+    let mut steps =
+        tokio::spawn(walk_through(client.clone(), appliance.setup_link.clone().expect("setup link"), downloads, shots));
     let outcome = tokio::time::timeout(Duration::from_secs(90), &mut steps).await;
     steps.abort();
     let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
@@ -196,23 +173,11 @@ async fn walk_through(client: Client, setup_link: String, downloads: PathBuf, sh
     assert_eq!(client.title().await.expect("title"), "Set up · InboxGrove");
     screenshot(&client, &shots, "1-setup").await;
     email.send_keys(EMAIL).await.expect("type email");
-    let password = client
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .expect("password field");
-    password
-        .send_keys(common::PASSWORD)
-        .await
-        .expect("type password");
-    let workspace = client
-        .find(Locator::Css("input[name=workspace]"))
-        .await
-        .expect("workspace field");
+    let password = client.find(Locator::Css("input[name=password]")).await.expect("password field");
+    password.send_keys(common::PASSWORD).await.expect("type password");
+    let workspace = client.find(Locator::Css("input[name=workspace]")).await.expect("workspace field");
     workspace.clear().await.expect("clear workspace");
-    workspace
-        .send_keys(WORKSPACE)
-        .await
-        .expect("type workspace");
+    workspace.send_keys(WORKSPACE).await.expect("type workspace");
     click(&client, "#setup-submit").await;
 
     // 2. The domains page: add a domain.
@@ -223,14 +188,8 @@ async fn walk_through(client: Client, setup_link: String, downloads: PathBuf, sh
         "setup lands on the domains page, got {url}"
     );
     let body = text_of(&client, "body").await;
-    assert!(
-        body.contains(EMAIL),
-        "the header shows who is signed in:\n{body}"
-    );
-    assert!(
-        body.contains(WORKSPACE),
-        "the header shows the workspace:\n{body}"
-    );
+    assert!(body.contains(EMAIL), "the header shows who is signed in:\n{body}");
+    assert!(body.contains(WORKSPACE), "the header shows the workspace:\n{body}");
     screenshot(&client, &shots, "2-domains").await;
     name.send_keys(DOMAIN).await.expect("type the domain");
     click(&client, "#domain-add").await;
@@ -241,17 +200,11 @@ async fn walk_through(client: Client, setup_link: String, downloads: PathBuf, sh
     let source = client.source().await.expect("page source");
     let purposes = common::select_text(&source, "table.records tbody tr td:first-child");
     for wanted in ["MX", "SPF", "DKIM", "DMARC", "Tracking"] {
-        assert!(
-            purposes.iter().any(|p| p == wanted),
-            "the DNS table has a {wanted} row; it has {purposes:?}"
-        );
+        assert!(purposes.iter().any(|p| p == wanted), "the DNS table has a {wanted} row; it has {purposes:?}");
     }
     screenshot(&client, &shots, "3-domain").await;
     count.clear().await.expect("clear count");
-    count
-        .send_keys(&COUNT.to_string())
-        .await
-        .expect("type count");
+    count.send_keys(&COUNT.to_string()).await.expect("type count");
     click(&client, "#mailbox-create").await;
 
     // 4. "Mailboxes created": 50 addresses and passwords, then the one-time CSV.
@@ -260,34 +213,19 @@ async fn walk_through(client: Client, setup_link: String, downloads: PathBuf, sh
     let source = client.source().await.expect("page source");
     let cells = common::select_text(&source, "#credentials tbody tr td");
     assert_eq!(cells.len(), COUNT * 2, "two cells per credential row");
-    let shown: BTreeMap<String, String> = cells
-        .chunks(2)
-        .map(|row| (row[0].clone(), row[1].clone()))
-        .collect();
+    let shown: BTreeMap<String, String> = cells.chunks(2).map(|row| (row[0].clone(), row[1].clone())).collect();
     assert_eq!(shown.len(), COUNT, "{COUNT} different addresses: {shown:?}");
     for (address, password) in &shown {
-        assert!(
-            address.ends_with(&format!("@{DOMAIN}")),
-            "{address} is on {DOMAIN}"
-        );
-        assert!(
-            password.len() >= 12,
-            "{address} has a strong password, got {password:?}"
-        );
+        assert!(address.ends_with(&format!("@{DOMAIN}")), "{address} is on {DOMAIN}");
+        assert!(password.len() >= 12, "{address} has a strong password, got {password:?}");
     }
     screenshot(&client, &shots, "4-created").await;
     click(&client, "#download-instantly").await;
     let csv_path = wait_for_download(&downloads).await;
-    assert_eq!(
-        csv_path.file_name().and_then(|n| n.to_str()),
-        Some("instantly-credentials.csv")
-    );
+    assert_eq!(csv_path.file_name().and_then(|n| n.to_str()), Some("instantly-credentials.csv"));
     let downloaded = read_instantly_csv(&csv_path);
     assert_eq!(downloaded.len(), COUNT, "{COUNT} data rows in the CSV");
-    assert_eq!(
-        downloaded, shown,
-        "the CSV has the addresses and passwords the page showed"
-    );
+    assert_eq!(downloaded, shown, "the CSV has the addresses and passwords the page showed");
 
     // 5. The mailbox list, reached through the navigation bar.
     click(&client, "nav.sections a[href$='/mailboxes']").await;
@@ -295,11 +233,7 @@ async fn walk_through(client: Client, setup_link: String, downloads: PathBuf, sh
     assert_eq!(text_of(&client, "h1").await, format!("Mailboxes ({COUNT})"));
     let source = client.source().await.expect("page source");
     let listed = common::select_text(&source, "#selection tbody tr td:nth-child(2)");
-    assert_eq!(
-        listed.len(),
-        COUNT,
-        "the list shows {COUNT} mailboxes: {listed:?}"
-    );
+    assert_eq!(listed.len(), COUNT, "the list shows {COUNT} mailboxes: {listed:?}");
     let listed: std::collections::BTreeSet<String> = listed.into_iter().collect();
     let created: std::collections::BTreeSet<String> = shown.keys().cloned().collect();
     assert_eq!(listed, created, "the list shows the mailboxes just created");
@@ -308,19 +242,10 @@ async fn walk_through(client: Client, setup_link: String, downloads: PathBuf, sh
 
 /// Waits (bounded) for an element of the next page.
 async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
-    match client
-        .wait()
-        .at_most(STEP_TIMEOUT)
-        .for_element(Locator::Css(css))
-        .await
-    {
+    match client.wait().at_most(STEP_TIMEOUT).for_element(Locator::Css(css)).await {
         Ok(element) => element,
         Err(e) => {
-            let url = client
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default();
+            let url = client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
             let body = text_of(client, "body").await;
             panic!("no `{css}` within {STEP_TIMEOUT:?} on {url} ({e}); the page says:\n{body}");
         }
@@ -328,14 +253,8 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
 }
 
 async fn click(client: &Client, css: &str) {
-    let element = client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("find `{css}`: {e}"));
-    element
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+    let element = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find `{css}`: {e}"));
+    element.click().await.unwrap_or_else(|e| panic!("click `{css}`: {e}"));
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
@@ -370,28 +289,17 @@ async fn screenshot(client: &Client, dir: &Path, name: &str) {
 async fn wait_for_download(dir: &Path) -> PathBuf {
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
-        let names: Vec<PathBuf> = std::fs::read_dir(dir)
-            .expect("read download dir")
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .collect();
-        let finished: Vec<&PathBuf> = names
-            .iter()
-            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
-            .collect();
-        let partial = names
-            .iter()
-            .any(|p| p.extension().is_some_and(|x| x == "crdownload"));
+        let names: Vec<PathBuf> =
+            std::fs::read_dir(dir).expect("read download dir").filter_map(Result::ok).map(|e| e.path()).collect();
+        let finished: Vec<&PathBuf> = names.iter().filter(|p| p.extension().is_some_and(|x| x == "csv")).collect();
+        let partial = names.iter().any(|p| p.extension().is_some_and(|x| x == "crdownload"));
         if let [only] = finished.as_slice()
             && !partial
             && std::fs::metadata(only).is_ok_and(|m| m.len() > 0)
         {
             return (*only).clone();
         }
-        assert!(
-            finished.len() <= 1,
-            "one download expected, found {names:?}"
-        );
+        assert!(finished.len() <= 1, "one download expected, found {names:?}");
         assert!(
             Instant::now() < deadline,
             "no CSV arrived in {} within {STEP_TIMEOUT:?}; it holds {names:?}",
@@ -406,21 +314,14 @@ fn read_instantly_csv(path: &Path) -> BTreeMap<String, String> {
     let mut reader = csv::Reader::from_path(path).expect("open the CSV");
     let headers = reader.headers().expect("a header row").clone();
     let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .unwrap_or_else(|| panic!("no {name} column in {headers:?}"))
+        headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name} column in {headers:?}"))
     };
     let (email, password) = (column("Email"), column("IMAP Password"));
     let mut rows = BTreeMap::new();
     for record in reader.records() {
         let record = record.expect("a CSV row");
         let previous = rows.insert(record[email].to_string(), record[password].to_string());
-        assert!(
-            previous.is_none(),
-            "{} appears twice in the CSV",
-            &record[email]
-        );
+        assert!(previous.is_none(), "{} appears twice in the CSV", &record[email]);
     }
     rows
 }

@@ -18,36 +18,20 @@ fn workspace_of(url: &str) -> i64 {
 
 async fn add_domain(browser: &Browser, ws: i64, name: &str) -> common::Page {
     let form = browser.get(&format!("/w/{ws}/domains")).await;
-    browser
-        .post_form(
-            &format!("/w/{ws}/domains"),
-            &form.body,
-            &[("name", name), ("dkim", "rsa")],
-        )
-        .await
+    browser.post_form(&format!("/w/{ws}/domains"), &form.body, &[("name", name), ("dkim", "rsa")]).await
 }
 
 /// Creates `count` mailboxes on the domain page at `domain_url`; returns the issued page.
 async fn create_mailboxes(browser: &Browser, domain_url: &str, count: &str) -> common::Page {
     let form = browser.get(domain_url).await;
     let action = select_attr(&form.body, "form[action$='/mailboxes']", "action").remove(0);
-    browser
-        .post_form(&action, &form.body, &[("count", count)])
-        .await
+    browser.post_form(&action, &form.body, &[("count", count)]).await
 }
 
 fn parse_csv(body: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_reader(body.as_bytes());
-    let header = reader
-        .headers()
-        .expect("header")
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let rows = reader
-        .records()
-        .map(|r| r.expect("row").iter().map(str::to_string).collect())
-        .collect();
+    let header = reader.headers().expect("header").iter().map(str::to_string).collect();
+    let rows = reader.records().map(|r| r.expect("row").iter().map(str::to_string).collect()).collect();
     (header, rows)
 }
 
@@ -55,54 +39,24 @@ fn parse_csv(body: &str) -> (Vec<String>, Vec<Vec<String>>) {
 async fn first_run_setup_login_logout_and_csrf() {
     let appliance = Appliance::start();
     assert_eq!(appliance.browser().get("/healthz").await.status, 200);
-    let link = appliance
-        .setup_link
-        .clone()
-        .expect("setup link printed on first start");
+    let link = appliance.setup_link.clone().expect("setup link printed on first start");
 
     // A short password re-renders the form with the message and what was typed.
     let visitor = appliance.browser();
     let form = visitor.get(&link).await;
-    let short = visitor
-        .post_form(
-            &link,
-            &form.body,
-            &[
-                ("email", ADMIN),
-                ("password", "short"),
-                ("workspace", "Acme"),
-            ],
-        )
-        .await;
+    let short =
+        visitor.post_form(&link, &form.body, &[("email", ADMIN), ("password", "short"), ("workspace", "Acme")]).await;
     assert_eq!(short.status, 422);
-    assert!(
-        short.body.contains("at least 10 characters"),
-        "{}",
-        short.body
-    );
+    assert!(short.body.contains("at least 10 characters"), "{}", short.body);
     assert!(short.body.contains(ADMIN));
 
     // A form without the CSRF token is refused.
-    let forged = visitor
-        .post_raw(
-            &link,
-            &[
-                ("email", ADMIN),
-                ("password", PASSWORD),
-                ("workspace", "Acme"),
-            ],
-        )
-        .await;
+    let forged = visitor.post_raw(&link, &[("email", ADMIN), ("password", PASSWORD), ("workspace", "Acme")]).await;
     assert_eq!(forged.status, 403);
     let wrong = visitor
         .post_raw(
             &link,
-            &[
-                ("csrf", "x".repeat(43).as_str()),
-                ("email", ADMIN),
-                ("password", PASSWORD),
-                ("workspace", "A"),
-            ],
+            &[("csrf", "x".repeat(43).as_str()), ("email", ADMIN), ("password", PASSWORD), ("workspace", "A")],
         )
         .await;
     assert_eq!(wrong.status, 403);
@@ -121,29 +75,14 @@ async fn first_run_setup_login_logout_and_csrf() {
         .build()
         .unwrap()
         .post(appliance.url("/login"))
-        .header(
-            "cookie",
-            "ig_csrf=abcdefghijabcdefghijabcdefghijabcdefghij123",
-        )
-        .form(&[
-            ("csrf", "abcdefghijabcdefghijabcdefghijabcdefghij123"),
-            ("email", ADMIN),
-            ("password", PASSWORD),
-        ])
+        .header("cookie", "ig_csrf=abcdefghijabcdefghijabcdefghijabcdefghij123")
+        .form(&[("csrf", "abcdefghijabcdefghijabcdefghijabcdefghij123"), ("email", ADMIN), ("password", PASSWORD)])
         .send()
         .await
         .unwrap();
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(
-        cookie.starts_with("ig_session=")
-            && cookie.contains("HttpOnly")
-            && cookie.contains("SameSite=Lax"),
+        cookie.starts_with("ig_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
 
@@ -155,22 +94,10 @@ async fn first_run_setup_login_logout_and_csrf() {
 
     // Wrong password, then the right one.
     let login = admin.get("/login").await;
-    let bad = admin
-        .post_form(
-            "/login",
-            &login.body,
-            &[("email", ADMIN), ("password", "not the password")],
-        )
-        .await;
+    let bad = admin.post_form("/login", &login.body, &[("email", ADMIN), ("password", "not the password")]).await;
     assert_eq!(bad.status, 401);
     assert!(bad.body.contains("not right") && bad.body.contains(ADMIN));
-    let good = admin
-        .post_form(
-            "/login",
-            &login.body,
-            &[("email", ADMIN), ("password", PASSWORD)],
-        )
-        .await;
+    let good = admin.post_form("/login", &login.body, &[("email", ADMIN), ("password", PASSWORD)]).await;
     assert_eq!(good.status, 200);
     assert!(good.url.contains("/w/"));
 }
@@ -182,32 +109,12 @@ async fn failed_logins_are_throttled_per_account_and_the_ui_says_so() {
     let attacker = appliance.browser();
     let login = attacker.get("/login").await;
     for _ in 0..5 {
-        let page = attacker
-            .post_form(
-                "/login",
-                &login.body,
-                &[("email", ADMIN), ("password", "guess guess")],
-            )
-            .await;
+        let page = attacker.post_form("/login", &login.body, &[("email", ADMIN), ("password", "guess guess")]).await;
         assert!(page.status == 401 || page.status == 429);
     }
-    let page = attacker
-        .post_form(
-            "/login",
-            &login.body,
-            &[("email", ADMIN), ("password", PASSWORD)],
-        )
-        .await;
-    assert_eq!(
-        page.status, 429,
-        "even the right password waits once throttled"
-    );
-    assert!(
-        page.body
-            .contains("Too many failed sign-in attempts for this account"),
-        "{}",
-        page.body
-    );
+    let page = attacker.post_form("/login", &login.body, &[("email", ADMIN), ("password", PASSWORD)]).await;
+    assert_eq!(page.status, 429, "even the right password waits once throttled");
+    assert!(page.body.contains("Too many failed sign-in attempts for this account"), "{}", page.body);
 
     // Per IP: many accounts from one address.
     let mut last = 0;
@@ -216,10 +123,7 @@ async fn failed_logins_are_throttled_per_account_and_the_ui_says_so() {
             .post_form(
                 "/login",
                 &login.body,
-                &[
-                    ("email", &format!("nobody{i}@acme.test")),
-                    ("password", "guess guess"),
-                ],
+                &[("email", &format!("nobody{i}@acme.test")), ("password", "guess guess")],
             )
             .await;
         last = page.status;
@@ -247,17 +151,10 @@ async fn domains_are_validated_and_their_records_shown() {
     ] {
         let page = add_domain(&admin, ws, bad).await;
         assert_eq!(page.status, 422, "{bad}: {}", page.body);
-        assert!(
-            !select_text(&page.body, ".error").is_empty(),
-            "{bad} shows an error"
-        );
+        assert!(!select_text(&page.body, ".error").is_empty(), "{bad} shows an error");
         assert!(page.body.contains(message));
         if !bad.is_empty() {
-            assert_eq!(
-                select_attr(&page.body, "#domain-name", "value"),
-                vec![bad.to_string()],
-                "keeps what was typed"
-            );
+            assert_eq!(select_attr(&page.body, "#domain-name", "value"), vec![bad.to_string()], "keeps what was typed");
         }
     }
 
@@ -276,29 +173,17 @@ async fn domains_are_validated_and_their_records_shown() {
         "v=DMARC1; p=none; rua=mailto:",
         "track.grove-outreach.test",
     ] {
-        assert!(
-            joined.contains(expected),
-            "records show {expected}:\n{joined}"
-        );
+        assert!(joined.contains(expected), "records show {expected}:\n{joined}");
     }
 
     let zone = admin.get(&format!("{}/zone", page.url)).await;
     assert!(zone.disposition.contains("grove-outreach.test.zone"));
     assert!(zone.body.contains("$ORIGIN grove-outreach.test."));
-    assert!(
-        zone.body
-            .lines()
-            .filter(|l| l.contains("TXT"))
-            .all(|l| l.split('"').all(|s| s.len() <= 255))
-    );
+    assert!(zone.body.lines().filter(|l| l.contains("TXT")).all(|l| l.split('"').all(|s| s.len() <= 255)));
 
     let duplicate = add_domain(&admin, ws, "grove-outreach.test").await;
     assert_eq!(duplicate.status, 422);
-    assert!(
-        duplicate.body.contains("already added"),
-        "{}",
-        duplicate.body
-    );
+    assert!(duplicate.body.contains("already added"), "{}", duplicate.body);
 
     // Internationalized names are stored in ASCII form.
     let idn = add_domain(&admin, ws, "bücher-grove.test").await;
@@ -308,34 +193,18 @@ async fn domains_are_validated_and_their_records_shown() {
     // Ed25519 keys on request.
     let form = admin.get(&format!("/w/{ws}/domains")).await;
     let ed = admin
-        .post_form(
-            &format!("/w/{ws}/domains"),
-            &form.body,
-            &[("name", "ed-grove.test"), ("dkim", "ed25519")],
-        )
+        .post_form(&format!("/w/{ws}/domains"), &form.body, &[("name", "ed-grove.test"), ("dkim", "ed25519")])
         .await;
     assert!(ed.body.contains("k=ed25519"), "{}", ed.body);
 
     // The CLI prints the same records.
-    let out = appliance.cli(
-        &["domain", "records", "grove-outreach.test", "--zone"],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = appliance.cli(&["domain", "records", "grove-outreach.test", "--zone"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("_dmarc.grove-outreach.test."));
 
     // The audit log lists the additions.
     let audit = admin.get(&format!("/w/{ws}/audit?action=domain")).await;
-    assert_eq!(
-        select_text(&audit.body, "tbody tr").len(),
-        3,
-        "{}",
-        audit.body
-    );
+    assert_eq!(select_text(&audit.body, "tbody tr").len(), 3, "{}", audit.body);
 }
 
 #[tokio::test]
@@ -348,44 +217,27 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
     let over = create_mailboxes(&admin, &domain_page.url, "501").await;
     assert_eq!(over.status, 422);
     assert!(over.body.contains("between 1 and 500"));
-    assert_eq!(
-        select_attr(&over.body, "#mailbox-count", "value"),
-        vec!["501"]
-    );
+    assert_eq!(select_attr(&over.body, "#mailbox-count", "value"), vec!["501"]);
 
     let issued = create_mailboxes(&admin, &domain_page.url, "50").await;
     assert_eq!(issued.status, 200, "{}", issued.body);
     let cells = select_text(&issued.body, "#credentials tbody td");
-    let shown: Vec<(String, String)> = cells
-        .chunks(2)
-        .map(|c| (c[0].clone(), c[1].clone()))
-        .collect();
+    let shown: Vec<(String, String)> = cells.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect();
     assert_eq!(shown.len(), 50);
-    let mut locals: Vec<&str> = shown
-        .iter()
-        .map(|(e, _)| e.split('@').next().unwrap())
-        .collect();
+    let mut locals: Vec<&str> = shown.iter().map(|(e, _)| e.split('@').next().unwrap()).collect();
     locals.sort_unstable();
     locals.dedup();
     assert_eq!(locals.len(), 50, "distinct addresses");
     for (email, password) in &shown {
         assert!(email.ends_with("@grove-outreach.test"));
         let local = email.split('@').next().unwrap();
-        assert!(
-            local
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'),
-            "{local} looks like a name"
-        );
+        assert!(local.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'), "{local} looks like a name");
         assert!(password.len() >= 16, "strong password");
     }
 
     // The one-time download carries the passwords, column by column.
-    let batch_action =
-        select_attr(&issued.body, "form[action*='/credentials/']", "action").remove(0);
-    let csv = admin
-        .post_form(&batch_action, &issued.body, &[("format", "instantly")])
-        .await;
+    let batch_action = select_attr(&issued.body, "form[action*='/credentials/']", "action").remove(0);
+    let csv = admin.post_form(&batch_action, &issued.body, &[("format", "instantly")]).await;
     assert_eq!(csv.status, 200);
     assert!(csv.content_type.starts_with("text/csv"));
     let (header, rows) = parse_csv(&csv.body);
@@ -411,11 +263,7 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
     );
     assert_eq!(rows.len(), 50);
     for row in &rows {
-        let password = &shown
-            .iter()
-            .find(|(e, _)| *e == row[0])
-            .expect("exported mailbox was created")
-            .1;
+        let password = &shown.iter().find(|(e, _)| *e == row[0]).expect("exported mailbox was created").1;
         assert!(!row[1].is_empty() && !row[2].is_empty(), "names");
         assert_eq!(row[3], row[0], "IMAP username");
         assert_eq!(&row[4], password, "IMAP password");
@@ -429,9 +277,7 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
     }
 
     // Never twice.
-    let again = admin
-        .post_form(&batch_action, &issued.body, &[("format", "smartlead")])
-        .await;
+    let again = admin.post_form(&batch_action, &issued.body, &[("format", "smartlead")]).await;
     assert_eq!(again.status, 422);
     assert!(again.body.contains("already downloaded"));
 
@@ -441,32 +287,17 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
     assert_eq!(ids.len(), 50);
     let mut fields: Vec<(&str, &str)> = ids.iter().take(10).map(|id| ("id", id.as_str())).collect();
     fields.push(("format", "smartlead"));
-    let export = admin
-        .post_form(&format!("/w/{ws}/mailboxes/export"), &list.body, &fields)
-        .await;
+    let export = admin.post_form(&format!("/w/{ws}/mailboxes/export"), &list.body, &fields).await;
     let (header, rows) = parse_csv(&export.body);
     assert_eq!(
         header[..8],
-        [
-            "from_name",
-            "from_email",
-            "user_name",
-            "password",
-            "smtp_host",
-            "smtp_port",
-            "imap_host",
-            "imap_port"
-        ]
+        ["from_name", "from_email", "user_name", "password", "smtp_host", "smtp_port", "imap_host", "imap_port"]
     );
     assert_eq!(rows.len(), 10);
     let column = |name: &str| header.iter().position(|h| h == name).unwrap();
     for row in &rows {
         assert_eq!(row[column("user_name")], row[column("from_email")]);
-        assert_eq!(
-            row[column("password")],
-            "",
-            "no password after the first download"
-        );
+        assert_eq!(row[column("password")], "", "no password after the first download");
         assert_eq!(row[column("imap_password")], "");
         assert_eq!(row[column("max_email_per_day")], "40");
         assert_eq!(row[column("smtp_port")], "2587");
@@ -478,87 +309,35 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
     let edit = admin.get(&edit_url).await;
     let formula = "=HYPERLINK(\"http://evil.test\",\"x\")";
     let saved = admin
-        .post_form(
-            &edit_url,
-            &edit.body,
-            &[
-                ("display_name", formula),
-                ("daily_limit", "25"),
-                ("status", "warming"),
-            ],
-        )
+        .post_form(&edit_url, &edit.body, &[("display_name", formula), ("daily_limit", "25"), ("status", "warming")])
         .await;
     assert_eq!(saved.status, 200, "{}", saved.body);
     let bad_limit = admin
-        .post_form(
-            &edit_url,
-            &edit.body,
-            &[
-                ("display_name", "X"),
-                ("daily_limit", "-3"),
-                ("status", "active"),
-            ],
-        )
+        .post_form(&edit_url, &edit.body, &[("display_name", "X"), ("daily_limit", "-3"), ("status", "active")])
         .await;
     assert_eq!(bad_limit.status, 422);
-    assert_eq!(
-        select_attr(&bad_limit.body, "input[name=daily_limit]", "value"),
-        vec!["-3"]
-    );
-    let export = admin
-        .get(&format!(
-            "/w/{ws}/mailboxes/export?format=smartlead&id={first}"
-        ))
-        .await;
+    assert_eq!(select_attr(&bad_limit.body, "input[name=daily_limit]", "value"), vec!["-3"]);
+    let export = admin.get(&format!("/w/{ws}/mailboxes/export?format=smartlead&id={first}")).await;
     let (header, rows) = parse_csv(&export.body);
-    assert_eq!(
-        rows[0][header.iter().position(|h| h == "from_name").unwrap()],
-        format!("'{formula}")
-    );
-    assert_eq!(
-        rows[0][header
-            .iter()
-            .position(|h| h == "max_email_per_day")
-            .unwrap()],
-        "25"
-    );
-    assert_eq!(
-        rows[0][header.iter().position(|h| h == "warmup_enabled").unwrap()],
-        "TRUE"
-    );
+    assert_eq!(rows[0][header.iter().position(|h| h == "from_name").unwrap()], format!("'{formula}"));
+    assert_eq!(rows[0][header.iter().position(|h| h == "max_email_per_day").unwrap()], "25");
+    assert_eq!(rows[0][header.iter().position(|h| h == "warmup_enabled").unwrap()], "TRUE");
 
     // A password reset issues a new one-time batch.
-    let reset = admin
-        .post_form(
-            &format!("/w/{ws}/mailboxes/reset-passwords"),
-            &list.body,
-            &[("id", first)],
-        )
-        .await;
+    let reset = admin.post_form(&format!("/w/{ws}/mailboxes/reset-passwords"), &list.body, &[("id", first)]).await;
     assert_eq!(reset.status, 200, "{}", reset.body);
     let new_password = select_text(&reset.body, "#credentials tbody td code").remove(0);
     let action = select_attr(&reset.body, "form[action*='/credentials/']", "action").remove(0);
-    let csv = admin
-        .post_form(&action, &reset.body, &[("format", "smartlead")])
-        .await;
+    let csv = admin.post_form(&action, &reset.body, &[("format", "smartlead")]).await;
     let (header, rows) = parse_csv(&csv.body);
     assert_eq!(rows.len(), 1);
-    assert_eq!(
-        rows[0][header.iter().position(|h| h == "password").unwrap()],
-        new_password
-    );
+    assert_eq!(rows[0][header.iter().position(|h| h == "password").unwrap()], new_password);
 
     // The audit log records who did it.
     let audit = admin.get(&format!("/w/{ws}/audit?action=mailbox")).await;
     let text = select_text(&audit.body, "tbody td").join(" ");
-    assert!(
-        text.contains("mailbox.create") && text.contains("50 mailboxes") && text.contains(ADMIN),
-        "{text}"
-    );
-    assert!(
-        text.contains("mailbox.update") && text.contains("mailbox.password_reset"),
-        "{text}"
-    );
+    assert!(text.contains("mailbox.create") && text.contains("50 mailboxes") && text.contains(ADMIN), "{text}");
+    assert!(text.contains("mailbox.update") && text.contains("mailbox.password_reset"), "{text}");
 }
 
 #[tokio::test]
@@ -574,32 +353,20 @@ async fn another_workspace_sees_404_everywhere() {
 
     // The owner makes a second workspace and invites a stranger as its owner.
     let workspaces = owner.get("/workspaces").await;
-    let created = owner
-        .post_form("/workspaces", &workspaces.body, &[("name", "Other Agency")])
-        .await;
+    let created = owner.post_form("/workspaces", &workspaces.body, &[("name", "Other Agency")]).await;
     let ws2 = workspace_of(&created.url);
     assert_ne!(ws1, ws2);
     let members = owner.get(&format!("/w/{ws2}/members")).await;
     let invited = owner
-        .post_form(
-            &format!("/w/{ws2}/members"),
-            &members.body,
-            &[("email", "stranger@other.test"), ("role", "owner")],
-        )
+        .post_form(&format!("/w/{ws2}/members"), &members.body, &[("email", "stranger@other.test"), ("role", "owner")])
         .await;
     let link = select_text(&invited.body, "#invite-link").remove(0);
     let stranger = appliance.browser();
     let invite = stranger.get(&link).await;
     assert!(invite.body.contains("Other Agency"));
-    let joined = stranger
-        .post_form(&link, &invite.body, &[("password", "stranger password 1")])
-        .await;
+    let joined = stranger.post_form(&link, &invite.body, &[("password", "stranger password 1")]).await;
     assert_eq!(workspace_of(&joined.url), ws2);
-    assert_eq!(
-        appliance.browser().get(&link).await.status,
-        404,
-        "invite links work once"
-    );
+    assert_eq!(appliance.browser().get(&link).await.status, 404, "invite links work once");
 
     for url in [
         format!("/w/{ws1}/domains"),
@@ -623,54 +390,28 @@ async fn another_workspace_sees_404_everywhere() {
         .post_form(
             &format!("/w/{ws2}/mailboxes/{mailbox_id}"),
             &ws2_list.body,
-            &[
-                ("display_name", "x"),
-                ("daily_limit", "1"),
-                ("status", "paused"),
-            ],
+            &[("display_name", "x"), ("daily_limit", "1"), ("status", "paused")],
         )
         .await;
     assert_eq!(edit.status, 404);
     let reset = stranger
-        .post_form(
-            &format!("/w/{ws2}/mailboxes/reset-passwords"),
-            &ws2_list.body,
-            &[("id", &mailbox_id)],
-        )
+        .post_form(&format!("/w/{ws2}/mailboxes/reset-passwords"), &ws2_list.body, &[("id", &mailbox_id)])
         .await;
     assert_eq!(reset.status, 404);
-    let export = stranger
-        .get(&format!("/w/{ws2}/mailboxes/export?format=smartlead"))
-        .await;
+    let export = stranger.get(&format!("/w/{ws2}/mailboxes/export?format=smartlead")).await;
     assert_eq!(export.status, 200);
-    assert_eq!(
-        parse_csv(&export.body).1.len(),
-        0,
-        "the second workspace's export holds none of the first's"
-    );
+    assert_eq!(parse_csv(&export.body).1.len(), 0, "the second workspace's export holds none of the first's");
 
     // A viewer reads but cannot change.
     let members = owner.get(&format!("/w/{ws1}/members")).await;
     let invited = owner
-        .post_form(
-            &format!("/w/{ws1}/members"),
-            &members.body,
-            &[("email", "viewer@acme.test"), ("role", "viewer")],
-        )
+        .post_form(&format!("/w/{ws1}/members"), &members.body, &[("email", "viewer@acme.test"), ("role", "viewer")])
         .await;
     let link = select_text(&invited.body, "#invite-link").remove(0);
     let viewer = appliance.browser();
     let invite = viewer.get(&link).await;
-    viewer
-        .post_form(&link, &invite.body, &[("password", "viewer password 1")])
-        .await;
-    assert_eq!(
-        viewer
-            .get(&format!("/w/{ws1}/domains/{domain_id}"))
-            .await
-            .status,
-        200
-    );
+    viewer.post_form(&link, &invite.body, &[("password", "viewer password 1")]).await;
+    assert_eq!(viewer.get(&format!("/w/{ws1}/domains/{domain_id}")).await.status, 200);
     let denied = add_domain(&viewer, ws1, "viewer-grove.test").await;
     assert_eq!(denied.status, 403);
     assert_eq!(viewer.get(&format!("/w/{ws1}/audit")).await.status, 403);
@@ -679,97 +420,30 @@ async fn another_workspace_sees_404_everywhere() {
 #[tokio::test]
 async fn cli_commands_backup_and_master_key() {
     let mut appliance = Appliance::start();
-    let created = appliance.cli(
-        &["admin", "create", "--email", "ops@acme.test"],
-        Some("a long cli password\n"),
-    );
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    assert!(
-        appliance
-            .browser()
-            .get(&appliance.setup_link.clone().unwrap())
-            .await
-            .status
-            == 404,
-        "setup closes"
-    );
+    let created = appliance.cli(&["admin", "create", "--email", "ops@acme.test"], Some("a long cli password\n"));
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(appliance.browser().get(&appliance.setup_link.clone().unwrap()).await.status == 404, "setup closes");
 
-    let added = appliance.cli(
-        &["domain", "add", "cli-grove.test", "--dkim", "ed25519"],
-        None,
-    );
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    let added = appliance.cli(&["domain", "add", "cli-grove.test", "--dkim", "ed25519"], None);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     assert!(String::from_utf8_lossy(&added.stdout).contains("k=ed25519"));
     let bad = appliance.cli(&["domain", "add", "not a domain"], None);
     assert!(!bad.status.success());
 
-    let out = appliance.cli(
-        &[
-            "mailbox",
-            "create",
-            "--domain",
-            "cli-grove.test",
-            "--count",
-            "5",
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = appliance.cli(&["mailbox", "create", "--domain", "cli-grove.test", "--count", "5"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (header, rows) = parse_csv(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(header, ["email", "password"]);
     assert_eq!(rows.len(), 5);
 
     let email = rows[0][0].clone();
-    let set = appliance.cli(
-        &[
-            "mailbox",
-            "set",
-            &email,
-            "--daily-limit",
-            "12",
-            "--status",
-            "paused",
-        ],
-        None,
-    );
-    assert!(
-        set.status.success(),
-        "{}",
-        String::from_utf8_lossy(&set.stderr)
-    );
-    let export = appliance.cli(
-        &[
-            "mailbox",
-            "export",
-            "--domain",
-            "cli-grove.test",
-            "--format",
-            "instantly",
-        ],
-        None,
-    );
+    let set = appliance.cli(&["mailbox", "set", &email, "--daily-limit", "12", "--status", "paused"], None);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let export = appliance.cli(&["mailbox", "export", "--domain", "cli-grove.test", "--format", "instantly"], None);
     let (header, rows) = parse_csv(&String::from_utf8_lossy(&export.stdout));
     let row = rows.iter().find(|r| r[0] == email).expect("exported");
-    assert_eq!(
-        row[header.iter().position(|h| h == "Daily Limit").unwrap()],
-        "12"
-    );
-    assert_eq!(
-        row[header.iter().position(|h| h == "IMAP Password").unwrap()],
-        ""
-    );
+    assert_eq!(row[header.iter().position(|h| h == "Daily Limit").unwrap()], "12");
+    assert_eq!(row[header.iter().position(|h| h == "IMAP Password").unwrap()], "");
 
     let check = appliance.cli(&["config", "check"], None);
     assert!(check.status.success());
@@ -778,34 +452,15 @@ async fn cli_commands_backup_and_master_key() {
     // A consistent backup while serving.
     let file = appliance.dir.path().join("backup.db");
     let backup = appliance.cli(&["backup", file.to_str().unwrap()], None);
-    assert!(
-        backup.status.success(),
-        "{}",
-        String::from_utf8_lossy(&backup.stderr)
-    );
+    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
     let copy = rusqlite::Connection::open(&file).unwrap();
-    let integrity: String = copy
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
+    let integrity: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
-    let count: i64 = copy
-        .query_row("SELECT count(*) FROM mailboxes", [], |r| r.get(0))
-        .unwrap();
+    let count: i64 = copy.query_row("SELECT count(*) FROM mailboxes", [], |r| r.get(0)).unwrap();
     assert_eq!(count, 5);
-    let sealed: Vec<u8> = copy
-        .query_row("SELECT private_key_enc FROM dkim_keys", [], |r| r.get(0))
-        .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"),
-        "DKIM keys are sealed"
-    );
-    assert!(
-        !appliance
-            .cli(&["backup", file.to_str().unwrap()], None)
-            .status
-            .success(),
-        "never overwrites"
-    );
+    let sealed: Vec<u8> = copy.query_row("SELECT private_key_enc FROM dkim_keys", [], |r| r.get(0)).unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"), "DKIM keys are sealed");
+    assert!(!appliance.cli(&["backup", file.to_str().unwrap()], None).status.success(), "never overwrites");
 
     // A wrong master key is refused at start.
     let data = appliance.data_dir();
@@ -814,10 +469,7 @@ async fn cli_commands_backup_and_master_key() {
     let key = "11".repeat(32);
     let wrong = common::run_to_exit(
         &["serve", "--data", data.to_str().unwrap()],
-        &[
-            ("INBOXGROVE_HTTP__LISTEN", "127.0.0.1:0"),
-            ("INBOXGROVE_MASTER_KEY", &key),
-        ],
+        &[("INBOXGROVE_HTTP__LISTEN", "127.0.0.1:0"), ("INBOXGROVE_MASTER_KEY", &key)],
     );
     assert!(!wrong.status.success());
     assert!(

@@ -16,16 +16,10 @@ pub struct Actor {
 
 impl Actor {
     pub fn user(id: i64, email: &str) -> Actor {
-        Actor {
-            user_id: Some(id),
-            label: email.to_string(),
-        }
+        Actor { user_id: Some(id), label: email.to_string() }
     }
 
     pub fn cli() -> Actor {
-        Actor {
-            user_id: None,
-            label: "cli".into(),
-        }
+        Actor { user_id: None, label: "cli".into() }
     }
 }

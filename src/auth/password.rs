@@ -27,10 +27,7 @@ fn hash_with(argon: &Argon2<'_>, password: &str) -> Result<String> {
 /// Checks a person's chosen password against the policy.
 pub fn check_user_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_USER_PASSWORD {
-        return Err(Error::invalid(
-            "password",
-            format!("Use at least {MIN_USER_PASSWORD} characters."),
-        ));
+        return Err(Error::invalid("password", format!("Use at least {MIN_USER_PASSWORD} characters.")));
     }
     if password.len() > 1024 {
         return Err(Error::invalid("password", "That password is too long."));
@@ -52,23 +49,20 @@ pub fn hash_mailbox_password(password: &str) -> Result<String> {
 
 /// Verifies a password against a stored PHC string (on a blocking thread).
 pub async fn verify(hash: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_blocking(&hash, &password))
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_blocking(&hash, &password)).await.unwrap_or(false)
 }
 
 /// Verifies a password against a stored PHC string.
 pub fn verify_blocking(hash: &str, password: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }
 
 /// A hash to verify against when the account does not exist, so timing does not reveal it.
-pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0mQ1kHnHV1RCh4m0Y1jS1YQJwSAm0Ee6Jt7kq2s2HmE";
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0mQ1kHnHV1RCh4m0Y1jS1YQJwSAm0Ee6Jt7kq2s2HmE";
 
 #[cfg(test)]
 mod tests {
@@ -76,9 +70,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_reject() {
-        let hash = hash_user_password("correct horse battery".into())
-            .await
-            .unwrap();
+        let hash = hash_user_password("correct horse battery".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(verify(hash.clone(), "correct horse battery".into()).await);
         assert!(!verify(hash, "wrong".into()).await);

@@ -32,22 +32,14 @@ pub fn lookup(conn: &Connection, token: &str, now: i64) -> rusqlite::Result<Opti
         "SELECT u.id, u.email FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.token_hash = ?1 AND s.expires_at > ?2",
         (token_hash(token), now),
-        |row| {
-            Ok(SessionUser {
-                user_id: row.get(0)?,
-                email: row.get(1)?,
-            })
-        },
+        |row| Ok(SessionUser { user_id: row.get(0)?, email: row.get(1)? }),
     )
     .optional()
 }
 
 /// Ends a session.
 pub fn delete(conn: &Connection, token: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "DELETE FROM sessions WHERE token_hash = ?1",
-        [token_hash(token)],
-    )?;
+    conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash(token)])?;
     Ok(())
 }
 

@@ -36,12 +36,7 @@ impl Scope {
 }
 
 /// Seconds until `key` may try again, or `None` when it is not throttled.
-pub fn wait_seconds(
-    conn: &Connection,
-    scope: Scope,
-    key: &str,
-    now: i64,
-) -> rusqlite::Result<Option<i64>> {
+pub fn wait_seconds(conn: &Connection, scope: Scope, key: &str, now: i64) -> rusqlite::Result<Option<i64>> {
     let since = now - WINDOW_SECONDS;
     let (count, oldest): (i64, Option<i64>) = conn.query_row(
         "SELECT count(*), min(at) FROM (SELECT at FROM auth_failures WHERE scope = ?1 AND key = ?2 AND at > ?3 \
@@ -73,39 +68,23 @@ pub fn check(conn: &Connection, account: &str, ip: &str, now: i64) -> Result<()>
 }
 
 /// Records one failure for the account and the IP, and forgets failures older than the window.
-pub fn record_failure(
-    conn: &Connection,
-    account: &str,
-    ip: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
-    let mut insert =
-        conn.prepare_cached("INSERT INTO auth_failures (scope, key, at) VALUES (?1, ?2, ?3)")?;
+pub fn record_failure(conn: &Connection, account: &str, ip: &str, now: i64) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare_cached("INSERT INTO auth_failures (scope, key, at) VALUES (?1, ?2, ?3)")?;
     insert.execute((Scope::Account.name(), account, now))?;
     insert.execute((Scope::Ip.name(), ip, now))?;
-    conn.execute(
-        "DELETE FROM auth_failures WHERE at <= ?1",
-        [now - WINDOW_SECONDS],
-    )?;
+    conn.execute("DELETE FROM auth_failures WHERE at <= ?1", [now - WINDOW_SECONDS])?;
     Ok(())
 }
 
 /// Forgets the account's failures after a successful login.
 pub fn clear_account(conn: &Connection, account: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "DELETE FROM auth_failures WHERE scope = 'account' AND key = ?1",
-        [account],
-    )?;
+    conn.execute("DELETE FROM auth_failures WHERE scope = 'account' AND key = ?1", [account])?;
     Ok(())
 }
 
 fn minutes(seconds: i64) -> String {
     let minutes = (seconds + 59) / 60;
-    if minutes == 1 {
-        "1 minute".into()
-    } else {
-        format!("{minutes} minutes")
-    }
+    if minutes == 1 { "1 minute".into() } else { format!("{minutes} minutes") }
 }
 
 #[cfg(test)]
@@ -121,10 +100,7 @@ mod tests {
                     assert!(check(tx, "a@x.com", "1.2.3.4", 1000 + i).is_ok());
                     record_failure(tx, "a@x.com", "1.2.3.4", 1000 + i)?;
                 }
-                assert!(matches!(
-                    check(tx, "a@x.com", "9.9.9.9", 1010),
-                    Err(Error::Throttled(_))
-                ));
+                assert!(matches!(check(tx, "a@x.com", "9.9.9.9", 1010), Err(Error::Throttled(_))));
                 assert!(check(tx, "b@x.com", "1.2.3.4", 1010).is_ok());
                 assert!(check(tx, "a@x.com", "1.2.3.4", 1000 + WINDOW_SECONDS + 1).is_ok());
                 clear_account(tx, "a@x.com")?;

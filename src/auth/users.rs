@@ -25,21 +25,11 @@ pub fn normalize_email(input: &str) -> Result<String> {
     let email = input.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         })
         && !email.contains(char::is_whitespace)
         && email.matches('@').count() == 1;
-    if valid {
-        Ok(email)
-    } else {
-        Err(Error::invalid(
-            "email",
-            "Enter an email address like name@example.com.",
-        ))
-    }
+    if valid { Ok(email) } else { Err(Error::invalid("email", "Enter an email address like name@example.com.")) }
 }
 
 pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
@@ -47,37 +37,22 @@ pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 pub fn find_by_email(conn: &Connection, email: &str) -> rusqlite::Result<Option<(User, String)>> {
-    conn.query_row(
-        "SELECT id, email, password_hash FROM users WHERE email = ?1",
-        [email],
-        |row| {
-            Ok((
-                User {
-                    id: row.get(0)?,
-                    email: row.get(1)?,
-                },
-                row.get(2)?,
-            ))
-        },
-    )
+    conn.query_row("SELECT id, email, password_hash FROM users WHERE email = ?1", [email], |row| {
+        Ok((User { id: row.get(0)?, email: row.get(1)? }, row.get(2)?))
+    })
     .optional()
 }
 
 /// Inserts a user; a duplicate email is a conflict.
 pub fn insert(tx: &Transaction, email: &str, password_hash: &str, now: i64) -> Result<User> {
     if find_by_email(tx, email)?.is_some() {
-        return Err(Error::Conflict(format!(
-            "An account for {email} already exists."
-        )));
+        return Err(Error::Conflict(format!("An account for {email} already exists.")));
     }
     tx.execute(
         "INSERT INTO users (email, password_hash, created_at) VALUES (?1, ?2, ?3)",
         (email, password_hash, now),
     )?;
-    Ok(User {
-        id: tx.last_insert_rowid(),
-        email: email.to_string(),
-    })
+    Ok(User { id: tx.last_insert_rowid(), email: email.to_string() })
 }
 
 /// When no user exists yet, makes a fresh setup token and returns the setup link.
@@ -103,13 +78,8 @@ pub async fn setup_link(app: &App) -> Result<Option<String>> {
 
 /// Whether `token` is the live setup token.
 pub fn setup_token_valid(conn: &Connection, token: &str) -> rusqlite::Result<bool> {
-    let stored: Option<String> = conn
-        .query_row(
-            "SELECT value FROM settings WHERE key = ?1",
-            [SETUP_TOKEN],
-            |row| row.get(0),
-        )
-        .optional()?;
+    let stored: Option<String> =
+        conn.query_row("SELECT value FROM settings WHERE key = ?1", [SETUP_TOKEN], |row| row.get(0)).optional()?;
     Ok(stored.is_some_and(|stored| same_secret(&stored, &token_hash(token))))
 }
 
@@ -151,15 +121,12 @@ pub async fn create_admin(app: &App, email: &str, password: String) -> Result<Us
         .write(move |tx| {
             let user = insert(tx, &email, &hash, now)?;
             tx.execute("DELETE FROM settings WHERE key = ?1", [SETUP_TOKEN])?;
-            let existing: Option<i64> =
-                tx.query_row("SELECT min(id) FROM workspaces", [], |row| row.get(0))?;
+            let existing: Option<i64> = tx.query_row("SELECT min(id) FROM workspaces", [], |row| row.get(0))?;
             match existing {
                 None => {
                     workspaces::create(tx, "My agency", user.id, &Actor::cli(), now)?;
                 }
-                Some(first) => {
-                    workspaces::add_member(tx, first, user.id, Role::Owner, &Actor::cli(), now)?
-                }
+                Some(first) => workspaces::add_member(tx, first, user.id, Role::Owner, &Actor::cli(), now)?,
             }
             Ok(user)
         })
@@ -175,21 +142,10 @@ pub async fn reset_password(app: &App, email: &str, password: String) -> Result<
     app.store
         .write(move |tx| {
             let (user, _) = find_by_email(tx, &email)?.ok_or(Error::NotFound)?;
-            tx.execute(
-                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
-                (&hash, user.id),
-            )?;
+            tx.execute("UPDATE users SET password_hash = ?1 WHERE id = ?2", (&hash, user.id))?;
             sessions::delete_all_for_user(tx, user.id)?;
             throttle::clear_account(tx, &email)?;
-            crate::audit::record(
-                tx,
-                None,
-                &Actor::cli(),
-                "user.password_reset",
-                &email,
-                "",
-                now,
-            )?;
+            crate::audit::record(tx, None, &Actor::cli(), "user.password_reset", &email, "", now)?;
             Ok(())
         })
         .await
@@ -208,10 +164,7 @@ pub async fn login(app: &App, email: &str, password: String, ip: String) -> Resu
             Ok::<_, Error>(find_by_email(conn, &lookup_email)?)
         })
         .await?;
-    let hash = found
-        .as_ref()
-        .map(|(_, h)| h.clone())
-        .unwrap_or_else(|| password::DUMMY_HASH.to_string());
+    let hash = found.as_ref().map(|(_, h)| h.clone()).unwrap_or_else(|| password::DUMMY_HASH.to_string());
     let ok = password::verify(hash, password).await && found.is_some();
     app.store
         .write(move |tx| match found {
@@ -222,12 +175,8 @@ pub async fn login(app: &App, email: &str, password: String, ip: String) -> Resu
             // The failure must be committed, so the transaction returns Ok with the refusal.
             _ => {
                 throttle::record_failure(tx, &email, &ip, now)?;
-                Ok(
-                    throttle::check(tx, &email, &ip, now).and(Err(Error::invalid(
-                        "password",
-                        "The email or password is not right.",
-                    ))),
-                )
+                Ok(throttle::check(tx, &email, &ip, now)
+                    .and(Err(Error::invalid("password", "The email or password is not right."))))
             }
         })
         .await?
@@ -239,19 +188,8 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(
-            normalize_email(" Bob@Example.COM ").unwrap(),
-            "bob@example.com"
-        );
-        for bad in [
-            "",
-            "bob",
-            "bob@",
-            "@x.com",
-            "bob@x",
-            "a b@x.com",
-            "a@b@x.com",
-        ] {
+        assert_eq!(normalize_email(" Bob@Example.COM ").unwrap(), "bob@example.com");
+        for bad in ["", "bob", "bob@", "@x.com", "bob@x", "a b@x.com", "a@b@x.com"] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
     }

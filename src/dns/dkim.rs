@@ -58,9 +58,7 @@ pub enum DkimError {
     #[error("A new {0} DKIM key could not be generated; please try again")]
     Generate(&'static str),
     /// A stored private key could not be loaded.
-    #[error(
-        "The stored {0} DKIM private key could not be read; generate a new key for this domain"
-    )]
+    #[error("The stored {0} DKIM private key could not be read; generate a new key for this domain")]
     InvalidPrivateKey(&'static str),
     /// The message has no `From` header, which DKIM must always sign.
     #[error("The message has no From header, so it cannot be DKIM-signed")]
@@ -71,9 +69,7 @@ pub enum DkimError {
 }
 
 /// The kind of DKIM key.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DkimAlgorithm {
     /// RSA-2048 with SHA-256; understood by every receiver.
@@ -163,13 +159,7 @@ pub fn txt_value(algorithm: DkimAlgorithm, public_key_b64: &str) -> String {
 /// The dated selector for a key made on `today`: `ig` + `YYYYMMDD` + `r`/`e`.
 #[must_use]
 pub fn selector_for(algorithm: DkimAlgorithm, today: NaiveDate) -> String {
-    format!(
-        "ig{:04}{:02}{:02}{}",
-        today.year(),
-        today.month(),
-        today.day(),
-        algorithm.selector_suffix()
-    )
+    format!("ig{:04}{:02}{:02}{}", today.year(), today.month(), today.day(), algorithm.selector_suffix())
 }
 
 /// Generates a new key pair: RSA-2048 or Ed25519, with a selector dated `today`.
@@ -203,8 +193,7 @@ fn generate_ed25519() -> Result<(Vec<u8>, Vec<u8>), DkimError> {
     let fail = |_| DkimError::Generate("Ed25519");
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(fail)?;
-    let pair =
-        Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| DkimError::Generate("Ed25519"))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| DkimError::Generate("Ed25519"))?;
     Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
 }
 
@@ -215,10 +204,7 @@ pub fn split_txt(value: &str) -> Vec<String> {
     let mut pieces = Vec::new();
     let mut rest = value;
     while rest.len() > TXT_STRING_MAX {
-        let cut = (1..=TXT_STRING_MAX)
-            .rev()
-            .find(|&i| rest.is_char_boundary(i))
-            .unwrap_or(rest.len());
+        let cut = (1..=TXT_STRING_MAX).rev().find(|&i| rest.is_char_boundary(i)).unwrap_or(rest.len());
         let (head, tail) = rest.split_at(cut);
         pieces.push(head.to_owned());
         rest = tail;
@@ -238,11 +224,9 @@ pub struct SigningKey(ma_crypto::DkimKey);
 /// [`DkimError::InvalidPrivateKey`] if the bytes are not a key of that kind.
 pub fn signing_key(algorithm: DkimAlgorithm, pkcs8_der: &[u8]) -> Result<SigningKey, DkimError> {
     let inner = match algorithm {
-        DkimAlgorithm::Rsa => RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(
-            PrivatePkcs8KeyDer::from(pkcs8_der),
-        ))
-        .map(ma_crypto::DkimKey::Rsa)
-        .map_err(|_| DkimError::InvalidPrivateKey("RSA"))?,
+        DkimAlgorithm::Rsa => RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8_der)))
+            .map(ma_crypto::DkimKey::Rsa)
+            .map_err(|_| DkimError::InvalidPrivateKey("RSA"))?,
         DkimAlgorithm::Ed25519 => Ed25519Key::from_pkcs8_der(pkcs8_der)
             .map(ma_crypto::DkimKey::Ed25519)
             .map_err(|_| DkimError::InvalidPrivateKey("Ed25519"))?,
@@ -296,20 +280,14 @@ fn has_from_header(message: &[u8]) -> bool {
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
         .take_while(|line| !line.is_empty())
         .filter(|line| !line.starts_with(b" ") && !line.starts_with(b"\t"))
-        .filter_map(|line| {
-            line.iter()
-                .position(|&b| b == b':')
-                .map(|colon| &line[..colon])
-        })
+        .filter_map(|line| line.iter().position(|&b| b == b':').map(|colon| &line[..colon]))
         .any(|name| name.trim_ascii().eq_ignore_ascii_case(b"from"))
 }
 
 impl fmt::Debug for SigningKey {
     /// Never prints the private key.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SigningKey")
-            .field(&self.algorithm())
-            .finish()
+        f.debug_tuple("SigningKey").field(&self.algorithm()).finish()
     }
 }
 
@@ -348,9 +326,7 @@ mod tests {
     use mail_auth::common::parse::TxtRecordParser as _;
     use mail_auth::common::verify::DomainKey;
     use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-    use mail_auth::{
-        AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt,
-    };
+    use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt};
 
     fn day() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 23).expect("valid date")
@@ -366,15 +342,9 @@ mod tests {
         assert_eq!(DkimAlgorithm::Rsa.as_str(), "rsa");
         assert_eq!(DkimAlgorithm::Ed25519.to_string(), "ed25519");
         assert_eq!("RSA".parse::<DkimAlgorithm>(), Ok(DkimAlgorithm::Rsa));
-        assert_eq!(
-            " Ed25519 ".parse::<DkimAlgorithm>(),
-            Ok(DkimAlgorithm::Ed25519)
-        );
+        assert_eq!(" Ed25519 ".parse::<DkimAlgorithm>(), Ok(DkimAlgorithm::Ed25519));
         let err = "dsa".parse::<DkimAlgorithm>().expect_err("dsa is refused");
-        assert_eq!(
-            err.to_string(),
-            "“dsa” is not a DKIM key type; choose “rsa” or “ed25519”"
-        );
+        assert_eq!(err.to_string(), "“dsa” is not a DKIM key type; choose “rsa” or “ed25519”");
     }
 
     #[test]
@@ -390,10 +360,7 @@ mod tests {
         let key = generate(DkimAlgorithm::Rsa, day()).expect("RSA key");
         assert_eq!(key.selector, "ig20261123r");
         assert_eq!(p_bytes(&key).len(), 294);
-        assert!(
-            key.txt_value()
-                .starts_with("v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA")
-        );
+        assert!(key.txt_value().starts_with("v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"));
         assert!(!format!("{key:?}").contains(&format!("{:?}", key.private_pkcs8_der)));
     }
 
@@ -402,10 +369,7 @@ mod tests {
         let key = generate(DkimAlgorithm::Ed25519, day()).expect("Ed25519 key");
         assert_eq!(key.selector, "ig20261123e");
         assert_eq!(p_bytes(&key).len(), 32);
-        assert_eq!(
-            key.txt_value(),
-            format!("v=DKIM1; k=ed25519; p={}", key.public_key_b64)
-        );
+        assert_eq!(key.txt_value(), format!("v=DKIM1; k=ed25519; p={}", key.public_key_b64));
     }
 
     #[test]
@@ -433,10 +397,7 @@ mod tests {
     #[test]
     fn signing_key_rejects_wrong_bytes_and_wrong_kind() {
         let ed = generate(DkimAlgorithm::Ed25519, day()).expect("Ed25519 key");
-        assert!(matches!(
-            signing_key(DkimAlgorithm::Rsa, b"junk"),
-            Err(DkimError::InvalidPrivateKey("RSA"))
-        ));
+        assert!(matches!(signing_key(DkimAlgorithm::Rsa, b"junk"), Err(DkimError::InvalidPrivateKey("RSA"))));
         assert!(matches!(
             signing_key(DkimAlgorithm::Rsa, &ed.private_pkcs8_der),
             Err(DkimError::InvalidPrivateKey("RSA"))
@@ -483,8 +444,7 @@ mod tests {
         let mut opts = ResolverOpts::default();
         opts.timeout = Duration::from_millis(200);
         opts.attempts = 1;
-        MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![ns]), opts)
-            .expect("resolver")
+        MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![ns]), opts).expect("resolver")
     }
 
     const MESSAGE: &str = concat!(
@@ -502,9 +462,7 @@ mod tests {
     async fn sign_and_verify(algorithm: DkimAlgorithm) -> (String, DkimResult) {
         let key = generate(algorithm, day()).expect("key");
         let signer = signing_key(algorithm, &key.private_pkcs8_der).expect("loads");
-        let header = signer
-            .sign("example.com", &key.selector, MESSAGE.as_bytes())
-            .expect("signs");
+        let header = signer.sign("example.com", &key.selector, MESSAGE.as_bytes()).expect("signs");
         let signed = format!("{header}{MESSAGE}");
 
         // What a resolver would hand back: the ≤255-byte pieces joined.
@@ -519,9 +477,7 @@ mod tests {
 
         let auth = offline_authenticator();
         let message = AuthenticatedMessage::parse(signed.as_bytes()).expect("message parses");
-        let outputs = auth
-            .verify_dkim(Parameters::new(&message).with_txt_cache(&cache))
-            .await;
+        let outputs = auth.verify_dkim(Parameters::new(&message).with_txt_cache(&cache)).await;
         assert_eq!(outputs.len(), 1);
         (header, outputs[0].result().clone())
     }
@@ -530,9 +486,7 @@ mod tests {
     async fn rsa_signature_verifies_with_mail_auth() {
         let (header, result) = sign_and_verify(DkimAlgorithm::Rsa).await;
         assert_eq!(result, DkimResult::Pass, "{header}");
-        assert!(
-            header.starts_with("DKIM-Signature: v=1; a=rsa-sha256; s=ig20261123r; d=example.com;")
-        );
+        assert!(header.starts_with("DKIM-Signature: v=1; a=rsa-sha256; s=ig20261123r; d=example.com;"));
         assert!(header.contains("c=relaxed/relaxed"));
         assert!(header.ends_with("\r\n"));
     }
@@ -548,9 +502,7 @@ mod tests {
     async fn tampered_message_fails_verification() {
         let key = generate(DkimAlgorithm::Ed25519, day()).expect("key");
         let signer = signing_key(DkimAlgorithm::Ed25519, &key.private_pkcs8_der).expect("loads");
-        let header = signer
-            .sign("example.com", &key.selector, MESSAGE.as_bytes())
-            .expect("signs");
+        let header = signer.sign("example.com", &key.selector, MESSAGE.as_bytes()).expect("signs");
         let tampered = format!("{header}{}", MESSAGE.replace("Quick question", "Urgent"));
         let cache = TxtCache::default();
         let record = DomainKey::parse(key.txt_value().as_bytes()).expect("record parses");
@@ -561,9 +513,7 @@ mod tests {
         );
         let auth = offline_authenticator();
         let message = AuthenticatedMessage::parse(tampered.as_bytes()).expect("message parses");
-        let outputs = auth
-            .verify_dkim(Parameters::new(&message).with_txt_cache(&cache))
-            .await;
+        let outputs = auth.verify_dkim(Parameters::new(&message).with_txt_cache(&cache)).await;
         assert!(matches!(outputs[0].result(), DkimResult::Fail(_)));
     }
 
@@ -572,23 +522,9 @@ mod tests {
         let key = generate(DkimAlgorithm::Ed25519, day()).expect("key");
         let signer = signing_key(DkimAlgorithm::Ed25519, &key.private_pkcs8_der).expect("loads");
         let no_from = b"To: bob@example.net\r\nX-Other: 1\r\n\r\nFrom: in the body\r\n";
-        assert_eq!(
-            signer.sign("example.com", &key.selector, no_from),
-            Err(DkimError::MissingFrom)
-        );
+        assert_eq!(signer.sign("example.com", &key.selector, no_from), Err(DkimError::MissingFrom));
         let folded = b"To: bob@example.net,\r\n From: not a header\r\n\r\nbody\r\n";
-        assert_eq!(
-            signer.sign("example.com", &key.selector, folded),
-            Err(DkimError::MissingFrom)
-        );
-        assert!(
-            signer
-                .sign(
-                    "example.com",
-                    &key.selector,
-                    b"from : a@example.com\n\nbody\n"
-                )
-                .is_ok()
-        );
+        assert_eq!(signer.sign("example.com", &key.selector, folded), Err(DkimError::MissingFrom));
+        assert!(signer.sign("example.com", &key.selector, b"from : a@example.com\n\nbody\n").is_ok());
     }
 }

@@ -29,9 +29,7 @@ pub enum DomainNameError {
     #[error("Enter a domain name, such as example.com")]
     Empty,
     /// The user pasted a web address.
-    #[error(
-        "“{0}” is a web address; enter just the domain, such as example.com, without “https://”"
-    )]
+    #[error("“{0}” is a web address; enter just the domain, such as example.com, without “https://”")]
     Url(String),
     /// The user entered an email address.
     #[error("“{input}” is an email address; enter just the domain after the @, such as {domain}")]
@@ -74,9 +72,7 @@ pub enum DomainNameError {
     #[error("“{0}” needs at least two parts separated by a dot, such as example.com")]
     SingleLabel(String),
     /// One label longer than 63 characters.
-    #[error(
-        "“{label}” in “{input}” is too long; each part of a domain name can have at most 63 characters"
-    )]
+    #[error("“{label}” in “{input}” is too long; each part of a domain name can have at most 63 characters")]
     LabelTooLong {
         /// What the user typed.
         input: String,
@@ -92,9 +88,7 @@ pub enum DomainNameError {
         label: String,
     },
     /// A top-level label made only of digits.
-    #[error(
-        "“{input}” ends in “{tld}”, which is only digits; the last part must be a real ending, such as com"
-    )]
+    #[error("“{input}” ends in “{tld}”, which is only digits; the last part must be a real ending, such as com")]
     NumericTld {
         /// What the user typed.
         input: String,
@@ -140,10 +134,7 @@ fn check_not_url_or_email(input: &str) -> Result<(), DomainNameError> {
         return Err(DomainNameError::Url(input.to_owned()));
     }
     if let Some((_, domain)) = input.rsplit_once('@') {
-        return Err(DomainNameError::EmailAddress {
-            input: input.to_owned(),
-            domain: domain.trim().to_owned(),
-        });
+        return Err(DomainNameError::EmailAddress { input: input.to_owned(), domain: domain.trim().to_owned() });
     }
     if input.chars().any(char::is_whitespace) {
         return Err(DomainNameError::Space(input.to_owned()));
@@ -154,8 +145,7 @@ fn check_not_url_or_email(input: &str) -> Result<(), DomainNameError> {
 /// Refuses IPv4 and IPv6 literals, with or without `[brackets]`.
 fn check_not_ip(name: &str) -> Result<(), DomainNameError> {
     let unbracketed = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'));
-    let is_ip = name.parse::<IpAddr>().is_ok()
-        || unbracketed.is_some_and(|n| n.parse::<Ipv6Addr>().is_ok());
+    let is_ip = name.parse::<IpAddr>().is_ok() || unbracketed.is_some_and(|n| n.parse::<Ipv6Addr>().is_ok());
     if is_ip {
         return Err(DomainNameError::IpAddress(name.to_owned()));
     }
@@ -165,17 +155,12 @@ fn check_not_ip(name: &str) -> Result<(), DomainNameError> {
 /// Refuses ASCII characters that never belong in a domain name; non-ASCII
 /// characters are left for the IDNA conversion to judge.
 fn check_ascii_characters(name: &str) -> Result<(), DomainNameError> {
-    let bad = name
-        .chars()
-        .find(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'));
+    let bad = name.chars().find(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'));
     match bad {
         None => Ok(()),
         Some('*') => Err(DomainNameError::Wildcard(name.to_owned())),
         Some('_') => Err(DomainNameError::Underscore(name.to_owned())),
-        Some(ch) => Err(DomainNameError::InvalidCharacter {
-            input: name.to_owned(),
-            ch,
-        }),
+        Some(ch) => Err(DomainNameError::InvalidCharacter { input: name.to_owned(), ch }),
     }
 }
 
@@ -207,25 +192,13 @@ fn check_structure(input: &str, ascii: &str) -> Result<(), DomainNameError> {
 /// Checks one non-empty ASCII label.
 fn check_label(input: &str, label: &str) -> Result<(), DomainNameError> {
     if label.len() > MAX_LABEL_LEN {
-        return Err(DomainNameError::LabelTooLong {
-            input: input.to_owned(),
-            label: label.to_owned(),
-        });
+        return Err(DomainNameError::LabelTooLong { input: input.to_owned(), label: label.to_owned() });
     }
-    if let Some(ch) = label
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        return Err(DomainNameError::InvalidCharacter {
-            input: input.to_owned(),
-            ch,
-        });
+    if let Some(ch) = label.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Err(DomainNameError::InvalidCharacter { input: input.to_owned(), ch });
     }
     if label.starts_with('-') || label.ends_with('-') {
-        return Err(DomainNameError::Hyphen {
-            input: input.to_owned(),
-            label: label.to_owned(),
-        });
+        return Err(DomainNameError::Hyphen { input: input.to_owned(), label: label.to_owned() });
     }
     Ok(())
 }
@@ -233,10 +206,7 @@ fn check_label(input: &str, label: &str) -> Result<(), DomainNameError> {
 /// The top-level label may not be all digits (that would look like an IP address).
 fn check_tld(input: &str, tld: &str) -> Result<(), DomainNameError> {
     if tld.chars().all(|c| c.is_ascii_digit()) {
-        return Err(DomainNameError::NumericTld {
-            input: input.to_owned(),
-            tld: tld.to_owned(),
-        });
+        return Err(DomainNameError::NumericTld { input: input.to_owned(), tld: tld.to_owned() });
     }
     Ok(())
 }
@@ -309,24 +279,15 @@ mod tests {
     #[test]
     fn rejects_empty_labels() {
         assert!(matches!(err("a..b"), DomainNameError::EmptyLabel(_)));
-        assert!(matches!(
-            err(".example.com"),
-            DomainNameError::EmptyLabel(_)
-        ));
-        assert!(matches!(
-            err("example.com.."),
-            DomainNameError::EmptyLabel(_)
-        ));
+        assert!(matches!(err(".example.com"), DomainNameError::EmptyLabel(_)));
+        assert!(matches!(err("example.com.."), DomainNameError::EmptyLabel(_)));
     }
 
     #[test]
     fn rejects_ip_addresses() {
         assert!(matches!(err("192.168.1.1"), DomainNameError::IpAddress(_)));
         assert!(matches!(err("2001:db8::1"), DomainNameError::IpAddress(_)));
-        assert!(matches!(
-            err("[2001:db8::1]"),
-            DomainNameError::IpAddress(_)
-        ));
+        assert!(matches!(err("[2001:db8::1]"), DomainNameError::IpAddress(_)));
         assert!(matches!(err("1.2.3"), DomainNameError::NumericTld { .. }));
     }
 
@@ -341,13 +302,7 @@ mod tests {
     #[test]
     fn rejects_email_addresses_and_suggests_the_domain() {
         let e = err("bob@x.com");
-        assert_eq!(
-            e,
-            DomainNameError::EmailAddress {
-                input: "bob@x.com".into(),
-                domain: "x.com".into()
-            }
-        );
+        assert_eq!(e, DomainNameError::EmailAddress { input: "bob@x.com".into(), domain: "x.com".into() });
         assert!(e.to_string().contains("such as x.com"));
     }
 
@@ -355,18 +310,8 @@ mod tests {
     fn rejects_long_labels_and_names() {
         let label63 = "a".repeat(63);
         assert_eq!(ok(&format!("{label63}.com")), format!("{label63}.com"));
-        assert!(matches!(
-            err(&format!("{}.com", "a".repeat(64))),
-            DomainNameError::LabelTooLong { .. }
-        ));
-        let long = [
-            "a".repeat(60),
-            "b".repeat(60),
-            "c".repeat(60),
-            "d".repeat(60),
-            "com".into(),
-        ]
-        .join(".");
+        assert!(matches!(err(&format!("{}.com", "a".repeat(64))), DomainNameError::LabelTooLong { .. }));
+        let long = ["a".repeat(60), "b".repeat(60), "c".repeat(60), "d".repeat(60), "com".into()].join(".");
         assert_eq!(long.len(), 247);
         assert_eq!(ok(&long), long);
         let too_long = format!("{}.{long}", "e".repeat(10));
@@ -376,18 +321,9 @@ mod tests {
     #[test]
     fn rejects_wildcards_underscores_and_other_characters() {
         assert!(matches!(err("*.x.com"), DomainNameError::Wildcard(_)));
-        assert!(matches!(
-            err("_dmarc.x.com"),
-            DomainNameError::Underscore(_)
-        ));
-        assert!(matches!(
-            err("x.com/path"),
-            DomainNameError::InvalidCharacter { ch: '/', .. }
-        ));
-        assert!(matches!(
-            err("x.com:25"),
-            DomainNameError::InvalidCharacter { ch: ':', .. }
-        ));
+        assert!(matches!(err("_dmarc.x.com"), DomainNameError::Underscore(_)));
+        assert!(matches!(err("x.com/path"), DomainNameError::InvalidCharacter { ch: '/', .. }));
+        assert!(matches!(err("x.com:25"), DomainNameError::InvalidCharacter { ch: ':', .. }));
     }
 
     #[test]

@@ -40,23 +40,14 @@ pub struct Issued {
 /// Checks the requested count.
 pub fn check_count(count: usize) -> Result<()> {
     if !(1..=MAX_BULK).contains(&count) {
-        return Err(Error::invalid(
-            "count",
-            format!("Create between 1 and {MAX_BULK} mailboxes at a time."),
-        ));
+        return Err(Error::invalid("count", format!("Create between 1 and {MAX_BULK} mailboxes at a time.")));
     }
     Ok(())
 }
 
 /// Creates `count` mailboxes on a domain of the workspace. With `keep_batch` the credentials are
 /// also kept (sealed) for one download.
-pub async fn create_bulk(
-    app: &App,
-    access: &Access,
-    domain_id: i64,
-    count: usize,
-    keep_batch: bool,
-) -> Result<Issued> {
+pub async fn create_bulk(app: &App, access: &Access, domain_id: i64, count: usize, keep_batch: bool) -> Result<Issued> {
     access.workspace.role.require(Role::Member)?;
     check_count(count)?;
     let workspace = access.workspace.id;
@@ -71,8 +62,7 @@ pub async fn create_bulk(
             Ok::<_, Error>((domain, taken))
         })
         .await?;
-    let people = names::generate_people(count, &taken)
-        .map_err(|e| Error::invalid("count", e.to_string()))?;
+    let people = names::generate_people(count, &taken).map_err(|e| Error::invalid("count", e.to_string()))?;
     let credentials: Vec<Credential> = people
         .iter()
         .map(|p| Credential {
@@ -81,9 +71,7 @@ pub async fn create_bulk(
         })
         .collect();
     let hashes = hash_all(credentials.iter().map(|c| c.password.clone()).collect()).await?;
-    let sealed = keep_batch
-        .then(|| seal_batch(app, &credentials))
-        .transpose()?;
+    let sealed = keep_batch.then(|| seal_batch(app, &credentials)).transpose()?;
     let actor = access.actor.clone();
     let now = app.clock.unix();
     let issued_credentials = credentials.clone();
@@ -125,30 +113,20 @@ pub async fn create_bulk(
             Ok((mailboxes, batch_id))
         })
         .await?;
-    Ok(Issued {
-        mailboxes,
-        credentials: issued_credentials,
-        batch_id,
-    })
+    Ok(Issued { mailboxes, credentials: issued_credentials, batch_id })
 }
 
 /// Gives the selected mailboxes new passwords; old ones stop working at once.
 pub async fn reset_passwords(app: &App, access: &Access, ids: Vec<i64>) -> Result<Issued> {
     access.workspace.role.require(Role::Member)?;
     let workspace = access.workspace.id;
-    let mailboxes = app
-        .store
-        .read(move |conn| super::by_ids(conn, workspace, &ids))
-        .await?;
+    let mailboxes = app.store.read(move |conn| super::by_ids(conn, workspace, &ids)).await?;
     if mailboxes.is_empty() {
         return Err(Error::invalid("ids", "Select at least one mailbox."));
     }
     let credentials: Vec<Credential> = mailboxes
         .iter()
-        .map(|m| Credential {
-            email: m.address.clone(),
-            password: password::generate_password(),
-        })
+        .map(|m| Credential { email: m.address.clone(), password: password::generate_password() })
         .collect();
     let hashes = hash_all(credentials.iter().map(|c| c.password.clone()).collect()).await?;
     let sealed = seal_batch(app, &credentials)?;
@@ -158,29 +136,16 @@ pub async fn reset_passwords(app: &App, access: &Access, ids: Vec<i64>) -> Resul
     let batch_id = app
         .store
         .write(move |tx| {
-            let mut update = tx.prepare_cached(
-                "UPDATE mailboxes SET password_hash = ?1 WHERE id = ?2 AND workspace_id = ?3",
-            )?;
+            let mut update =
+                tx.prepare_cached("UPDATE mailboxes SET password_hash = ?1 WHERE id = ?2 AND workspace_id = ?3")?;
             for (mailbox, hash) in changed.iter().zip(&hashes) {
                 update.execute((hash, mailbox.id, workspace))?;
-                audit::record(
-                    tx,
-                    Some(workspace),
-                    &actor,
-                    "mailbox.password_reset",
-                    &mailbox.address,
-                    "",
-                    now,
-                )?;
+                audit::record(tx, Some(workspace), &actor, "mailbox.password_reset", &mailbox.address, "", now)?;
             }
             Ok::<_, Error>(insert_batch(tx, workspace, &sealed, now)?)
         })
         .await?;
-    Ok(Issued {
-        mailboxes,
-        credentials,
-        batch_id: Some(batch_id),
-    })
+    Ok(Issued { mailboxes, credentials, batch_id: Some(batch_id) })
 }
 
 /// Takes a credential batch out of the store (it can be taken once) as export rows.
@@ -208,9 +173,8 @@ pub async fn take_batch(app: &App, access: &Access, batch_id: i64) -> Result<Vec
             Ok::<_, Error>((payload, super::list(tx, workspace, None)?))
         })
         .await?;
-    let credentials: Vec<Credential> =
-        serde_json::from_slice(&app.keys.open(BATCH_CONTEXT, &payload)?)
-            .map_err(|e| Error::Internal(format!("credential batch unreadable: {e}")))?;
+    let credentials: Vec<Credential> = serde_json::from_slice(&app.keys.open(BATCH_CONTEXT, &payload)?)
+        .map_err(|e| Error::Internal(format!("credential batch unreadable: {e}")))?;
     let mut rows = Vec::with_capacity(credentials.len());
     for credential in credentials {
         if let Some(mailbox) = mailboxes.iter().find(|m| m.address == credential.email) {
@@ -227,12 +191,7 @@ fn seal_batch(app: &App, credentials: &[Credential]) -> Result<Vec<u8>> {
     Ok(app.keys.seal(BATCH_CONTEXT, &json))
 }
 
-fn insert_batch(
-    tx: &rusqlite::Transaction,
-    workspace: i64,
-    sealed: &[u8],
-    now: i64,
-) -> rusqlite::Result<i64> {
+fn insert_batch(tx: &rusqlite::Transaction, workspace: i64, sealed: &[u8], now: i64) -> rusqlite::Result<i64> {
     tx.execute(
         "INSERT INTO credential_batches (workspace_id, payload_enc, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
         (workspace, sealed, now, now + BATCH_SECONDS),
@@ -243,28 +202,18 @@ fn insert_batch(
 /// Hashes passwords on every core, off the async runtime.
 async fn hash_all(passwords: Vec<String>) -> Result<Vec<String>> {
     tokio::task::spawn_blocking(move || {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(passwords.len().max(1));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(passwords.len().max(1));
         let chunk = passwords.len().div_ceil(threads).max(1);
         std::thread::scope(|scope| {
             let workers: Vec<_> = passwords
                 .chunks(chunk)
                 .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|p| hash_mailbox_password(p))
-                            .collect::<Result<Vec<_>>>()
-                    })
+                    scope.spawn(move || part.iter().map(|p| hash_mailbox_password(p)).collect::<Result<Vec<_>>>())
                 })
                 .collect();
             let mut hashes = Vec::with_capacity(passwords.len());
             for worker in workers {
-                hashes.extend(
-                    worker
-                        .join()
-                        .map_err(|_| Error::Internal("password hashing panicked".into()))??,
-                );
+                hashes.extend(worker.join().map_err(|_| Error::Internal("password hashing panicked".into()))??);
             }
             Ok(hashes)
         })

@@ -135,19 +135,9 @@ fn sanitize_label(label: &str) -> String {
     let safe: String = label
         .chars()
         .take(MAX_LABEL_LEN)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
         .collect();
-    if safe.is_empty() {
-        "mailboxes".to_owned()
-    } else {
-        safe
-    }
+    if safe.is_empty() { "mailboxes".to_owned() } else { safe }
 }
 
 /// Where a sequencer connects: the config's `hostname` for both hosts, the port of
@@ -198,21 +188,16 @@ pub fn write_csv(format: ExportFormat, server: &ServerSettings, rows: &[ExportRo
 pub fn write_credentials_csv(rows: &[(String, String)]) -> Vec<u8> {
     write_records(
         &CREDENTIALS_HEADER,
-        rows.iter()
-            .map(|(email, password)| vec![neutralize(email), neutralize(password)]),
+        rows.iter().map(|(email, password)| vec![neutralize(email), neutralize(password)]),
     )
 }
 
 /// Writes a header and records with CRLF line ends.
 fn write_records<'a>(header: &[&str], records: impl Iterator<Item = Vec<Cow<'a, str>>>) -> Vec<u8> {
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
     writer.write_record(header).expect(IN_MEMORY);
     for record in records {
-        writer
-            .write_record(record.iter().map(|cell| cell.as_bytes()))
-            .expect(IN_MEMORY);
+        writer.write_record(record.iter().map(|cell| cell.as_bytes())).expect(IN_MEMORY);
     }
     writer.into_inner().expect(IN_MEMORY)
 }
@@ -229,18 +214,12 @@ fn flag(value: bool) -> Cow<'static, str> {
 
 /// The password cell: the neutralized password, or empty.
 fn password_cell(row: &ExportRow) -> Cow<'_, str> {
-    row.password
-        .as_deref()
-        .map_or(Cow::Borrowed(""), neutralize)
+    row.password.as_deref().map_or(Cow::Borrowed(""), neutralize)
 }
 
 /// A warmup setting: the number when warmup is on, empty (the vendor's default) when it is off.
 fn warmup_setting(row: &ExportRow, value: u32) -> Cow<'static, str> {
-    if row.warmup_enabled {
-        number(value)
-    } else {
-        Cow::Borrowed("")
-    }
+    if row.warmup_enabled { number(value) } else { Cow::Borrowed("") }
 }
 
 /// One row in [`INSTANTLY_HEADER`] order.
@@ -320,35 +299,20 @@ mod tests {
     /// The header and every record of a CSV file, parsed back with the csv crate.
     fn parse(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
         let mut reader = csv::Reader::from_reader(bytes);
-        let header = reader
-            .headers()
-            .unwrap()
-            .iter()
-            .map(str::to_owned)
-            .collect();
-        let records = reader
-            .records()
-            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-            .collect();
+        let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
+        let records = reader.records().map(|r| r.unwrap().iter().map(str::to_owned).collect()).collect();
         (header, records)
     }
 
     /// Column `name` of `record` under `header`.
     fn cell<'a>(header: &[String], record: &'a [String], name: &str) -> &'a str {
-        let index = header
-            .iter()
-            .position(|h| h == name)
-            .unwrap_or_else(|| panic!("no column {name}"));
+        let index = header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
         &record[index]
     }
 
     #[test]
     fn instantly_header_and_columns() {
-        let bytes = write_csv(
-            ExportFormat::Instantly,
-            &server(),
-            &[row(Some("Pw3xAmpleXyzKq7RtUvW"))],
-        );
+        let bytes = write_csv(ExportFormat::Instantly, &server(), &[row(Some("Pw3xAmpleXyzKq7RtUvW"))]);
         let (header, records) = parse(&bytes);
         assert_eq!(
             header.join(","),
@@ -378,11 +342,7 @@ mod tests {
 
     #[test]
     fn smartlead_header_and_columns() {
-        let bytes = write_csv(
-            ExportFormat::Smartlead,
-            &server(),
-            &[row(Some("Pw3xAmpleXyzKq7RtUvW"))],
-        );
+        let bytes = write_csv(ExportFormat::Smartlead, &server(), &[row(Some("Pw3xAmpleXyzKq7RtUvW"))]);
         let (header, records) = parse(&bytes);
         assert_eq!(
             header.join(","),
@@ -416,18 +376,12 @@ mod tests {
 
     #[test]
     fn warmup_off_leaves_warmup_settings_empty() {
-        let quiet = ExportRow {
-            warmup_enabled: false,
-            ..row(None)
-        };
+        let quiet = ExportRow { warmup_enabled: false, ..row(None) };
         for format in ExportFormat::ALL {
-            let (header, records) =
-                parse(&write_csv(format, &server(), std::slice::from_ref(&quiet)));
+            let (header, records) = parse(&write_csv(format, &server(), std::slice::from_ref(&quiet)));
             let names = match format {
                 ExportFormat::Instantly => ["Warmup Enabled", "Warmup Limit", "Warmup Increment"],
-                ExportFormat::Smartlead => {
-                    ["warmup_enabled", "total_warmup_per_day", "daily_rampup"]
-                }
+                ExportFormat::Smartlead => ["warmup_enabled", "total_warmup_per_day", "daily_rampup"],
             };
             assert_eq!(cell(&header, &records[0], names[0]), "FALSE");
             assert_eq!(cell(&header, &records[0], names[1]), "");
@@ -457,15 +411,8 @@ mod tests {
             display_name: "=HYPERLINK(\"http://x\")".into(),
             ..row(None)
         };
-        let (header, records) = parse(&write_csv(
-            ExportFormat::Smartlead,
-            &server(),
-            std::slice::from_ref(&hostile),
-        ));
-        assert_eq!(
-            cell(&header, &records[0], "from_name"),
-            "'=HYPERLINK(\"http://x\")"
-        );
+        let (header, records) = parse(&write_csv(ExportFormat::Smartlead, &server(), std::slice::from_ref(&hostile)));
+        assert_eq!(cell(&header, &records[0], "from_name"), "'=HYPERLINK(\"http://x\")");
         let (header, records) = parse(&write_csv(ExportFormat::Instantly, &server(), &[hostile]));
         assert_eq!(cell(&header, &records[0], "First Name"), "'-5");
         assert_eq!(cell(&header, &records[0], "Last Name"), "'+SUM(A1)");
@@ -478,40 +425,23 @@ mod tests {
             assert_eq!(neutralize(risky), format!("'{risky}"));
         }
         for safe in ["", "Emma", "5", "a=b", " =x", "'quoted"] {
-            assert!(
-                matches!(neutralize(safe), Cow::Borrowed(s) if s == safe),
-                "{safe:?}"
-            );
+            assert!(matches!(neutralize(safe), Cow::Borrowed(s) if s == safe), "{safe:?}");
         }
     }
 
     #[test]
     fn commas_and_quotes_round_trip() {
-        let tricky = ExportRow {
-            display_name: "Walker, \"Em\" Emma".into(),
-            last_name: "O'Neil, Jr.".into(),
-            ..row(None)
-        };
-        let (header, records) = parse(&write_csv(
-            ExportFormat::Smartlead,
-            &server(),
-            std::slice::from_ref(&tricky),
-        ));
-        assert_eq!(
-            cell(&header, &records[0], "from_name"),
-            "Walker, \"Em\" Emma"
-        );
+        let tricky =
+            ExportRow { display_name: "Walker, \"Em\" Emma".into(), last_name: "O'Neil, Jr.".into(), ..row(None) };
+        let (header, records) = parse(&write_csv(ExportFormat::Smartlead, &server(), std::slice::from_ref(&tricky)));
+        assert_eq!(cell(&header, &records[0], "from_name"), "Walker, \"Em\" Emma");
         let (header, records) = parse(&write_csv(ExportFormat::Instantly, &server(), &[tricky]));
         assert_eq!(cell(&header, &records[0], "Last Name"), "O'Neil, Jr.");
     }
 
     #[test]
     fn records_end_in_crlf_and_count_matches() {
-        let bytes = write_csv(
-            ExportFormat::Instantly,
-            &server(),
-            &[row(None), row(None), row(None)],
-        );
+        let bytes = write_csv(ExportFormat::Instantly, &server(), &[row(None), row(None), row(None)]);
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(text.matches("\r\n").count(), 4);
         assert!(text.ends_with("\r\n"));
@@ -522,20 +452,14 @@ mod tests {
     #[test]
     fn credentials_file() {
         let rows = vec![
-            (
-                "emma.walker@example.com".to_owned(),
-                "Pw3xAmpleXyzKq7RtUvW".to_owned(),
-            ),
+            ("emma.walker@example.com".to_owned(), "Pw3xAmpleXyzKq7RtUvW".to_owned()),
             ("bob@example.com".to_owned(), "-starts-with-dash".to_owned()),
         ];
         let (header, records) = parse(&write_credentials_csv(&rows));
         assert_eq!(header, ["email", "password"]);
         assert_eq!(
             records,
-            [
-                ["emma.walker@example.com", "Pw3xAmpleXyzKq7RtUvW"],
-                ["bob@example.com", "'-starts-with-dash"]
-            ]
+            [["emma.walker@example.com", "Pw3xAmpleXyzKq7RtUvW"], ["bob@example.com", "'-starts-with-dash"]]
         );
     }
 
@@ -545,10 +469,7 @@ mod tests {
             assert_eq!(format.as_str().parse::<ExportFormat>(), Ok(format));
             assert_eq!(format.to_string(), format.as_str());
         }
-        assert_eq!(
-            " Instantly ".parse::<ExportFormat>(),
-            Ok(ExportFormat::Instantly)
-        );
+        assert_eq!(" Instantly ".parse::<ExportFormat>(), Ok(ExportFormat::Instantly));
         let error = "lemlist".parse::<ExportFormat>().unwrap_err();
         let message = error.to_string();
         assert!(message.contains("lemlist"), "{message}");
@@ -559,21 +480,9 @@ mod tests {
 
     #[test]
     fn file_names_are_safe() {
-        assert_eq!(
-            ExportFormat::Instantly.file_name("example.com"),
-            "instantly-example.com.csv"
-        );
-        assert_eq!(
-            ExportFormat::Smartlead.file_name("../etc/pass wd"),
-            "smartlead-..-etc-pass-wd.csv"
-        );
-        assert_eq!(
-            ExportFormat::Smartlead.file_name("bücher.de"),
-            "smartlead-b-cher.de.csv"
-        );
-        assert_eq!(
-            ExportFormat::Instantly.file_name(""),
-            "instantly-mailboxes.csv"
-        );
+        assert_eq!(ExportFormat::Instantly.file_name("example.com"), "instantly-example.com.csv");
+        assert_eq!(ExportFormat::Smartlead.file_name("../etc/pass wd"), "smartlead-..-etc-pass-wd.csv");
+        assert_eq!(ExportFormat::Smartlead.file_name("bücher.de"), "smartlead-b-cher.de.csv");
+        assert_eq!(ExportFormat::Instantly.file_name(""), "instantly-mailboxes.csv");
     }
 }

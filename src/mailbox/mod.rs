@@ -87,20 +87,16 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
         last_name: row.get(4)?,
         display_name: row.get(5)?,
         daily_limit: row.get(6)?,
-        status: status.parse().map_err(|_| {
-            rusqlite::Error::InvalidColumnType(7, status, rusqlite::types::Type::Text)
-        })?,
+        status: status
+            .parse()
+            .map_err(|_| rusqlite::Error::InvalidColumnType(7, status, rusqlite::types::Type::Text))?,
         created_at: row.get(8)?,
         per_minute: row.get(10)?,
     })
 }
 
 /// A workspace's mailboxes, optionally on one domain, by address.
-pub fn list(
-    conn: &Connection,
-    workspace: i64,
-    domain: Option<i64>,
-) -> rusqlite::Result<Vec<Mailbox>> {
+pub fn list(conn: &Connection, workspace: i64, domain: Option<i64>) -> rusqlite::Result<Vec<Mailbox>> {
     let mut stmt = conn.prepare_cached(&format!(
         "{SELECT} WHERE workspace_id = ?1 AND (?2 IS NULL OR domain_id = ?2) ORDER BY address"
     ))?;
@@ -123,22 +119,16 @@ pub fn by_ids(conn: &Connection, workspace: i64, ids: &[i64]) -> rusqlite::Resul
 
 /// One mailbox of a workspace; `NotFound` for another workspace's.
 pub fn get(conn: &Connection, workspace: i64, id: i64) -> Result<Mailbox> {
-    conn.query_row(
-        &format!("{SELECT} WHERE workspace_id = ?1 AND id = ?2"),
-        (workspace, id),
-        from_row,
-    )
-    .optional()?
-    .ok_or(Error::NotFound)
+    conn.query_row(&format!("{SELECT} WHERE workspace_id = ?1 AND id = ?2"), (workspace, id), from_row)
+        .optional()?
+        .ok_or(Error::NotFound)
 }
 
 /// One mailbox by address, in whichever workspace (the command line acts as the operator).
 pub fn find_by_address(conn: &Connection, address: &str) -> Result<(i64, Mailbox)> {
-    conn.query_row(
-        &format!("{SELECT} WHERE address = ?1"),
-        [address.trim().to_lowercase()],
-        |row| Ok((row.get(9)?, from_row(row)?)),
-    )
+    conn.query_row(&format!("{SELECT} WHERE address = ?1"), [address.trim().to_lowercase()], |row| {
+        Ok((row.get(9)?, from_row(row)?))
+    })
     .optional()?
     .ok_or(Error::NotFound)
 }
@@ -157,20 +147,11 @@ impl Changes {
         if let Some(name) = &mut self.display_name {
             *name = name.trim().to_string();
             if name.is_empty() || name.chars().count() > 100 || name.contains(['\r', '\n']) {
-                return Err(Error::invalid(
-                    "display_name",
-                    "Use a display name of 1 to 100 characters on one line.",
-                ));
+                return Err(Error::invalid("display_name", "Use a display name of 1 to 100 characters on one line."));
             }
         }
-        if self
-            .daily_limit
-            .is_some_and(|limit| limit > MAX_DAILY_LIMIT)
-        {
-            return Err(Error::invalid(
-                "daily_limit",
-                format!("The daily limit must be 0 to {MAX_DAILY_LIMIT}."),
-            ));
+        if self.daily_limit.is_some_and(|limit| limit > MAX_DAILY_LIMIT) {
+            return Err(Error::invalid("daily_limit", format!("The daily limit must be 0 to {MAX_DAILY_LIMIT}.")));
         }
         Ok(())
     }

@@ -26,8 +26,8 @@ const MAX_LOCAL_PART: usize = 64;
 
 /// Strings no generated local part may contain, wherever they come from (`t` + `watson`).
 pub const UNFORTUNATE_FRAGMENTS: &[&str] = &[
-    "anal", "bitch", "cock", "cum", "cunt", "dick", "fag", "fuck", "hoe", "jizz", "milf", "nazi",
-    "nigg", "piss", "porn", "rape", "shit", "slut", "tits", "twat", "wank", "whore",
+    "anal", "bitch", "cock", "cum", "cunt", "dick", "fag", "fuck", "hoe", "jizz", "milf", "nazi", "nigg", "piss",
+    "porn", "rape", "shit", "slut", "tits", "twat", "wank", "whore",
 ];
 
 const FIRST_NAMES: &str = include_str!("first_names.txt");
@@ -123,19 +123,13 @@ struct NameLists<'a> {
 impl NameLists<'static> {
     /// The lists shipped in the binary.
     fn embedded() -> Self {
-        NameLists {
-            first: parse_list(FIRST_NAMES),
-            last: parse_list(LAST_NAMES),
-        }
+        NameLists { first: parse_list(FIRST_NAMES), last: parse_list(LAST_NAMES) }
     }
 }
 
 /// One name per non-empty line.
 fn parse_list(text: &str) -> Vec<&str> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect()
+    text.lines().map(str::trim).filter(|line| !line.is_empty()).collect()
 }
 
 /// A uniformly random element of a non-empty list.
@@ -156,16 +150,8 @@ fn capitalize(name: &str) -> String {
 
 /// `taken` as lowercase, copied only when some entry is not lowercase already.
 fn lowercase_set(taken: &HashSet<String>) -> Cow<'_, HashSet<String>> {
-    if taken
-        .iter()
-        .any(|local| local.bytes().any(|b| b.is_ascii_uppercase()))
-    {
-        Cow::Owned(
-            taken
-                .iter()
-                .map(|local| local.to_ascii_lowercase())
-                .collect(),
-        )
+    if taken.iter().any(|local| local.bytes().any(|b| b.is_ascii_uppercase())) {
+        Cow::Owned(taken.iter().map(|local| local.to_ascii_lowercase()).collect())
     } else {
         Cow::Borrowed(taken)
     }
@@ -176,12 +162,7 @@ fn person(first: &str, last: &str, local_part: String) -> Person {
     let first_name = capitalize(first);
     let last_name = capitalize(last);
     let display_name = format!("{first_name} {last_name}");
-    Person {
-        first_name,
-        last_name,
-        local_part,
-        display_name,
-    }
+    Person { first_name, last_name, local_part, display_name }
 }
 
 /// `count` people whose local parts differ from each other and from `taken` (the local parts
@@ -192,11 +173,7 @@ pub fn generate_people(count: usize, taken: &HashSet<String>) -> Result<Vec<Pers
 }
 
 /// [`generate_people`] over any pair of lists.
-fn generate_from(
-    lists: &NameLists<'_>,
-    count: usize,
-    taken: &HashSet<String>,
-) -> Result<Vec<Person>, NamesError> {
+fn generate_from(lists: &NameLists<'_>, count: usize, taken: &HashSet<String>) -> Result<Vec<Person>, NamesError> {
     let taken = lowercase_set(taken);
     let mut used: HashSet<String> = HashSet::with_capacity(count);
     let mut people = Vec::with_capacity(count);
@@ -214,17 +191,11 @@ fn is_free(candidate: &str, taken: &HashSet<String>, used: &HashSet<String>) -> 
     candidate.len() <= MAX_LOCAL_PART
         && !taken.contains(candidate)
         && !used.contains(candidate)
-        && !UNFORTUNATE_FRAGMENTS
-            .iter()
-            .any(|fragment| candidate.contains(fragment))
+        && !UNFORTUNATE_FRAGMENTS.iter().any(|fragment| candidate.contains(fragment))
 }
 
 /// A letters-only person, or None after [`PLAIN_ATTEMPTS`] collisions.
-fn try_plain(
-    lists: &NameLists<'_>,
-    taken: &HashSet<String>,
-    used: &HashSet<String>,
-) -> Option<Person> {
+fn try_plain(lists: &NameLists<'_>, taken: &HashSet<String>, used: &HashSet<String>) -> Option<Person> {
     (0..PLAIN_ATTEMPTS).find_map(|_| {
         let (first, last) = (pick(&lists.first), pick(&lists.last));
         let candidate = Pattern::random().render(first, last);
@@ -233,18 +204,10 @@ fn try_plain(
 }
 
 /// A person whose local part ends in two digits (10–99), or None after [`SUFFIX_ATTEMPTS`].
-fn try_suffixed(
-    lists: &NameLists<'_>,
-    taken: &HashSet<String>,
-    used: &HashSet<String>,
-) -> Option<Person> {
+fn try_suffixed(lists: &NameLists<'_>, taken: &HashSet<String>, used: &HashSet<String>) -> Option<Person> {
     (0..SUFFIX_ATTEMPTS).find_map(|_| {
         let (first, last) = (pick(&lists.first), pick(&lists.last));
-        let candidate = format!(
-            "{}{}",
-            Pattern::random().render(first, last),
-            10 + random_below(90)
-        );
+        let candidate = format!("{}{}", Pattern::random().render(first, last), 10 + random_below(90));
         is_free(&candidate, taken, used).then(|| person(first, last, candidate))
     })
 }
@@ -273,31 +236,19 @@ mod tests {
     }
 
     fn pattern_of(person: &Person) -> Option<Pattern> {
-        let (first, last) = (
-            person.first_name.to_ascii_lowercase(),
-            person.last_name.to_ascii_lowercase(),
-        );
-        ALL_PATTERNS
-            .into_iter()
-            .find(|p| p.render(&first, &last) == person.local_part)
+        let (first, last) = (person.first_name.to_ascii_lowercase(), person.last_name.to_ascii_lowercase());
+        ALL_PATTERNS.into_iter().find(|p| p.render(&first, &last) == person.local_part)
     }
 
     #[test]
     fn embedded_lists_are_clean() {
         for (name, text, min) in [("first", FIRST_NAMES, 300), ("last", LAST_NAMES, 300)] {
             let list = parse_list(text);
-            assert!(
-                list.len() >= min,
-                "{name} list has only {} names",
-                list.len()
-            );
+            assert!(list.len() >= min, "{name} list has only {} names", list.len());
             let unique: HashSet<_> = list.iter().collect();
             assert_eq!(unique.len(), list.len(), "{name} list has duplicates");
             for entry in list {
-                assert!(
-                    entry.bytes().all(|b| b.is_ascii_lowercase()),
-                    "{name} list: {entry:?}"
-                );
+                assert!(entry.bytes().all(|b| b.is_ascii_lowercase()), "{name} list: {entry:?}");
             }
         }
     }
@@ -309,89 +260,54 @@ mod tests {
         let locals: HashSet<_> = people.iter().map(|p| p.local_part.as_str()).collect();
         assert_eq!(locals.len(), 500);
         for person in &people {
-            assert!(
-                is_plain_local_part(&person.local_part),
-                "{:?}",
-                person.local_part
-            );
+            assert!(is_plain_local_part(&person.local_part), "{:?}", person.local_part);
             assert!(person.local_part.len() <= MAX_LOCAL_PART);
         }
     }
 
     #[test]
     fn never_hands_out_a_taken_local_part() {
-        let taken: HashSet<String> = generate_people(3000, &HashSet::new())
-            .unwrap()
-            .into_iter()
-            .map(|p| p.local_part)
-            .collect();
+        let taken: HashSet<String> =
+            generate_people(3000, &HashSet::new()).unwrap().into_iter().map(|p| p.local_part).collect();
         let mut taken_with_every_first_name = taken.clone();
         taken_with_every_first_name.extend(parse_list(FIRST_NAMES).into_iter().map(str::to_owned));
         let people = generate_people(500, &taken_with_every_first_name).unwrap();
         assert_eq!(people.len(), 500);
         for person in &people {
-            assert!(
-                !taken_with_every_first_name.contains(&person.local_part),
-                "{}",
-                person.local_part
-            );
+            assert!(!taken_with_every_first_name.contains(&person.local_part), "{}", person.local_part);
             assert!(is_plain_local_part(&person.local_part));
         }
     }
 
     #[test]
     fn taken_is_compared_case_insensitively() {
-        let lists = NameLists {
-            first: vec!["ann"],
-            last: vec!["lee"],
-        };
-        let taken: HashSet<String> = ["Ann.Lee", "ANN", "annl", "alee", "ann_lee", "annlee"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let lists = NameLists { first: vec!["ann"], last: vec!["lee"] };
+        let taken: HashSet<String> =
+            ["Ann.Lee", "ANN", "annl", "alee", "ann_lee", "annlee"].into_iter().map(str::to_owned).collect();
         let people = generate_from(&lists, 1, &taken).unwrap();
         assert_eq!(people[0].local_part, "ann.l");
     }
 
     #[test]
     fn rude_joins_are_never_handed_out() {
-        let lists = NameLists {
-            first: vec!["thomas", "emil"],
-            last: vec!["watson", "fisher"],
-        };
+        let lists = NameLists { first: vec!["thomas", "emil"], last: vec!["watson", "fisher"] };
         for person in generate_from(&lists, 10, &HashSet::new()).unwrap() {
             for fragment in UNFORTUNATE_FRAGMENTS {
-                assert!(
-                    !person.local_part.contains(fragment),
-                    "{}",
-                    person.local_part
-                );
+                assert!(!person.local_part.contains(fragment), "{}", person.local_part);
             }
         }
         for person in generate_people(500, &HashSet::new()).unwrap() {
-            assert!(
-                !UNFORTUNATE_FRAGMENTS
-                    .iter()
-                    .any(|f| person.local_part.contains(f)),
-                "{}",
-                person.local_part
-            );
+            assert!(!UNFORTUNATE_FRAGMENTS.iter().any(|f| person.local_part.contains(f)), "{}", person.local_part);
         }
     }
 
     #[test]
     fn display_names_are_capitalized() {
         for person in generate_people(200, &HashSet::new()).unwrap() {
-            assert_eq!(
-                person.display_name,
-                format!("{} {}", person.first_name, person.last_name)
-            );
+            assert_eq!(person.display_name, format!("{} {}", person.first_name, person.last_name));
             for name in [&person.first_name, &person.last_name] {
                 let mut chars = name.chars();
-                assert!(
-                    chars.next().is_some_and(|c| c.is_ascii_uppercase()),
-                    "{name}"
-                );
+                assert!(chars.next().is_some_and(|c| c.is_ascii_uppercase()), "{name}");
                 assert!(chars.all(|c| c.is_ascii_lowercase()), "{name}");
             }
         }
@@ -402,15 +318,10 @@ mod tests {
         let people = generate_people(500, &HashSet::new()).unwrap();
         let mut counts = std::collections::HashMap::new();
         for person in &people {
-            *counts
-                .entry(pattern_of(person).expect("a known pattern"))
-                .or_insert(0) += 1;
+            *counts.entry(pattern_of(person).expect("a known pattern")).or_insert(0) += 1;
         }
         for pattern in ALL_PATTERNS {
-            assert!(
-                counts.contains_key(&pattern),
-                "{pattern:?} never appeared: {counts:?}"
-            );
+            assert!(counts.contains_key(&pattern), "{pattern:?} never appeared: {counts:?}");
         }
         let top = counts.iter().max_by_key(|(_, n)| **n).map(|(p, _)| *p);
         assert_eq!(top, Some(Pattern::FirstDotLast), "{counts:?}");
@@ -418,39 +329,20 @@ mod tests {
 
     #[test]
     fn digits_only_when_letters_run_out() {
-        let lists = NameLists {
-            first: vec!["ann"],
-            last: vec!["lee"],
-        };
+        let lists = NameLists { first: vec!["ann"], last: vec!["lee"] };
         let people = generate_from(&lists, 9, &HashSet::new()).unwrap();
-        let (plain, suffixed): (Vec<_>, Vec<_>) = people
-            .iter()
-            .partition(|p| is_plain_local_part(&p.local_part));
-        assert_eq!(
-            plain.len(),
-            7,
-            "all seven patterns are used before any digit"
-        );
+        let (plain, suffixed): (Vec<_>, Vec<_>) = people.iter().partition(|p| is_plain_local_part(&p.local_part));
+        assert_eq!(plain.len(), 7, "all seven patterns are used before any digit");
         for person in suffixed {
             let digits = &person.local_part[person.local_part.len() - 2..];
-            assert!(
-                digits.bytes().all(|b| b.is_ascii_digit()),
-                "{}",
-                person.local_part
-            );
+            assert!(digits.bytes().all(|b| b.is_ascii_digit()), "{}", person.local_part);
         }
     }
 
     #[test]
     fn gives_up_when_nothing_is_left() {
-        let lists = NameLists {
-            first: vec!["ann"],
-            last: vec!["lee"],
-        };
-        assert_eq!(
-            generate_from(&lists, 10_000, &HashSet::new()),
-            Err(NamesError::Exhausted)
-        );
+        let lists = NameLists { first: vec!["ann"], last: vec!["lee"] };
+        assert_eq!(generate_from(&lists, 10_000, &HashSet::new()), Err(NamesError::Exhausted));
     }
 
     #[test]

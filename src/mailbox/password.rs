@@ -55,16 +55,9 @@ mod tests {
     #[test]
     fn alphabet_has_no_look_alikes_or_duplicates() {
         assert_eq!(ALPHABET.len(), 56);
-        assert_eq!(
-            ALPHABET.iter().collect::<HashSet<_>>().len(),
-            ALPHABET.len()
-        );
+        assert_eq!(ALPHABET.iter().collect::<HashSet<_>>().len(), ALPHABET.len());
         for look_alike in b"0Oo1lI" {
-            assert!(
-                !ALPHABET.contains(look_alike),
-                "{}",
-                char::from(*look_alike)
-            );
+            assert!(!ALPHABET.contains(look_alike), "{}", char::from(*look_alike));
         }
         assert!(ALPHABET.iter().all(u8::is_ascii_alphanumeric));
     }
@@ -75,10 +68,7 @@ mod tests {
             let password = generate_password();
             assert_eq!(password.len(), PASSWORD_LENGTH);
             assert!(has_every_class(&password), "{password}");
-            assert!(
-                password.bytes().all(|b| ALPHABET.contains(&b)),
-                "{password}"
-            );
+            assert!(password.bytes().all(|b| ALPHABET.contains(&b)), "{password}");
         }
     }
 

@@ -12,10 +12,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 /// The migrations, in order; the position (1-based) is the schema version.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_foundation.sql"),
-    include_str!("migrations/0002_mail.sql"),
-];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_foundation.sql"), include_str!("migrations/0002_mail.sql")];
 
 const READERS: usize = 4;
 
@@ -23,21 +20,12 @@ const READERS: usize = 4;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error(
-        "the database at {path} has schema version {found}, newer than this binary ({known}); upgrade inboxgrove"
-    )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
+    #[error("the database at {path} has schema version {found}, newer than this binary ({known}); upgrade inboxgrove")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("the database at {path} failed its integrity check: {detail}")]
     Corrupt { path: PathBuf, detail: String },
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: PathBuf, source: std::io::Error },
 }
 
 /// A handle to the database; cheap to clone.
@@ -56,19 +44,14 @@ impl Store {
     /// Opens (creating if needed) the database file, applies migrations and checks integrity.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir { path: dir.to_path_buf(), source })?;
         }
         let mut writer = open_connection(path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "synchronous", "FULL")?;
         quick_check(&writer, path)?;
         migrate(&mut writer, path)?;
-        let readers = (0..READERS)
-            .map(|_| open_connection(path))
-            .collect::<Result<Vec<_>, _>>()?;
+        let readers = (0..READERS).map(|_| open_connection(path)).collect::<Result<Vec<_>, _>>()?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -83,41 +66,27 @@ impl Store {
     }
 
     /// Runs `f` on a read connection.
-    pub async fn read<T, E>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
+    pub async fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<rusqlite::Error> + Send + 'static,
     {
         let inner = self.inner.clone();
         run_blocking(move || {
-            let conn = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop();
+            let conn = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let conn = match conn {
                 Some(conn) => conn,
                 None => open_connection(&inner.path)?,
             };
             let result = f(&conn);
-            inner
-                .readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(conn);
+            inner.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
             result
         })
         .await
     }
 
     /// Runs `f` inside one write transaction, committed when `f` returns `Ok`.
-    pub async fn write<T, E>(
-        &self,
-        f: impl FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
+    pub async fn write<T, E>(&self, f: impl FnOnce(&Transaction) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<rusqlite::Error> + Send + 'static,
@@ -144,9 +113,7 @@ impl Store {
 
     /// Whether the store answers a trivial query.
     pub async fn is_usable(&self) -> bool {
-        self.read(|conn| conn.query_row("SELECT count(*) FROM settings", [], |_| Ok(())))
-            .await
-            .is_ok()
+        self.read(|conn| conn.query_row("SELECT count(*) FROM settings", [], |_| Ok(()))).await.is_ok()
     }
 }
 
@@ -160,9 +127,7 @@ async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -172,10 +137,7 @@ fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
 fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let result: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
     if result != "ok" {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: result,
-        });
+        return Err(StoreError::Corrupt { path: path.to_path_buf(), detail: result });
     }
     Ok(())
 }
@@ -185,11 +147,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if found > known {
-        return Err(StoreError::TooNew {
-            path: path.to_path_buf(),
-            found,
-            known,
-        });
+        return Err(StoreError::TooNew { path: path.to_path_buf(), found, known });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate() {
         let version = i64::try_from(index + 1).unwrap_or(i64::MAX);

@@ -15,26 +15,15 @@ struct Asset {
 }
 
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../../static/app.css"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../static/app.js"),
-    },
+    Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_str!("../../static/app.css") },
+    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../../static/app.js") },
 ];
 
 /// The URL of an asset, carrying a hash of its content so browsers can cache it forever.
 pub fn url(name: &str) -> String {
     let asset = ASSETS.iter().find(|a| a.name == name).expect("known asset");
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, asset.body.as_bytes());
-    let short: String = digest.as_ref()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let short: String = digest.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
     format!("/static/{short}/{name}")
 }
 

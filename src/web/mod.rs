@@ -21,9 +21,7 @@ use crate::error::Error;
 pub fn router(app: App) -> Router {
     let mut router = Router::new();
     if std::env::var("INBOXGROVE_TEST_CLOCK").is_ok_and(|v| v == "1") {
-        tracing::warn!(
-            "INBOXGROVE_TEST_CLOCK=1: the clock can be moved through POST /_test/clock (tests only)"
-        );
+        tracing::warn!("INBOXGROVE_TEST_CLOCK=1: the clock can be moved through POST /_test/clock (tests only)");
         router = router.route("/_test/clock", axum::routing::post(advance_clock));
     }
     router
@@ -31,10 +29,7 @@ pub fn router(app: App) -> Router {
         .merge(assets::routes())
         .merge(ui::routes())
         .fallback(|| async { WebError(Error::NotFound) })
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            session::csrf_cookie_layer,
-        ))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), session::csrf_cookie_layer))
         .with_state(app)
 }
 
@@ -44,12 +39,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn healthz(State(app): State<App>) -> Response {
@@ -114,30 +106,14 @@ pub type WebResult<T = Response> = Result<T, WebError>;
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, title, message) = match &self.0 {
-            Error::NotFound => (
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "There is nothing here.".to_string(),
-            ),
+            Error::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here.".to_string()),
             Error::Forbidden => (StatusCode::FORBIDDEN, "Not allowed", self.0.to_string()),
-            Error::Invalid { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Please check",
-                self.0.to_string(),
-            ),
+            Error::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Please check", self.0.to_string()),
             Error::Conflict(m) => (StatusCode::CONFLICT, "Conflict", m.clone()),
-            Error::Throttled(m) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many attempts",
-                m.clone(),
-            ),
+            Error::Throttled(m) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", m.clone()),
             other => {
                 tracing::error!(error = %other, "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "The error was logged.".to_string(),
-                )
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The error was logged.".to_string())
             }
         };
         render(status, &ErrorPage { title, message })

@@ -30,11 +30,7 @@ const CSRF_COOKIE: &str = "ig_csrf";
 pub struct CsrfToken(pub String);
 
 /// Ensures every browser has a CSRF cookie, and makes its value available to handlers.
-pub async fn csrf_cookie_layer(
-    State(app): State<App>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn csrf_cookie_layer(State(app): State<App>, mut request: Request, next: Next) -> Response {
     let existing = cookie(request.headers(), CSRF_COOKIE).filter(|t| t.len() == 43);
     let token = existing.clone().unwrap_or_else(random_token);
     request.extensions_mut().insert(CsrfToken(token.clone()));
@@ -60,18 +56,10 @@ pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
 
 /// A `Set-Cookie` value with the appliance's flags; `max_age` 0 deletes the cookie.
 pub fn cookie_header(app: &App, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let secure = if app.config.served_over_tls() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let age = max_age
-        .map(|s| format!("; Max-Age={s}"))
-        .unwrap_or_default();
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{age}"
-    ))
-    .expect("cookie values are URL-safe base64")
+    let secure = if app.config.served_over_tls() { "; Secure" } else { "" };
+    let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{age}"))
+        .expect("cookie values are URL-safe base64")
 }
 
 /// Sets the session cookie and redirects.
@@ -90,18 +78,11 @@ impl FromRequestParts<App> for Visitor {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let csrf = parts
-            .extensions
-            .get::<CsrfToken>()
-            .map(|t| t.0.clone())
-            .unwrap_or_default();
+        let csrf = parts.extensions.get::<CsrfToken>().map(|t| t.0.clone()).unwrap_or_default();
         let user = match cookie(&parts.headers, SESSION_COOKIE) {
             Some(token) => {
                 let now = app.clock.unix();
-                app.store
-                    .read(move |conn| sessions::lookup(conn, &token, now))
-                    .await
-                    .map_err(Error::from)?
+                app.store.read(move |conn| sessions::lookup(conn, &token, now)).await.map_err(Error::from)?
             }
             None => None,
         };
@@ -119,14 +100,9 @@ impl FromRequestParts<App> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let visitor = Visitor::from_request_parts(parts, app)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let visitor = Visitor::from_request_parts(parts, app).await.map_err(IntoResponse::into_response)?;
         match visitor.user {
-            Some(user) => Ok(Session {
-                csrf: visitor.csrf,
-                user,
-            }),
+            Some(user) => Ok(Session { csrf: visitor.csrf, user }),
             None => Err(Redirect::to("/login").into_response()),
         }
     }
@@ -144,13 +120,7 @@ pub struct Ctx {
 impl Ctx {
     /// The context of a page seen by a visitor who is not signed in.
     pub fn anonymous(csrf: &str) -> Ctx {
-        Ctx {
-            csrf: csrf.to_string(),
-            user: None,
-            workspaces: Vec::new(),
-            current: None,
-            section: "",
-        }
+        Ctx { csrf: csrf.to_string(), user: None, workspaces: Vec::new(), current: None, section: "" }
     }
 
     pub fn css_url(&self) -> String {
@@ -171,9 +141,7 @@ impl Ctx {
     }
 
     pub fn can_administer(&self) -> bool {
-        self.current
-            .as_ref()
-            .is_some_and(|w| w.role.can_administer())
+        self.current.as_ref().is_some_and(|w| w.role.can_administer())
     }
 }
 
@@ -181,27 +149,13 @@ impl Session {
     /// The page context outside any workspace.
     pub async fn ctx(&self, app: &App) -> Result<Ctx, WebError> {
         let user = self.user.user_id;
-        let workspaces = app
-            .store
-            .read(move |conn| workspaces::list_for_user(conn, user))
-            .await
-            .map_err(Error::from)?;
-        Ok(Ctx {
-            csrf: self.csrf.clone(),
-            user: Some(self.user.email.clone()),
-            workspaces,
-            current: None,
-            section: "",
-        })
+        let workspaces =
+            app.store.read(move |conn| workspaces::list_for_user(conn, user)).await.map_err(Error::from)?;
+        Ok(Ctx { csrf: self.csrf.clone(), user: Some(self.user.email.clone()), workspaces, current: None, section: "" })
     }
 
     /// The user's access to workspace `ws` and the page context inside it; 404 for non-members.
-    pub async fn in_workspace(
-        &self,
-        app: &App,
-        ws: i64,
-        section: &'static str,
-    ) -> Result<(Access, Ctx), WebError> {
+    pub async fn in_workspace(&self, app: &App, ws: i64, section: &'static str) -> Result<(Access, Ctx), WebError> {
         let (user, email) = (self.user.user_id, self.user.email.clone());
         let (access, workspaces) = app
             .store
@@ -234,39 +188,24 @@ impl<T: DeserializeOwned> FromRequest<App> for CsrfForm<T> {
     type Rejection = Response;
 
     async fn from_request(request: Request, app: &App) -> Result<Self, Self::Rejection> {
-        let expected = request
-            .extensions()
-            .get::<CsrfToken>()
-            .map(|t| t.0.clone())
-            .unwrap_or_default();
+        let expected = request.extensions().get::<CsrfToken>().map(|t| t.0.clone()).unwrap_or_default();
         let had_cookie = cookie(request.headers(), CSRF_COOKIE).is_some();
-        let body = Bytes::from_request(request, app)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let field: CsrfField = serde_html_form::from_bytes(&body).unwrap_or(CsrfField {
-            csrf: String::new(),
-        });
+        let body = Bytes::from_request(request, app).await.map_err(IntoResponse::into_response)?;
+        let field: CsrfField = serde_html_form::from_bytes(&body).unwrap_or(CsrfField { csrf: String::new() });
         if !had_cookie || field.csrf.is_empty() || !same_secret(&field.csrf, &expected) {
             return Err(forbidden_form());
         }
-        serde_html_form::from_bytes(&body)
-            .map(CsrfForm)
-            .map_err(|e| {
-                WebError(Error::Invalid {
-                    field: None,
-                    message: format!("The form could not be read: {e}"),
-                })
+        serde_html_form::from_bytes(&body).map(CsrfForm).map_err(|e| {
+            WebError(Error::Invalid { field: None, message: format!("The form could not be read: {e}") })
                 .into_response()
-            })
+        })
     }
 }
 
 fn forbidden_form() -> Response {
     let page = super::ErrorPage {
         title: "Form expired",
-        message:
-            "This form's security token did not match. Go back, reload the page and try again."
-                .into(),
+        message: "This form's security token did not match. Go back, reload the page and try again.".into(),
     };
     super::render(StatusCode::FORBIDDEN, &page)
 }

@@ -53,9 +53,7 @@ impl Appliance {
         let mut base = None;
         let mut setup_link = None;
         while base.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("inboxgrove printed its address");
+            let line = rx.recv_timeout(Duration::from_secs(30)).expect("inboxgrove printed its address");
             if let Some(url) = line.strip_prefix("InboxGrove admin UI on ") {
                 base = Some(url.trim().to_string());
             }
@@ -66,13 +64,7 @@ impl Appliance {
             let start = line[..pos].rfind("http").expect("link");
             setup_link = Some(line[start..].trim().to_string());
         }
-        Appliance {
-            dir,
-            base: base.expect("base url"),
-            setup_link,
-            child,
-            output: rx,
-        }
+        Appliance { dir, base: base.expect("base url"), setup_link, child, output: rx }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -101,29 +93,14 @@ impl Appliance {
     /// Completes the first-run setup as `email` and returns the signed-in browser.
     pub async fn setup_admin(&self, email: &str) -> Browser {
         let browser = self.browser();
-        let link = self
-            .setup_link
-            .clone()
-            .expect("a setup link on first start");
+        let link = self.setup_link.clone().expect("a setup link on first start");
         let page = browser.get(&link).await;
         assert_eq!(page.status, 200, "{}", page.body);
         let done = browser
-            .post_form(
-                &link,
-                &page.body,
-                &[
-                    ("email", email),
-                    ("password", PASSWORD),
-                    ("workspace", "Acme Outreach"),
-                ],
-            )
+            .post_form(&link, &page.body, &[("email", email), ("password", PASSWORD), ("workspace", "Acme Outreach")])
             .await;
         assert_eq!(done.status, 200, "{}", done.body);
-        assert!(
-            done.url.contains("/w/"),
-            "setup lands in the workspace, got {}",
-            done.url
-        );
+        assert!(done.url.contains("/w/"), "setup lands in the workspace, got {}", done.url);
         browser
     }
 }
@@ -138,10 +115,7 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     if let Ok(Some(status)) = child.try_wait() {
         return status;
     }
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     for _ in 0..100 {
         if let Ok(Some(status)) = child.try_wait() {
             return status;
@@ -155,11 +129,7 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 /// Runs `inboxgrove` with `args` and `env`, expecting it to exit by itself within 20 seconds.
 pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("INBOXGROVE_MASTER_KEY");
+    command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("INBOXGROVE_MASTER_KEY");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -220,33 +190,16 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .expect("client");
-        Browser {
-            client,
-            base: base.to_string(),
-        }
+        let client = reqwest::Client::builder().cookie_store(true).build().expect("client");
+        Browser { client, base: base.to_string() }
     }
 
     fn absolute(&self, url: &str) -> String {
-        if url.starts_with("http") {
-            url.to_string()
-        } else {
-            format!("{}{}", self.base, url)
-        }
+        if url.starts_with("http") { url.to_string() } else { format!("{}{}", self.base, url) }
     }
 
     pub async fn get(&self, url: &str) -> Page {
-        page(
-            self.client
-                .get(self.absolute(url))
-                .send()
-                .await
-                .expect("GET"),
-        )
-        .await
+        page(self.client.get(self.absolute(url)).send().await.expect("GET")).await
     }
 
     /// Submits a form found on `form_page` (its CSRF field is added) with `fields`.
@@ -273,14 +226,8 @@ impl Browser {
 }
 
 async fn page(response: reqwest::Response) -> Page {
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let header =
+        |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let (content_type, disposition) = (header("content-type"), header("content-disposition"));
     Page {
         status: response.status().as_u16(),
@@ -294,10 +241,7 @@ async fn page(response: reqwest::Response) -> Page {
 /// The value of the first hidden `csrf` field of a page.
 pub fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
-    let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("no csrf field in page:\n{html}"))
-        + marker.len();
+    let start = html.find(marker).unwrap_or_else(|| panic!("no csrf field in page:\n{html}")) + marker.len();
     html[start..start + html[start..].find('"').expect("end quote")].to_string()
 }
 
@@ -305,18 +249,14 @@ pub fn csrf_of(html: &str) -> String {
 pub fn select_attr(html: &str, selector: &str, attr: &str) -> Vec<String> {
     let doc = scraper::Html::parse_document(html);
     let sel = scraper::Selector::parse(selector).expect("selector");
-    doc.select(&sel)
-        .filter_map(|e| e.value().attr(attr).map(str::to_string))
-        .collect()
+    doc.select(&sel).filter_map(|e| e.value().attr(attr).map(str::to_string)).collect()
 }
 
 /// The texts of elements matching a CSS selector.
 pub fn select_text(html: &str, selector: &str) -> Vec<String> {
     let doc = scraper::Html::parse_document(html);
     let sel = scraper::Selector::parse(selector).expect("selector");
-    doc.select(&sel)
-        .map(|e| e.text().collect::<String>().trim().to_string())
-        .collect()
+    doc.select(&sel).map(|e| e.text().collect::<String>().trim().to_string()).collect()
 }
 
 /// Whether tests that need a real peer must fail (not skip) when it is missing.
@@ -333,10 +273,7 @@ pub fn have_peer(program: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(
-            !peers_required(),
-            "{program} is required (INBOXGROVE_REQUIRE_PEERS=1) but not installed"
-        );
+        assert!(!peers_required(), "{program} is required (INBOXGROVE_REQUIRE_PEERS=1) but not installed");
         println!("SKIPPED: {program} is not installed; run tests/run to install the peers");
     }
     found

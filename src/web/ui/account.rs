@@ -12,9 +12,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::auth::{password, sessions, users};
 use crate::error::Error;
-use crate::web::session::{
-    CsrfForm, Ctx, SESSION_COOKIE, Visitor, cookie, cookie_header, start_session,
-};
+use crate::web::session::{CsrfForm, Ctx, SESSION_COOKIE, Visitor, cookie, cookie_header, start_session};
 use crate::web::{WebResult, render};
 use crate::workspaces;
 
@@ -38,18 +36,9 @@ pub struct SetupForm {
     workspace: String,
 }
 
-pub async fn setup_form(
-    State(app): State<App>,
-    visitor: Visitor,
-    Path(token): Path<String>,
-) -> WebResult {
+pub async fn setup_form(State(app): State<App>, visitor: Visitor, Path(token): Path<String>) -> WebResult {
     let check = token.clone();
-    if !app
-        .store
-        .read(move |conn| users::setup_token_valid(conn, &check))
-        .await
-        .map_err(Error::from)?
-    {
+    if !app.store.read(move |conn| users::setup_token_valid(conn, &check)).await.map_err(Error::from)? {
         return Err(Error::NotFound.into());
     }
     let page = SetupPage {
@@ -68,15 +57,7 @@ pub async fn setup_submit(
     Path(token): Path<String>,
     CsrfForm(form): CsrfForm<SetupForm>,
 ) -> WebResult {
-    match users::complete_setup(
-        &app,
-        token.clone(),
-        &form.email,
-        form.password,
-        &form.workspace,
-    )
-    .await
-    {
+    match users::complete_setup(&app, token.clone(), &form.email, form.password, &form.workspace).await {
         Ok(session) => Ok(start_session(&app, &session, "/")),
         Err(Error::NotFound) => Err(Error::NotFound.into()),
         Err(e) if e.is_user_error() => {
@@ -113,14 +94,7 @@ pub async fn login_form(visitor: Visitor) -> Response {
     if visitor.user.is_some() {
         return Redirect::to("/").into_response();
     }
-    render(
-        StatusCode::OK,
-        &LoginPage {
-            ctx: Ctx::anonymous(&visitor.csrf),
-            email: String::new(),
-            error: None,
-        },
-    )
+    render(StatusCode::OK, &LoginPage { ctx: Ctx::anonymous(&visitor.csrf), email: String::new(), error: None })
 }
 
 pub async fn login_submit(
@@ -136,11 +110,7 @@ pub async fn login_submit(
                 Error::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::UNAUTHORIZED,
             };
-            let page = LoginPage {
-                ctx: Ctx::anonymous(&visitor.csrf),
-                email: form.email,
-                error: Some(e.to_string()),
-            };
+            let page = LoginPage { ctx: Ctx::anonymous(&visitor.csrf), email: form.email, error: Some(e.to_string()) };
             Ok(render(status, &page))
         }
         Err(e) => Err(e.into()),
@@ -150,16 +120,9 @@ pub async fn login_submit(
 #[derive(Deserialize)]
 pub struct EmptyForm {}
 
-pub async fn logout(
-    State(app): State<App>,
-    headers: HeaderMap,
-    CsrfForm(_): CsrfForm<EmptyForm>,
-) -> WebResult {
+pub async fn logout(State(app): State<App>, headers: HeaderMap, CsrfForm(_): CsrfForm<EmptyForm>) -> WebResult {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        app.store
-            .write(move |tx| sessions::delete(tx, &token))
-            .await
-            .map_err(Error::from)?;
+        app.store.write(move |tx| sessions::delete(tx, &token)).await.map_err(Error::from)?;
     }
     let cleared = cookie_header(&app, SESSION_COOKIE, "", Some(0));
     Ok(([(SET_COOKIE, cleared)], Redirect::to("/login")).into_response())
@@ -192,12 +155,7 @@ async fn find_invite(app: &App, token: &str) -> WebResult<workspaces::Invite> {
         .ok_or_else(|| Error::NotFound.into())
 }
 
-fn invite_page(
-    visitor: &Visitor,
-    token: String,
-    invite: &workspaces::Invite,
-    error: Option<String>,
-) -> InvitePage {
+fn invite_page(visitor: &Visitor, token: String, invite: &workspaces::Invite, error: Option<String>) -> InvitePage {
     InvitePage {
         ctx: Ctx::anonymous(&visitor.csrf),
         token,
@@ -209,16 +167,9 @@ fn invite_page(
     }
 }
 
-pub async fn invite_form(
-    State(app): State<App>,
-    visitor: Visitor,
-    Path(token): Path<String>,
-) -> WebResult {
+pub async fn invite_form(State(app): State<App>, visitor: Visitor, Path(token): Path<String>) -> WebResult {
     let invite = find_invite(&app, &token).await?;
-    Ok(render(
-        StatusCode::OK,
-        &invite_page(&visitor, token, &invite, None),
-    ))
+    Ok(render(StatusCode::OK, &invite_page(&visitor, token, &invite, None)))
 }
 
 /// Accepting an invite: a signed-in user whose email matches joins at once; otherwise the invited
@@ -231,40 +182,24 @@ pub async fn invite_submit(
 ) -> WebResult {
     let invite = find_invite(&app, &token).await?;
     match accept(&app, &visitor, &invite, form.password).await {
-        Ok(session) => Ok(start_session(
-            &app,
-            &session,
-            &format!("/w/{}", invite.workspace_id),
-        )),
-        Err(e) if e.is_user_error() => Ok(render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &invite_page(&visitor, token, &invite, Some(e.to_string())),
-        )),
+        Ok(session) => Ok(start_session(&app, &session, &format!("/w/{}", invite.workspace_id))),
+        Err(e) if e.is_user_error() => {
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &invite_page(&visitor, token, &invite, Some(e.to_string()))))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn accept(
-    app: &App,
-    visitor: &Visitor,
-    invite: &workspaces::Invite,
-    password: String,
-) -> Result<String, Error> {
+async fn accept(app: &App, visitor: &Visitor, invite: &workspaces::Invite, password: String) -> Result<String, Error> {
     let now = app.clock.unix();
     let email = invite.email.clone();
     let lookup = email.clone();
-    let existing = app
-        .store
-        .read(move |conn| users::find_by_email(conn, &lookup))
-        .await?;
+    let existing = app.store.read(move |conn| users::find_by_email(conn, &lookup)).await?;
     let new_hash = match &existing {
         Some((user, hash)) => {
             let signed_in = visitor.user.as_ref().is_some_and(|u| u.user_id == user.id);
             if !signed_in && !password::verify(hash.clone(), password).await {
-                return Err(Error::invalid(
-                    "password",
-                    "Enter the password of your existing account.",
-                ));
+                return Err(Error::invalid("password", "Enter the password of your existing account."));
             }
             None
         }

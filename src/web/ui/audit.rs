@@ -30,11 +30,7 @@ impl AuditPage {
     }
 
     fn page_link(&self, page: u32) -> String {
-        let enc = |s: &str| {
-            serde_html_form::to_string([("x", s)])
-                .unwrap_or_default()
-                .split_off(2)
-        };
+        let enc = |s: &str| serde_html_form::to_string([("x", s)]).unwrap_or_default().split_off(2);
         format!(
             "?action={}&actor={}&q={}&page={page}",
             enc(&self.filter.action),
@@ -53,21 +49,7 @@ pub async fn list(
     let (access, ctx) = session.in_workspace(&app, ws, "audit").await?;
     access.workspace.role.require(Role::Admin)?;
     let query = filter.clone();
-    let ((entries, more), (actions, actors)) = app
-        .store
-        .read(move |conn| {
-            Ok::<_, Error>((audit::list(conn, ws, &query)?, audit::facets(conn, ws)?))
-        })
-        .await?;
-    Ok(render(
-        StatusCode::OK,
-        &AuditPage {
-            ctx,
-            entries,
-            actions,
-            actors,
-            filter,
-            more,
-        },
-    ))
+    let ((entries, more), (actions, actors)) =
+        app.store.read(move |conn| Ok::<_, Error>((audit::list(conn, ws, &query)?, audit::facets(conn, ws)?))).await?;
+    Ok(render(StatusCode::OK, &AuditPage { ctx, entries, actions, actors, filter, more }))
 }

@@ -42,25 +42,12 @@ pub struct AddForm {
 
 async fn list_page(app: &App, session: &Session, ws: i64) -> WebResult<ListPage> {
     let (_, ctx) = session.in_workspace(app, ws, "domains").await?;
-    let domains = app
-        .store
-        .read(move |conn| domains::list(conn, ws))
-        .await
-        .map_err(Error::from)?;
-    Ok(ListPage {
-        ctx,
-        domains,
-        name: String::new(),
-        dkim: "rsa".into(),
-        error: None,
-    })
+    let domains = app.store.read(move |conn| domains::list(conn, ws)).await.map_err(Error::from)?;
+    Ok(ListPage { ctx, domains, name: String::new(), dkim: "rsa".into(), error: None })
 }
 
 pub async fn list(State(app): State<App>, session: Session, Path(ws): Path<i64>) -> WebResult {
-    Ok(render(
-        StatusCode::OK,
-        &list_page(&app, &session, ws).await?,
-    ))
+    Ok(render(StatusCode::OK, &list_page(&app, &session, ws).await?))
 }
 
 pub async fn add(
@@ -103,57 +90,25 @@ pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebRes
     let (_, ctx) = session.in_workspace(app, ws, "domains").await?;
     let (domain, mailboxes) = app
         .store
-        .read(move |conn| {
-            Ok::<_, Error>((
-                domains::get(conn, ws, id)?,
-                mailbox::list(conn, ws, Some(id))?,
-            ))
-        })
+        .read(move |conn| Ok::<_, Error>((domains::get(conn, ws, id)?, mailbox::list(conn, ws, Some(id))?)))
         .await?;
     let records = domains::records(&app.config, &domain);
-    Ok(ShowPage {
-        ctx,
-        domain,
-        records,
-        mailboxes,
-        count: "50".into(),
-        error: None,
-    })
+    Ok(ShowPage { ctx, domain, records, mailboxes, count: "50".into(), error: None })
 }
 
-pub async fn show(
-    State(app): State<App>,
-    session: Session,
-    Path((ws, id)): Path<(i64, i64)>,
-) -> WebResult {
-    Ok(render(
-        StatusCode::OK,
-        &show_page(&app, &session, ws, id).await?,
-    ))
+pub async fn show(State(app): State<App>, session: Session, Path((ws, id)): Path<(i64, i64)>) -> WebResult {
+    Ok(render(StatusCode::OK, &show_page(&app, &session, ws, id).await?))
 }
 
 /// The records as a BIND zone snippet, downloaded as `DOMAIN.zone`.
-pub async fn zone(
-    State(app): State<App>,
-    session: Session,
-    Path((ws, id)): Path<(i64, i64)>,
-) -> WebResult {
+pub async fn zone(State(app): State<App>, session: Session, Path((ws, id)): Path<(i64, i64)>) -> WebResult {
     session.in_workspace(&app, ws, "domains").await?;
-    let domain = app
-        .store
-        .read(move |conn| domains::get(conn, ws, id))
-        .await?;
+    let domain = app.store.read(move |conn| domains::get(conn, ws, id)).await?;
     let body = domains::zone(&app.config, &domain);
     Ok((
         [
-            (
-                header::CONTENT_TYPE,
-                "text/plain; charset=utf-8".to_string(),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}.zone\"", domain.name),
-            ),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.zone\"", domain.name)),
         ],
         body,
     )

@@ -45,10 +45,7 @@ pub async fn create(
     let (access, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
     let result = match form.count.trim().parse::<usize>() {
         Ok(count) => create::create_bulk(&app, &access, domain_id, count, true).await,
-        Err(_) => Err(Error::invalid(
-            "count",
-            "Enter how many mailboxes to create, from 1 to 500.",
-        )),
+        Err(_) => Err(Error::invalid("count", "Enter how many mailboxes to create, from 1 to 500.")),
     };
     match result {
         Ok(issued) => Ok(issued_page(ctx, "Mailboxes created", issued)),
@@ -63,17 +60,10 @@ pub async fn create(
 }
 
 fn issued_page(ctx: Ctx, title: &'static str, issued: create::Issued) -> axum::response::Response {
-    let page = IssuedPage {
-        ctx,
-        title,
-        credentials: issued.credentials,
-        batch_id: issued.batch_id.unwrap_or_default(),
-    };
+    let page =
+        IssuedPage { ctx, title, credentials: issued.credentials, batch_id: issued.batch_id.unwrap_or_default() };
     let mut response = render(StatusCode::OK, &page);
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        "no-store".parse().expect("valid header"),
-    );
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, "no-store".parse().expect("valid header"));
     response
 }
 
@@ -93,10 +83,7 @@ impl ListPage {
     }
 
     fn domain_name(&self, id: &i64) -> &str {
-        self.domains
-            .iter()
-            .find(|d| d.id == *id)
-            .map_or("", |d| d.display_name.as_str())
+        self.domains.iter().find(|d| d.id == *id).map_or("", |d| d.display_name.as_str())
     }
 }
 
@@ -106,26 +93,13 @@ pub struct ListQuery {
     domain: Option<i64>,
 }
 
-async fn list_page(
-    app: &App,
-    session: &Session,
-    ws: i64,
-    domain: Option<i64>,
-) -> WebResult<ListPage> {
+async fn list_page(app: &App, session: &Session, ws: i64, domain: Option<i64>) -> WebResult<ListPage> {
     let (_, ctx) = session.in_workspace(app, ws, "mailboxes").await?;
     let (domains, mailboxes) = app
         .store
-        .read(move |conn| {
-            Ok::<_, Error>((domains::list(conn, ws)?, mailbox::list(conn, ws, domain)?))
-        })
+        .read(move |conn| Ok::<_, Error>((domains::list(conn, ws)?, mailbox::list(conn, ws, domain)?)))
         .await?;
-    Ok(ListPage {
-        ctx,
-        domains,
-        domain_filter: domain.unwrap_or_default(),
-        mailboxes,
-        error: None,
-    })
+    Ok(ListPage { ctx, domains, domain_filter: domain.unwrap_or_default(), mailboxes, error: None })
 }
 
 pub async fn list(
@@ -134,10 +108,7 @@ pub async fn list(
     Path(ws): Path<i64>,
     Query(query): Query<ListQuery>,
 ) -> WebResult {
-    Ok(render(
-        StatusCode::OK,
-        &list_page(&app, &session, ws, query.domain).await?,
-    ))
+    Ok(render(StatusCode::OK, &list_page(&app, &session, ws, query.domain).await?))
 }
 
 /// What to export: selected mailbox ids, or every mailbox of a domain, or all.
@@ -157,16 +128,10 @@ pub async fn export(
     Query(query): Query<ExportQuery>,
 ) -> WebResult {
     let (access, _) = session.in_workspace(&app, ws, "mailboxes").await?;
-    let format: ExportFormat = query
-        .format
-        .parse()
-        .map_err(|e: export::ExportError| Error::invalid("format", e.to_string()))?;
+    let format: ExportFormat =
+        query.format.parse().map_err(|e: export::ExportError| Error::invalid("format", e.to_string()))?;
     let (label, mailboxes) = select(&app, &access, query.id, query.domain).await?;
-    let body = export::write_csv(
-        format,
-        &mailbox::server_settings(&app.config),
-        &mailbox::export_rows(&mailboxes),
-    );
+    let body = export::write_csv(format, &mailbox::server_settings(&app.config), &mailbox::export_rows(&mailboxes));
     Ok(csv_download(&format.file_name(&label), body))
 }
 
@@ -247,17 +212,16 @@ pub async fn download_credentials(
     CsrfForm(form): CsrfForm<DownloadForm>,
 ) -> WebResult {
     let (access, _) = session.in_workspace(&app, ws, "mailboxes").await?;
-    let format: ExportFormat = form
-        .format
-        .parse()
-        .map_err(|e: export::ExportError| Error::invalid("format", e.to_string()))?;
+    let format: ExportFormat =
+        form.format.parse().map_err(|e: export::ExportError| Error::invalid("format", e.to_string()))?;
     let rows = match create::take_batch(&app, &access, batch).await {
         Ok(rows) => rows,
         Err(Error::NotFound) => {
             return Err(Error::Invalid {
                 field: None,
-                message: "These credentials were already downloaded or have expired. Reset the passwords to get new ones."
-                    .into(),
+                message:
+                    "These credentials were already downloaded or have expired. Reset the passwords to get new ones."
+                        .into(),
             }
             .into());
         }
@@ -293,16 +257,9 @@ pub struct EditForm {
     status: String,
 }
 
-pub async fn edit_form(
-    State(app): State<App>,
-    session: Session,
-    Path((ws, id)): Path<(i64, i64)>,
-) -> WebResult {
+pub async fn edit_form(State(app): State<App>, session: Session, Path((ws, id)): Path<(i64, i64)>) -> WebResult {
     let (_, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
-    let mailbox = app
-        .store
-        .read(move |conn| mailbox::get(conn, ws, id))
-        .await?;
+    let mailbox = app.store.read(move |conn| mailbox::get(conn, ws, id)).await?;
     let page = EditPage {
         ctx,
         display_name: mailbox.display_name.clone(),
@@ -322,20 +279,14 @@ pub async fn edit_submit(
     CsrfForm(form): CsrfForm<EditForm>,
 ) -> WebResult {
     let (access, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
-    let mailbox = app
-        .store
-        .read(move |conn| mailbox::get(conn, ws, id))
-        .await?;
+    let mailbox = app.store.read(move |conn| mailbox::get(conn, ws, id)).await?;
     let changes = parse_changes(&form);
     let result = match changes {
         Ok(changes) => mailbox::update(&app, &access, id, changes).await,
         Err(e) => Err(e),
     };
     match result {
-        Ok(_) => Ok(
-            Redirect::to(&format!("/w/{ws}/mailboxes?domain={}", mailbox.domain_id))
-                .into_response(),
-        ),
+        Ok(_) => Ok(Redirect::to(&format!("/w/{ws}/mailboxes?domain={}", mailbox.domain_id)).into_response()),
         Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
             let page = EditPage {
                 ctx,
@@ -353,10 +304,11 @@ pub async fn edit_submit(
 }
 
 fn parse_changes(form: &EditForm) -> Result<Changes, Error> {
-    let daily_limit =
-        form.daily_limit.trim().parse::<u32>().map_err(|_| {
-            Error::invalid("daily_limit", "The daily limit must be a whole number.")
-        })?;
+    let daily_limit = form
+        .daily_limit
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| Error::invalid("daily_limit", "The daily limit must be a whole number."))?;
     Ok(Changes {
         display_name: Some(form.display_name.clone()),
         daily_limit: Some(daily_limit),

@@ -14,50 +14,23 @@ use crate::app::App;
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/", get(workspaces::home))
-        .route(
-            "/setup/{token}",
-            get(account::setup_form).post(account::setup_submit),
-        )
-        .route(
-            "/login",
-            get(account::login_form).post(account::login_submit),
-        )
+        .route("/setup/{token}", get(account::setup_form).post(account::setup_submit))
+        .route("/login", get(account::login_form).post(account::login_submit))
         .route("/logout", post(account::logout))
-        .route(
-            "/invite/{token}",
-            get(account::invite_form).post(account::invite_submit),
-        )
-        .route(
-            "/workspaces",
-            get(workspaces::list).post(workspaces::create),
-        )
+        .route("/invite/{token}", get(account::invite_form).post(account::invite_submit))
+        .route("/workspaces", get(workspaces::list).post(workspaces::create))
         .route("/w/{ws}", get(workspaces::enter))
-        .route(
-            "/w/{ws}/members",
-            get(workspaces::members).post(workspaces::invite),
-        )
+        .route("/w/{ws}/members", get(workspaces::members).post(workspaces::invite))
         .route("/w/{ws}/audit", get(audit::list))
         .route("/w/{ws}/domains", get(domains::list).post(domains::add))
         .route("/w/{ws}/domains/{id}", get(domains::show))
         .route("/w/{ws}/domains/{id}/zone", get(domains::zone))
         .route("/w/{ws}/domains/{id}/mailboxes", post(mailboxes::create))
         .route("/w/{ws}/mailboxes", get(mailboxes::list))
-        .route(
-            "/w/{ws}/mailboxes/export",
-            get(mailboxes::export).post(mailboxes::export_selected),
-        )
-        .route(
-            "/w/{ws}/mailboxes/reset-passwords",
-            post(mailboxes::reset_passwords),
-        )
-        .route(
-            "/w/{ws}/mailboxes/{id}",
-            get(mailboxes::edit_form).post(mailboxes::edit_submit),
-        )
-        .route(
-            "/w/{ws}/credentials/{batch}",
-            post(mailboxes::download_credentials),
-        )
+        .route("/w/{ws}/mailboxes/export", get(mailboxes::export).post(mailboxes::export_selected))
+        .route("/w/{ws}/mailboxes/reset-passwords", post(mailboxes::reset_passwords))
+        .route("/w/{ws}/mailboxes/{id}", get(mailboxes::edit_form).post(mailboxes::edit_submit))
+        .route("/w/{ws}/credentials/{batch}", post(mailboxes::download_credentials))
 }
 
 /// A CSV file download.
@@ -67,10 +40,7 @@ pub fn csv_download(file_name: &str, body: Vec<u8>) -> axum::response::Response 
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{file_name}\""),
-            ),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],
         body,

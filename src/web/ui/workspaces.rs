@@ -42,43 +42,22 @@ pub struct CreateForm {
 
 pub async fn list(State(app): State<App>, session: Session) -> WebResult {
     let ctx = session.ctx(&app).await?;
-    Ok(render(
-        StatusCode::OK,
-        &ListPage {
-            ctx,
-            name: String::new(),
-            error: None,
-        },
-    ))
+    Ok(render(StatusCode::OK, &ListPage { ctx, name: String::new(), error: None }))
 }
 
 /// Any signed-in user may create a workspace; they become its owner.
-pub async fn create(
-    State(app): State<App>,
-    session: Session,
-    CsrfForm(form): CsrfForm<CreateForm>,
-) -> WebResult {
+pub async fn create(State(app): State<App>, session: Session, CsrfForm(form): CsrfForm<CreateForm>) -> WebResult {
     let name = match workspaces::check_name(&form.name) {
         Ok(name) => name,
         Err(e) => {
             let ctx = session.ctx(&app).await?;
-            let page = ListPage {
-                ctx,
-                name: form.name,
-                error: Some(e.to_string()),
-            };
+            let page = ListPage { ctx, name: form.name, error: Some(e.to_string()) };
             return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
         }
     };
-    let (user, actor) = (
-        session.user.user_id,
-        Actor::user(session.user.user_id, &session.user.email),
-    );
+    let (user, actor) = (session.user.user_id, Actor::user(session.user.user_id, &session.user.email));
     let now = app.clock.unix();
-    let id = app
-        .store
-        .write(move |tx| workspaces::create(tx, &name, user, &actor, now))
-        .await?;
+    let id = app.store.write(move |tx| workspaces::create(tx, &name, user, &actor, now)).await?;
     Ok(Redirect::to(&format!("/w/{id}/domains")).into_response())
 }
 
@@ -105,32 +84,17 @@ pub struct InviteForm {
 async fn members_page(app: &App, session: &Session, ws: i64) -> WebResult<MembersPage> {
     let (access, ctx) = session.in_workspace(app, ws, "members").await?;
     let id = access.workspace.id;
-    let members = app
-        .store
-        .read(move |conn| workspaces::members(conn, id))
-        .await
-        .map_err(Error::from)?;
+    let members = app.store.read(move |conn| workspaces::members(conn, id)).await.map_err(Error::from)?;
     let roles = Role::ALL
         .into_iter()
         .filter(|r| *r != Role::Owner || access.workspace.role == Role::Owner)
         .map(Role::as_str)
         .collect();
-    Ok(MembersPage {
-        ctx,
-        members,
-        roles,
-        email: String::new(),
-        role: "member".into(),
-        invite_link: None,
-        error: None,
-    })
+    Ok(MembersPage { ctx, members, roles, email: String::new(), role: "member".into(), invite_link: None, error: None })
 }
 
 pub async fn members(State(app): State<App>, session: Session, Path(ws): Path<i64>) -> WebResult {
-    Ok(render(
-        StatusCode::OK,
-        &members_page(&app, &session, ws).await?,
-    ))
+    Ok(render(StatusCode::OK, &members_page(&app, &session, ws).await?))
 }
 
 /// Creates a one-time invite link and shows it (the appliance does not send the email itself).
@@ -146,9 +110,7 @@ pub async fn invite(
     let result = match form.role.parse::<Role>() {
         Ok(role) => {
             let (email, access) = (form.email.clone(), access.clone());
-            app.store
-                .write(move |tx| workspaces::invite(tx, &access, &email, role, now))
-                .await
+            app.store.write(move |tx| workspaces::invite(tx, &access, &email, role, now)).await
         }
         Err(e) => Err(e),
     };
