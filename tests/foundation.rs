@@ -478,3 +478,37 @@ async fn cli_commands_backup_and_master_key() {
         String::from_utf8_lossy(&wrong.stderr)
     );
 }
+
+#[tokio::test]
+async fn admin_password_reset_ends_sessions_and_json_logs() {
+    let mut appliance = Appliance::start_with(tempfile::tempdir().unwrap(), &[("INBOXGROVE_LOG__FORMAT", "json")]);
+    let admin = appliance.setup_admin(ADMIN).await;
+    assert!(admin.get("/workspaces").await.url.ends_with("/workspaces"));
+
+    let missing = appliance.cli(&["admin", "reset-password", "--email", "nobody@acme.test"], Some("another long password\n"));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no user"));
+    let short = appliance.cli(&["admin", "reset-password", "--email", ADMIN], Some("short\n"));
+    assert!(!short.status.success());
+    let reset = appliance.cli(&["admin", "reset-password", "--email", ADMIN], Some("another long password\n"));
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+
+    assert!(admin.get("/workspaces").await.url.ends_with("/login"), "sessions end on reset");
+    let login = admin.get("/login").await;
+    let old = admin.post_form("/login", &login.body, &[("email", ADMIN), ("password", PASSWORD)]).await;
+    assert_eq!(old.status, 401);
+    let new = admin.post_form("/login", &login.body, &[("email", ADMIN), ("password", "another long password")]).await;
+    assert_eq!(new.status, 200);
+
+    // Logs are JSON lines when configured (the shutdown is logged).
+    assert!(appliance.stop().success());
+    let mut json_lines = 0;
+    while let Ok(line) = appliance.output.recv_timeout(std::time::Duration::from_secs(5)) {
+        if line.starts_with('{') {
+            let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+            assert!(value.get("level").is_some() && value.get("timestamp").is_some());
+            json_lines += 1;
+        }
+    }
+    assert!(json_lines > 0, "at least one JSON log line");
+}
