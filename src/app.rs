@@ -21,6 +21,8 @@ pub struct App {
     pub store: Store,
     pub clock: Clock,
     pub keys: Arc<MasterKey>,
+    /// The one configurable DNS resolver (`[dns] nameservers`).
+    pub resolver: crate::dns::resolver::Resolver,
     /// Wakes the delivery workers when mail is queued or the clock moves.
     pub wakeup: Arc<Notify>,
     /// Becomes true when the appliance is shutting down.
@@ -43,6 +45,7 @@ impl App {
         }
         let (shutdown_sender, shutdown) = watch::channel(false);
         Ok(App {
+            resolver: crate::dns::resolver::Resolver::from_config(&config.dns),
             config: Arc::new(config),
             store,
             clock: Clock::default(),

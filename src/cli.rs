@@ -54,6 +54,23 @@ enum Command {
     Config(ConfigCommand),
     /// Write a consistent copy of the database to FILE (safe while serving).
     Backup { file: PathBuf },
+    /// Inspect and steer the outbound queue (all workspaces).
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Print the queue as a table, newest first.
+    List {
+        /// Only rows with this status.
+        #[arg(long, value_parser = crate::mta::queue::STATUSES)]
+        status: Option<String>,
+    },
+    /// Make a queued or deferred message due now (the running appliance picks it up).
+    Retry { id: i64 },
+    /// Cancel a queued or deferred message.
+    Cancel { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -182,6 +199,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Admin(command) => admin(App::open(config).await?, command).await,
         Command::Domain(command) => domain(App::open(config).await?, command).await,
         Command::Mailbox(command) => mailbox_command(App::open(config).await?, command).await,
+        Command::Queue(command) => queue_command(App::open(config).await?, command).await,
     }
 }
 
@@ -311,6 +329,71 @@ async fn mailbox_command(app: App, command: MailboxCommand) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// `inboxgrove queue ...`: the operator's view of the queue, over all workspaces.
+async fn queue_command(app: App, command: QueueCommand) -> anyhow::Result<()> {
+    use crate::mta::queue;
+    let not_found = |id: i64| {
+        move |e: Error| match e {
+            Error::NotFound => anyhow::anyhow!("no queue row {id}"),
+            other => other.into(),
+        }
+    };
+    match command {
+        QueueCommand::List { status } => {
+            let mut rows = Vec::new();
+            for page in 0.. {
+                let wanted = status.clone();
+                let (chunk, more) =
+                    app.store.read(move |conn| queue::list(conn, None, wanted.as_deref(), page)).await?;
+                rows.extend(chunk);
+                if !more {
+                    break;
+                }
+            }
+            print!("{}", queue_table(&rows));
+        }
+        QueueCommand::Retry { id } => {
+            let row = queue::retry_now(&app, None, id).await.map_err(not_found(id))?;
+            eprintln!("message {} to {} is due now ({})", row.id, row.recipient, row.status);
+        }
+        QueueCommand::Cancel { id } => {
+            let row = queue::cancel(&app, None, id).await.map_err(not_found(id))?;
+            eprintln!("message {} to {} cancelled", row.id, row.recipient);
+        }
+    }
+    Ok(())
+}
+
+/// The queue as an aligned text table.
+fn queue_table(rows: &[crate::mta::queue::QueueRow]) -> String {
+    let header = ["ID", "STATUS", "ATTEMPTS", "RECIPIENT", "FROM", "NEXT ATTEMPT", "LAST REPLY"].map(str::to_string);
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            let next = if r.is_pending() { crate::clock::format_unix(r.next_attempt_at) } else { "-".into() };
+            let from = if r.mail_from.is_empty() { "<>".to_string() } else { r.mail_from.clone() };
+            let reply = r.last_reply.replace(['\r', '\n'], " ");
+            [r.id.to_string(), r.status.clone(), r.attempts.to_string(), r.recipient.clone(), from, next, reply]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&cells) {
+        let line: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    if cells.is_empty() {
+        out.push_str("(the queue is empty)\n");
+    }
+    out
 }
 
 fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::digest;
+use aws_lc_rs::{digest, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -40,13 +40,27 @@ pub enum CryptoError {
 /// The key that seals every secret stored in the database.
 pub struct MasterKey {
     key: LessSafeKey,
+    /// HMAC-SHA256 keyed with the master key, for [`MasterKey::derive_key`].
+    derivation: hmac::Key,
 }
 
 impl MasterKey {
     /// Builds a key from its 32 raw bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> MasterKey {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes).expect("32 bytes is an AES-256 key");
-        MasterKey { key: LessSafeKey::new(unbound) }
+        MasterKey { key: LessSafeKey::new(unbound), derivation: hmac::Key::new(hmac::HMAC_SHA256, bytes) }
+    }
+
+    /// A 32-byte key for one purpose (`label`, e.g. "unsubscribe-token"), derived from the master
+    /// key as HMAC-SHA256(master, "inboxgrove derived key v1: " || label): independent keys per
+    /// label, none revealing the master key or each other.
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        let mut input = b"inboxgrove derived key v1: ".to_vec();
+        input.extend_from_slice(label.as_bytes());
+        let tag = hmac::sign(&self.derivation, &input);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(tag.as_ref());
+        key
     }
 
     /// Finds the master key: the environment first, then the key file. When neither exists and

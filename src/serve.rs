@@ -23,6 +23,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         println!("Create the first admin (this link works once): {link}");
     }
     // Mail listeners and workers start here (SMTP submission and inbound, the delivery queue, IMAP).
+    crate::smtp::start(&app).await?;
+    crate::mta::deliver::start(&app)?;
     let stopping = app.clone();
     crate::web::serve(app.clone(), listener, async move {
         shutdown_signal().await;

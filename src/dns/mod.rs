@@ -3,3 +3,4 @@
 pub mod dkim;
 pub mod name;
 pub mod records;
+pub mod resolver;

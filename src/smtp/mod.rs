@@ -1,1 +1,110 @@
 //! SMTP: one session engine (smtp-proto parsing, TLS, pipelining) with two policies, submission and inbound.
+//!
+//! [`session::Engine`] runs the dialogue and consults a [`policy::Policy`] at each step;
+//! [`submission::Submission`] is the policy of the submission ports. [`start`] binds the
+//! listeners from `[smtp] submission` (STARTTLS) and `[smtp] submissions` (implicit TLS) and
+//! runs an accept loop for each until shutdown: every connection is its own supervised task,
+//! and at most [`MAX_SESSIONS`] run at once (others get 421 and are closed).
+
+pub mod connection;
+pub mod data;
+pub mod policy;
+pub mod reply;
+pub mod sasl;
+pub mod session;
+pub mod submission;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::app::App;
+use policy::Policy;
+use session::{Engine, Security};
+use submission::Submission;
+
+/// The most SMTP sessions open at once, per policy.
+pub const MAX_SESSIONS: usize = 500;
+
+/// Binds the submission listeners (printing where they listen) and starts their accept loops.
+/// A bind failure fails startup, naming the config key.
+pub async fn start(app: &App) -> anyhow::Result<()> {
+    let tls = TlsAcceptor::from(crate::tls::server_config(&app.config)?);
+    let starttls = bind(&app.config.smtp.submission, "smtp.submission").await?;
+    let implicit = bind(&app.config.smtp.submissions, "smtp.submissions").await?;
+    let (starttls_at, implicit_at) = (starttls.local_addr()?, implicit.local_addr()?);
+    tracing::info!(starttls = %starttls_at, implicit_tls = %implicit_at, "SMTP submission listening");
+    println!("SMTP submission on {starttls_at} (STARTTLS)");
+    println!("SMTP submissions on {implicit_at} (implicit TLS)");
+    let engine = Arc::new(Engine::new(app, Submission::new(app.clone()), tls));
+    let sessions = Arc::new(Semaphore::new(MAX_SESSIONS));
+    spawn_listener(app, "smtp submission listener", engine.clone(), starttls, Security::StartTls, sessions.clone());
+    spawn_listener(app, "smtp submissions listener", engine, implicit, Security::Implicit, sessions);
+    Ok(())
+}
+
+/// Binds a listen address from the configuration; the error names the config key.
+pub async fn bind(address: &str, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} ({key})"))
+}
+
+/// Runs `engine` on `listener` until shutdown, as a supervised task; `sessions` caps how many
+/// of its connections (and of any listener sharing the semaphore) run at once.
+pub fn spawn_listener<P: Policy>(
+    app: &App,
+    name: &'static str,
+    engine: Arc<Engine<P>>,
+    listener: TcpListener,
+    security: Security,
+    sessions: Arc<Semaphore>,
+) {
+    app.spawn_supervised(name, accept_loop(app.clone(), engine, listener, security, sessions));
+}
+
+/// Accepts connections until shutdown; each runs as its own supervised task.
+async fn accept_loop<P: Policy>(
+    app: App,
+    engine: Arc<Engine<P>>,
+    listener: TcpListener,
+    security: Security,
+    sessions: Arc<Semaphore>,
+) -> anyhow::Result<()> {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "smtp accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = app.shutting_down() => return Ok(()),
+        };
+        let Ok(permit) = sessions.clone().try_acquire_owned() else {
+            tokio::spawn(refuse_busy(tcp, peer, security));
+            continue;
+        };
+        let engine = engine.clone();
+        app.spawn_supervised("smtp session", async move {
+            let _permit = permit;
+            engine.serve(tcp, peer, security).await
+        });
+    }
+}
+
+/// Too many sessions: a plaintext client is told so; a TLS client is simply closed.
+async fn refuse_busy(mut tcp: TcpStream, peer: SocketAddr, security: Security) {
+    tracing::warn!(%peer, "too many SMTP sessions; connection refused");
+    if security == Security::StartTls {
+        let reply = reply::Reply::new(421, [4, 3, 2], "Too many connections, try again later");
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(reply.to_string().as_bytes())).await;
+    }
+}

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod peers;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_inboxgrove");
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -16,6 +18,10 @@ pub struct Appliance {
     pub dir: tempfile::TempDir,
     pub base: String,
     pub setup_link: Option<String>,
+    /// Where SMTP submission listens (STARTTLS), as printed at startup: `127.x.y.z:PORT`.
+    pub smtp_submission: String,
+    /// Where SMTP submission with implicit TLS listens, as printed at startup.
+    pub smtp_submissions: String,
     child: Child,
     pub output: mpsc::Receiver<String>,
 }
@@ -36,6 +42,12 @@ impl Appliance {
             .env_remove("INBOXGROVE_MASTER_KEY")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        // Mail listeners keep their default ports (exports show them) on an address of their own,
+        // so appliances running side by side do not collide; `env` may override them.
+        let loopback = free_loopback_address(&[2587, 2465]);
+        command
+            .env("INBOXGROVE_SMTP__SUBMISSION", format!("{loopback}:2587"))
+            .env("INBOXGROVE_SMTP__SUBMISSIONS", format!("{loopback}:2465"));
         for (key, value) in env {
             command.env(key, value);
         }
@@ -58,13 +70,28 @@ impl Appliance {
                 base = Some(url.trim().to_string());
             }
         }
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500))
-            && let Some(pos) = line.find("/setup/")
-        {
-            let start = line[..pos].rfind("http").expect("link");
-            setup_link = Some(line[start..].trim().to_string());
+        // Then, in this order: the setup link (while no admin exists) and the SMTP listeners.
+        let (mut smtp_submission, mut smtp_submissions) = (None, None);
+        while smtp_submission.is_none() || smtp_submissions.is_none() {
+            let line = rx.recv_timeout(Duration::from_secs(30)).expect("inboxgrove printed its SMTP listeners");
+            if let Some(pos) = line.find("/setup/") {
+                let start = line[..pos].rfind("http").expect("link");
+                setup_link = Some(line[start..].trim().to_string());
+            } else if let Some(rest) = line.strip_prefix("SMTP submission on ") {
+                smtp_submission = rest.split_whitespace().next().map(str::to_string);
+            } else if let Some(rest) = line.strip_prefix("SMTP submissions on ") {
+                smtp_submissions = rest.split_whitespace().next().map(str::to_string);
+            }
         }
-        Appliance { dir, base: base.expect("base url"), setup_link, child, output: rx }
+        Appliance {
+            dir,
+            base: base.expect("base url"),
+            setup_link,
+            smtp_submission: smtp_submission.expect("submission address"),
+            smtp_submissions: smtp_submissions.expect("submissions address"),
+            child,
+            output: rx,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -109,6 +136,24 @@ impl Drop for Appliance {
     fn drop(&mut self) {
         terminate(&mut self.child);
     }
+}
+
+/// A loopback address (in 127.0.0.0/8) on which every port in `ports` is free right now.
+pub fn free_loopback_address(ports: &[u16]) -> std::net::Ipv4Addr {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PICKED: AtomicU64 = AtomicU64::new(0);
+    for _ in 0..50 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(PICKED.fetch_add(1, Ordering::Relaxed));
+        let [a, b, c, ..] = hasher.finish().to_le_bytes();
+        let address = std::net::Ipv4Addr::new(127, a.clamp(1, 254), b, c.clamp(1, 254));
+        if ports.iter().all(|&port| std::net::TcpListener::bind((address, port)).is_ok()) {
+            return address;
+        }
+    }
+    panic!("no free loopback address for ports {ports:?}");
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {

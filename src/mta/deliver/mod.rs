@@ -1,1 +1,208 @@
 //! Delivery: workers that claim due queue rows, find MX hosts, talk SMTP to them, and record the outcome.
+//!
+//! One scheduler task per appliance ([`start`]). At start it puts rows left `in_flight` by a
+//! crash back in the queue. Then, in a loop:
+//! 1. it registers for a wakeup *before* looking at the queue, so a notify that arrives while it
+//!    is busy (mail queued, the test clock moved, a batch finished) is never lost;
+//! 2. for each destination domain with due rows, while a connection permit is free (the global
+//!    `delivery.concurrency` and the domain's `connections`), it claims a batch of up to
+//!    [`queue::BATCH`] rows of that domain and spawns a task that delivers it over one connection
+//!    (`batch.rs`); the task holds the permit until it ends;
+//! 3. it sleeps until the next row is due (from the database, at most [`TICK`]), a wakeup, a
+//!    batch finishing, or shutdown.
+//!
+//! Every batch task is watched: whether it succeeds, fails or panics, rows it left `in_flight`
+//! go back to the queue afterwards (after [`FAILED_BATCH_PAUSE`], so a failing batch cannot
+//! spin). Times come from `app.clock`, so tests move time instead of sleeping.
+//!
+//! The parts: `route.rs` (MX / smarthost), `session.rs` (SMTP, STARTTLS, AUTH, egress),
+//! `tls.rs` (opportunistic TLS), `classify.rs` (replies, bounce classes, retry schedule),
+//! `limits.rs` (connections, per-minute), `queue.rs` (the SQL), `record.rs` (outcomes, events,
+//! suppression, DSNs).
+
+mod batch;
+pub mod classify;
+mod limits;
+mod queue;
+mod record;
+pub mod route;
+mod session;
+mod tls;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::Notify;
+
+use crate::app::App;
+use crate::error::Error;
+
+use batch::Batch;
+use limits::{Limits, Permit};
+
+/// The longest the scheduler sleeps without looking at the queue.
+pub const TICK: Duration = Duration::from_secs(5);
+/// How long rows of a batch that failed or panicked wait before they are tried again.
+pub const FAILED_BATCH_PAUSE: i64 = 60;
+/// How long the scheduler pauses after a database error before trying again.
+const ERROR_PAUSE: Duration = Duration::from_secs(5);
+/// Shortest sleep between rounds, so a race can never make the loop spin.
+const MIN_PAUSE: Duration = Duration::from_millis(50);
+/// The most destination domains looked at per round.
+const DOMAINS_PER_ROUND: usize = 1000;
+
+/// Starts the delivery scheduler (supervised; it stops on shutdown).
+pub fn start(app: &App) -> anyhow::Result<()> {
+    let worker = Arc::new(Worker::new(app).context("cannot set up outbound TLS")?);
+    app.spawn_supervised("delivery", worker.run());
+    Ok(())
+}
+
+/// The scheduler and what its batch tasks share.
+pub(crate) struct Worker {
+    app: App,
+    limits: Limits,
+    connectors: tls::Connectors,
+    /// Source addresses for egress (`delivery.source_ips`, validated at config load).
+    source_ips: Vec<IpAddr>,
+    timeout: Duration,
+    /// Notified when a batch task ends (its permit is free again).
+    finished: Notify,
+}
+
+impl Worker {
+    fn new(app: &App) -> Result<Worker, rustls::Error> {
+        let config = &app.config.delivery;
+        let timeout_seconds = u64::try_from(config.timeout_seconds()).unwrap_or(120).max(1);
+        Ok(Worker {
+            app: app.clone(),
+            limits: Limits::new(config),
+            connectors: tls::Connectors::new()?,
+            source_ips: config.source_ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+            timeout: Duration::from_secs(timeout_seconds),
+            finished: Notify::new(),
+        })
+    }
+
+    /// The lease a claim takes: informative (leases are only reclaimed at start), generous.
+    fn lease_seconds(&self) -> i64 {
+        i64::try_from(self.timeout.as_secs()).unwrap_or(120).saturating_mul(5)
+    }
+
+    async fn run(self: Arc<Self>) -> anyhow::Result<()> {
+        let now = self.app.clock.unix();
+        let recovered = self.app.store.write(move |tx| queue::recover_in_flight(tx, now)).await?;
+        if recovered > 0 {
+            tracing::warn!(rows = recovered, "queue rows left in flight by the last run are queued again");
+        }
+        loop {
+            let wakeup = self.app.wakeup.notified();
+            tokio::pin!(wakeup);
+            wakeup.as_mut().enable();
+            if *self.app.shutdown.borrow() {
+                break;
+            }
+            let pause = match self.round().await {
+                Ok(pause) => pause,
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery round failed");
+                    ERROR_PAUSE
+                }
+            };
+            tokio::select! {
+                _ = &mut wakeup => {}
+                _ = self.finished.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.app.shutting_down() => break,
+            }
+        }
+        tracing::debug!("delivery scheduler stopped");
+        Ok(())
+    }
+
+    /// Dispatches what can go now; returns how long to sleep.
+    async fn round(self: &Arc<Self>) -> Result<Duration, Error> {
+        let now = self.app.clock.unix();
+        let domains = self.app.store.read(move |conn| queue::due_domains(conn, now, DOMAINS_PER_ROUND)).await?;
+        let mut blocked = false;
+        'domains: for domain in domains {
+            loop {
+                let Some(permit) = self.limits.try_connection(&domain) else {
+                    blocked = true;
+                    if self.limits.any_connection_free() {
+                        break;
+                    }
+                    break 'domains;
+                };
+                let (claim_domain, lease_until) = (domain.clone(), now + self.lease_seconds());
+                let rows = self
+                    .app
+                    .store
+                    .write(move |tx| queue::claim(tx, &claim_domain, now, lease_until, queue::BATCH))
+                    .await?;
+                if rows.is_empty() {
+                    break;
+                }
+                let full = rows.len() == queue::BATCH;
+                self.spawn_batch(Batch { domain: domain.clone(), rows }, permit);
+                if !full {
+                    break;
+                }
+            }
+        }
+        let next_due = self.app.store.read(queue::next_due).await?;
+        Ok(pause(now, next_due, blocked))
+    }
+
+    /// Runs a batch in its own task, watched (see the module doc).
+    fn spawn_batch(self: &Arc<Self>, batch: Batch, permit: Permit) {
+        let ids: Vec<i64> = batch.rows.iter().map(|row| row.id).collect();
+        let domain = batch.domain.clone();
+        let worker = self.clone();
+        let task = tokio::spawn(async move { batch::deliver(&worker, batch).await });
+        let worker = self.clone();
+        tokio::spawn(async move {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(%domain, error = %e, "delivery batch failed"),
+                Err(e) => tracing::error!(%domain, error = %e, "delivery batch panicked"),
+            }
+            let now = worker.app.clock.unix();
+            let due = now + FAILED_BATCH_PAUSE;
+            match worker.app.store.write(move |tx| queue::release(tx, &ids, due, now)).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::warn!(%domain, rows, "rows of an unfinished batch are queued again"),
+                Err(e) => tracing::error!(%domain, error = %e, "cannot put unfinished rows back in the queue"),
+            }
+            drop(permit);
+            worker.finished.notify_one();
+        });
+    }
+}
+
+/// How long to sleep: until the next row is due (at most [`TICK`]); a full [`TICK`] when due rows
+/// wait for a connection permit (a finishing batch wakes the scheduler sooner).
+fn pause(now: i64, next_due: Option<i64>, blocked: bool) -> Duration {
+    let until_due = match next_due {
+        None => TICK,
+        Some(at) if at <= now && blocked => TICK,
+        Some(at) => Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0)),
+    };
+    until_due.clamp(MIN_PAUSE, TICK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheduler_sleeps_until_the_next_due_row_at_most_a_tick() {
+        assert_eq!(pause(100, None, false), TICK);
+        assert_eq!(pause(100, Some(103), false), Duration::from_secs(3));
+        assert_eq!(pause(100, Some(10_000), false), TICK);
+        assert_eq!(pause(100, Some(90), false), MIN_PAUSE);
+        assert_eq!(pause(100, Some(90), true), TICK);
+    }
+}

@@ -4,6 +4,8 @@ mod account;
 mod audit;
 mod domains;
 mod mailboxes;
+mod queue;
+mod unsubscribe;
 mod workspaces;
 
 use axum::Router;
@@ -31,6 +33,12 @@ pub fn routes() -> Router<App> {
         .route("/w/{ws}/mailboxes/reset-passwords", post(mailboxes::reset_passwords))
         .route("/w/{ws}/mailboxes/{id}", get(mailboxes::edit_form).post(mailboxes::edit_submit))
         .route("/w/{ws}/credentials/{batch}", post(mailboxes::download_credentials))
+        .route("/w/{ws}/queue", get(queue::list))
+        .route("/w/{ws}/queue/settings", post(queue::settings))
+        .route("/w/{ws}/queue/{id}", get(queue::show))
+        .route("/w/{ws}/queue/{id}/retry", post(queue::retry))
+        .route("/w/{ws}/queue/{id}/cancel", post(queue::cancel))
+        .route("/unsubscribe/{token}", get(unsubscribe::confirm).post(unsubscribe::submit))
 }
 
 /// A CSV file download.

@@ -1,0 +1,418 @@
+//! Looking at and steering the outbound queue: rows with their message's subject and sender,
+//! counts by status, by mailbox and by destination domain, one row with its events, "retry now"
+//! and "cancel".
+//!
+//! Every function takes `workspace: Option<i64>`: `Some(id)` for a workspace's users (another
+//! workspace's row answers `NotFound`, Invariant 4), `None` for the operator's command line.
+//! Retry and cancel change a row only from `queued` or `deferred`, in one guarded `UPDATE`, so
+//! they cannot race a delivery worker that has claimed the row (`in_flight`).
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::audit;
+use crate::auth::Actor;
+use crate::error::{Error, Result};
+use crate::events::{self, Event, NewEvent};
+use crate::workspaces::{Access, Role};
+
+/// Every status a queue row can have, in the order pages show them.
+pub const STATUSES: [&str; 7] = ["queued", "in_flight", "deferred", "delivered", "bounced", "expired", "cancelled"];
+
+/// Rows per page of the queue list.
+pub const PAGE_SIZE: u32 = 100;
+
+/// One recipient of one message, as the queue pages show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueRow {
+    pub id: i64,
+    pub workspace_id: i64,
+    pub mailbox_id: Option<i64>,
+    /// The sending mailbox's address, when the row has a mailbox that still exists.
+    pub mailbox: Option<String>,
+    pub recipient: String,
+    pub domain: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_code: Option<i64>,
+    pub last_status: String,
+    pub last_reply: String,
+    pub bounce_class: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The envelope sender ("" for the null reverse-path).
+    pub mail_from: String,
+    pub subject: String,
+    pub size: i64,
+}
+
+impl QueueRow {
+    /// Whether "retry now" and "cancel" apply.
+    pub fn is_pending(&self) -> bool {
+        matches!(self.status.as_str(), "queued" | "deferred")
+    }
+}
+
+const SELECT: &str = "SELECT q.id, q.workspace_id, q.mailbox_id, mb.address, q.recipient, q.domain, q.status, \
+    q.attempts, q.next_attempt_at, q.last_code, q.last_status, q.last_reply, q.bounce_class, q.created_at, \
+    q.updated_at, m.mail_from, m.subject, m.size \
+    FROM queue q JOIN messages m ON m.id = q.message_id LEFT JOIN mailboxes mb ON mb.id = q.mailbox_id";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
+    Ok(QueueRow {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        mailbox_id: row.get(2)?,
+        mailbox: row.get(3)?,
+        recipient: row.get(4)?,
+        domain: row.get(5)?,
+        status: row.get(6)?,
+        attempts: row.get(7)?,
+        next_attempt_at: row.get(8)?,
+        last_code: row.get(9)?,
+        last_status: row.get(10)?,
+        last_reply: row.get(11)?,
+        bounce_class: row.get(12)?,
+        created_at: row.get(13)?,
+        updated_at: row.get(14)?,
+        mail_from: row.get(15)?,
+        subject: row.get(16)?,
+        size: row.get(17)?,
+    })
+}
+
+/// A status filter from a form or the command line: one of [`STATUSES`], or "" for any.
+pub fn check_status(status: &str) -> Result<Option<&str>> {
+    match status.trim() {
+        "" => Ok(None),
+        s => STATUSES
+            .iter()
+            .find(|known| **known == s)
+            .map(|known| Some(*known))
+            .ok_or_else(|| Error::invalid("status", format!("Choose a status: {}.", STATUSES.join(", ")))),
+    }
+}
+
+/// One page of rows, newest first, optionally of one status; and whether another page follows.
+pub fn list(
+    conn: &Connection,
+    workspace: Option<i64>,
+    status: Option<&str>,
+    page: u32,
+) -> rusqlite::Result<(Vec<QueueRow>, bool)> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE (?1 IS NULL OR q.workspace_id = ?1) AND (?2 IS NULL OR q.status = ?2) \
+         ORDER BY q.id DESC LIMIT ?3 OFFSET ?4"
+    ))?;
+    let offset = i64::from(page) * i64::from(PAGE_SIZE);
+    let mut rows =
+        stmt.query_map((workspace, status, PAGE_SIZE + 1, offset), from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let page_len = usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
+    let more = rows.len() > page_len;
+    rows.truncate(page_len);
+    Ok((rows, more))
+}
+
+/// One row; `NotFound` when it does not exist or belongs to another workspace.
+pub fn get(conn: &Connection, workspace: Option<i64>, id: i64) -> Result<QueueRow> {
+    conn.prepare_cached(&format!("{SELECT} WHERE q.id = ?1 AND (?2 IS NULL OR q.workspace_id = ?2)"))?
+        .query_row((id, workspace), from_row)
+        .optional()?
+        .ok_or(Error::NotFound)
+}
+
+/// One row with its events, newest first.
+pub fn detail(conn: &Connection, workspace: Option<i64>, id: i64) -> Result<(QueueRow, Vec<Event>)> {
+    let row = get(conn, workspace, id)?;
+    let events = events::list(conn, row.workspace_id, Some(id), 500)?;
+    Ok((row, events))
+}
+
+/// How many rows are in each status.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub queued: i64,
+    pub in_flight: i64,
+    pub deferred: i64,
+    pub delivered: i64,
+    pub bounced: i64,
+    pub expired: i64,
+    pub cancelled: i64,
+}
+
+impl StatusCounts {
+    fn add(&mut self, status: &str, count: i64) {
+        let slot = match status {
+            "queued" => &mut self.queued,
+            "in_flight" => &mut self.in_flight,
+            "deferred" => &mut self.deferred,
+            "delivered" => &mut self.delivered,
+            "bounced" => &mut self.bounced,
+            "expired" => &mut self.expired,
+            "cancelled" => &mut self.cancelled,
+            _ => return,
+        };
+        *slot += count;
+    }
+
+    /// The count of one status by name (0 for an unknown name).
+    pub fn of(&self, status: &str) -> i64 {
+        match status {
+            "queued" => self.queued,
+            "in_flight" => self.in_flight,
+            "deferred" => self.deferred,
+            "delivered" => self.delivered,
+            "bounced" => self.bounced,
+            "expired" => self.expired,
+            "cancelled" => self.cancelled,
+            _ => 0,
+        }
+    }
+
+    /// Rows still to be delivered (queued, in flight or deferred).
+    pub fn pending(&self) -> i64 {
+        self.queued + self.in_flight + self.deferred
+    }
+
+    pub fn total(&self) -> i64 {
+        self.pending() + self.delivered + self.bounced + self.expired + self.cancelled
+    }
+}
+
+/// Counts for one mailbox or one destination domain.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupCounts {
+    /// The mailbox address ("(no mailbox)" for system mail) or the destination domain.
+    pub label: String,
+    pub counts: StatusCounts,
+}
+
+/// The queue's overview: by status, by sending mailbox and by destination domain.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub by_status: StatusCounts,
+    pub by_mailbox: Vec<GroupCounts>,
+    pub by_domain: Vec<GroupCounts>,
+}
+
+/// The most groups each overview table shows (the busiest first).
+const GROUPS_SHOWN: usize = 50;
+
+/// Counts of a workspace's queue (or the whole queue for `None`).
+pub fn counts(conn: &Connection, workspace: Option<i64>) -> rusqlite::Result<Counts> {
+    let mut by_status = StatusCounts::default();
+    let mut stmt = conn
+        .prepare_cached("SELECT status, count(*) FROM queue WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY status")?;
+    for row in stmt.query_map([workspace], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))? {
+        let (status, count) = row?;
+        by_status.add(&status, count);
+    }
+    let by_mailbox = grouped(
+        conn,
+        "SELECT coalesce(mb.address, '(no mailbox)'), q.status, count(*) FROM queue q \
+         LEFT JOIN mailboxes mb ON mb.id = q.mailbox_id WHERE (?1 IS NULL OR q.workspace_id = ?1) \
+         GROUP BY 1, 2",
+        workspace,
+    )?;
+    let by_domain = grouped(
+        conn,
+        "SELECT domain, status, count(*) FROM queue WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY 1, 2",
+        workspace,
+    )?;
+    Ok(Counts { by_status, by_mailbox, by_domain })
+}
+
+/// Runs a `(label, status, count)` query and folds it into groups, busiest first.
+fn grouped(conn: &Connection, sql: &str, workspace: Option<i64>) -> rusqlite::Result<Vec<GroupCounts>> {
+    let mut groups: std::collections::BTreeMap<String, StatusCounts> = std::collections::BTreeMap::new();
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([workspace], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+    })?;
+    for row in rows {
+        let (label, status, count) = row?;
+        groups.entry(label).or_default().add(&status, count);
+    }
+    let mut groups: Vec<GroupCounts> =
+        groups.into_iter().map(|(label, counts)| GroupCounts { label, counts }).collect();
+    groups.sort_by(|a, b| b.counts.pending().cmp(&a.counts.pending()).then(b.counts.total().cmp(&a.counts.total())));
+    groups.truncate(GROUPS_SHOWN);
+    Ok(groups)
+}
+
+/// Makes a queued or deferred row due now. The caller wakes the workers after commit.
+pub fn retry_now_in(tx: &Transaction, workspace: Option<i64>, id: i64, actor: &Actor, now: i64) -> Result<QueueRow> {
+    let row = get(tx, workspace, id)?;
+    let changed = tx.execute(
+        "UPDATE queue SET next_attempt_at = ?1, updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'deferred')",
+        (now, id),
+    )?;
+    if changed == 0 {
+        return Err(not_pending(&row, "retried"));
+    }
+    let detail = format!("retry requested by {}", actor.label);
+    record_change(tx, &row, "retry", &detail, actor, now)?;
+    get(tx, workspace, id)
+}
+
+/// Cancels a queued or deferred row: it will not be delivered.
+pub fn cancel_in(tx: &Transaction, workspace: Option<i64>, id: i64, actor: &Actor, now: i64) -> Result<QueueRow> {
+    let row = get(tx, workspace, id)?;
+    let changed = tx.execute(
+        "UPDATE queue SET status = 'cancelled', lease_until = NULL, updated_at = ?1 \
+         WHERE id = ?2 AND status IN ('queued', 'deferred')",
+        (now, id),
+    )?;
+    if changed == 0 {
+        return Err(not_pending(&row, "cancelled"));
+    }
+    let detail = format!("cancelled by {}", actor.label);
+    record_change(tx, &row, "cancelled", &detail, actor, now)?;
+    get(tx, workspace, id)
+}
+
+fn not_pending(row: &QueueRow, verb: &str) -> Error {
+    let now = match row.status.as_str() {
+        "in_flight" => "is being delivered right now".to_string(),
+        status => format!("is {status}"),
+    };
+    Error::Conflict(format!(
+        "Message {} to {} {now}; only queued or deferred mail can be {verb}.",
+        row.id, row.recipient
+    ))
+}
+
+/// The event (on the row) and the audit entry (who did it) of a retry or cancel.
+fn record_change(tx: &Transaction, row: &QueueRow, kind: &str, detail: &str, actor: &Actor, now: i64) -> Result<()> {
+    let event = NewEvent {
+        workspace_id: row.workspace_id,
+        mailbox_id: row.mailbox_id,
+        queue_id: Some(row.id),
+        kind,
+        recipient: &row.recipient,
+        detail,
+    };
+    events::record(tx, &event, now)?;
+    let action = if kind == "retry" { "queue.retry" } else { "queue.cancel" };
+    audit::record(tx, Some(row.workspace_id), actor, action, &format!("#{} to {}", row.id, row.recipient), "", now)?;
+    Ok(())
+}
+
+/// "Retry now" by a workspace member (or the operator with `access` = `None`); wakes the
+/// delivery workers of this process.
+pub async fn retry_now(app: &App, access: Option<&Access>, id: i64) -> Result<QueueRow> {
+    let (workspace, actor) = scope(access)?;
+    let now = app.clock.unix();
+    let row = app.store.write(move |tx| retry_now_in(tx, workspace, id, &actor, now)).await?;
+    app.wakeup.notify_waiters();
+    app.wakeup.notify_one();
+    Ok(row)
+}
+
+/// "Cancel" by a workspace member (or the operator with `access` = `None`).
+pub async fn cancel(app: &App, access: Option<&Access>, id: i64) -> Result<QueueRow> {
+    let (workspace, actor) = scope(access)?;
+    let now = app.clock.unix();
+    app.store.write(move |tx| cancel_in(tx, workspace, id, &actor, now)).await
+}
+
+/// The workspace scope and actor of a change; members and above may act.
+fn scope(access: Option<&Access>) -> Result<(Option<i64>, Actor)> {
+    match access {
+        Some(access) => {
+            access.workspace.role.require(Role::Member)?;
+            Ok((Some(access.workspace.id), access.actor.clone()))
+        }
+        None => Ok((None, Actor::cli())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two workspaces; workspace 1 has a mailbox and three rows (queued, deferred, in flight),
+    /// workspace 2 one queued row.
+    fn seed(tx: &Transaction) -> rusqlite::Result<()> {
+        tx.execute_batch(
+            "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'one', 0), (2, 'two', 0);
+             INSERT INTO users (id, email, password_hash, created_at) VALUES (1, 'owner@a.test', 'x', 0);
+             INSERT INTO domains (id, workspace_id, name, created_at) VALUES (1, 1, 'a.test', 0);
+             INSERT INTO mailboxes (id, workspace_id, domain_id, local_part, address, first_name, last_name,
+                display_name, password_hash, created_at) VALUES (1, 1, 1, 'ann', 'ann@a.test', 'Ann', 'A', 'Ann A', 'x', 0);
+             INSERT INTO messages (id, workspace_id, mailbox_id, mail_from, subject, size, body, created_at)
+                VALUES (1, 1, 1, 'ann@a.test', 'Hello', 5, x'00', 0), (2, 2, NULL, 'x@b.test', 'Other', 5, x'00', 0);
+             INSERT INTO queue (id, message_id, workspace_id, mailbox_id, recipient, domain, status, next_attempt_at,
+                created_at, updated_at) VALUES
+                (1, 1, 1, 1, 'bob@x.test', 'x.test', 'queued', 50, 0, 0),
+                (2, 1, 1, 1, 'cat@y.test', 'y.test', 'deferred', 900, 0, 0),
+                (3, 1, 1, 1, 'dan@x.test', 'x.test', 'in_flight', 50, 0, 0),
+                (4, 2, 2, NULL, 'eve@z.test', 'z.test', 'queued', 50, 0, 0);",
+        )
+    }
+
+    #[tokio::test]
+    async fn lists_counts_and_isolates_workspaces() {
+        let (_dir, store) = crate::store::open_temp();
+        store
+            .write(|tx| {
+                seed(tx)?;
+                let (rows, more) = list(tx, Some(1), None, 0)?;
+                assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [3, 2, 1]);
+                assert!(!more);
+                assert_eq!(rows[0].subject, "Hello");
+                assert_eq!(rows[0].mailbox.as_deref(), Some("ann@a.test"));
+                assert_eq!(list(tx, Some(1), Some("deferred"), 0)?.0.len(), 1);
+                assert_eq!(list(tx, None, None, 0)?.0.len(), 4);
+                assert!(matches!(get(tx, Some(1), 4), Err(Error::NotFound)));
+                assert_eq!(get(tx, None, 4)?.recipient, "eve@z.test");
+
+                let overview = counts(tx, Some(1))?;
+                assert_eq!(
+                    (overview.by_status.queued, overview.by_status.deferred, overview.by_status.in_flight),
+                    (1, 1, 1)
+                );
+                assert_eq!(overview.by_status.total(), 3);
+                assert_eq!(overview.by_mailbox.len(), 1);
+                assert_eq!(overview.by_mailbox[0].label, "ann@a.test");
+                assert_eq!(overview.by_domain[0].label, "x.test");
+                assert_eq!(overview.by_domain[0].counts.pending(), 2);
+                assert_eq!(counts(tx, Some(2))?.by_mailbox[0].label, "(no mailbox)");
+                assert!(check_status("bogus").is_err());
+                assert_eq!(check_status(" deferred ")?, Some("deferred"));
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn retry_and_cancel_only_touch_pending_rows_of_the_workspace() {
+        let (_dir, store) = crate::store::open_temp();
+        store
+            .write(|tx| {
+                seed(tx)?;
+                let actor = Actor::user(1, "owner@a.test");
+                let row = retry_now_in(tx, Some(1), 2, &actor, 100)?;
+                assert_eq!((row.status.as_str(), row.next_attempt_at), ("deferred", 100));
+                assert!(matches!(retry_now_in(tx, Some(1), 3, &actor, 100), Err(Error::Conflict(_))));
+                assert!(matches!(cancel_in(tx, Some(1), 4, &actor, 100), Err(Error::NotFound)));
+                assert_eq!(cancel_in(tx, Some(1), 1, &actor, 101)?.status, "cancelled");
+                let again = cancel_in(tx, Some(1), 1, &actor, 102);
+                assert!(matches!(&again, Err(Error::Conflict(m)) if m.contains("is cancelled")), "{again:?}");
+                assert_eq!(cancel_in(tx, None, 4, &Actor::cli(), 103)?.status, "cancelled");
+
+                let (_, events) = detail(tx, Some(1), 1)?;
+                assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["cancelled"]);
+                assert_eq!(events[0].detail, "cancelled by owner@a.test");
+                let audits: i64 =
+                    tx.query_row("SELECT count(*) FROM audit_log WHERE action LIKE 'queue.%'", [], |r| r.get(0))?;
+                assert_eq!(audits, 3);
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,472 @@
+//! Outbound delivery end to end: the real binary takes queued mail to real peers found through a
+//! real DNS server (Knot), and time is moved through `/_test/clock`, never slept through.
+//!
+//! - Mail reaches a Postfix MX (127.0.0.2) and dkimpy verifies it, for an RSA and an Ed25519
+//!   sending domain.
+//! - A scripted server (127.0.0.3) answers 451 twice then 250: the message is retried on the
+//!   schedule (1 minute, then 5) as the clock moves, and delivered exactly once.
+//! - Postfix answers `reject@` with 550 5.1.1: a hard bounce, a suppression entry and a DSN in
+//!   the sending mailbox's INBOX.
+//! - A null MX and an NXDOMAIN bounce at once; an MX where nothing listens (127.0.0.4) defers.
+//!
+//! Mail goes in through the submission port with swaks when the appliance listens there;
+//! otherwise it is queued by writing `messages` + `queue` rows into the database (the test then
+//! DKIM-signs it itself, with a key it publishes) and the workers are woken through the clock.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::peers::{Dns, PostfixMx, ScriptedSmtp, Zone, dkim_available, dkim_verify, free_port, txt_record};
+use common::{Appliance, cli};
+use inboxgrove::dns::dkim::{self, DkimAlgorithm};
+use rusqlite::{Connection, OptionalExtension};
+
+const WAIT: Duration = Duration::from_secs(30);
+/// The selector of the key the test signs with when it queues mail itself.
+const TEST_SELECTOR: &str = "testsig";
+
+/// A sending mailbox made through the CLI.
+struct Sender {
+    address: String,
+    password: String,
+    domain: String,
+    mailbox_id: i64,
+    workspace_id: i64,
+    /// The test's own signing key for the domain (used when mail is queued through the database).
+    key: dkim::DkimKey,
+}
+
+/// The appliance with a workspace, sending domains and one mailbox on each.
+struct Rig {
+    appliance: Appliance,
+    db: PathBuf,
+    submission: Option<u16>,
+    senders: Vec<Sender>,
+}
+
+/// One queue row as the test reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_code: Option<i64>,
+    last_status: String,
+    last_reply: String,
+    bounce_class: Option<String>,
+    updated_at: i64,
+}
+
+/// Two loopback addresses that can both listen on one port (the MX port is one setting).
+fn shared_port(ips: &[&str]) -> u16 {
+    for _ in 0..100 {
+        let port = free_port(ips[0]);
+        if ips[1..].iter().all(|ip| TcpListener::bind((*ip, port)).is_ok()) {
+            return port;
+        }
+    }
+    panic!("no port free on all of {ips:?}");
+}
+
+/// Sets up the data dir with the CLI (admin, workspace, domains, mailboxes), publishes the
+/// sending domains' records in `dns`, and starts the appliance pointed at it.
+fn start_rig(dns: &Dns, mx_port: u16, sending: &[(&str, DkimAlgorithm)]) -> Rig {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let admin = cli(&data, &["admin", "create", "--email", "admin@grove.test"], Some(common::PASSWORD));
+    assert!(admin.status.success(), "admin create: {}", String::from_utf8_lossy(&admin.stderr));
+    let mut made = Vec::new();
+    for (domain, algorithm) in sending {
+        let dkim = algorithm.as_str();
+        let added = cli(&data, &["domain", "add", domain, "--dkim", dkim], None);
+        assert!(added.status.success(), "domain add: {}", String::from_utf8_lossy(&added.stderr));
+        let created = cli(&data, &["mailbox", "create", "--domain", domain, "--count", "1"], None);
+        assert!(created.status.success(), "mailbox create: {}", String::from_utf8_lossy(&created.stderr));
+        let csv = String::from_utf8_lossy(&created.stdout).to_string();
+        let line = csv.lines().nth(1).expect("one mailbox in the CSV");
+        let (address, password) = line.split_once(',').expect("email,password");
+        let key = dkim::generate(*algorithm, chrono::Utc::now().date_naive()).expect("test key");
+        let mut records = zone_records(&data, domain);
+        records.push(txt_record(&format!("{TEST_SELECTOR}._domainkey"), &key.txt_value()));
+        dns.set_zone(&Zone { name: domain.to_string(), records });
+        made.push((address.to_string(), password.trim().to_string(), domain.to_string(), key));
+    }
+    let submission = free_port("127.0.0.1");
+    let env: Vec<(String, String)> = vec![
+        ("INBOXGROVE_TEST_CLOCK".into(), "1".into()),
+        ("INBOXGROVE_DNS__NAMESERVERS".into(), format!("[\"{}\"]", dns.nameserver())),
+        ("INBOXGROVE_DELIVERY__MX_PORT".into(), mx_port.to_string()),
+        ("INBOXGROVE_DELIVERY__TIMEOUT".into(), "10s".into()),
+        ("INBOXGROVE_SMTP__SUBMISSION".into(), format!("127.0.0.1:{submission}")),
+        ("INBOXGROVE_SMTP__SUBMISSIONS".into(), format!("127.0.0.1:{}", free_port("127.0.0.1"))),
+        ("INBOXGROVE_SMTP__INBOUND".into(), format!("127.0.0.1:{}", free_port("127.0.0.1"))),
+        ("INBOXGROVE_IMAP__LISTEN".into(), format!("127.0.0.1:{}", free_port("127.0.0.1"))),
+        ("INBOXGROVE_IMAP__LISTEN_TLS".into(), format!("127.0.0.1:{}", free_port("127.0.0.1"))),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let appliance = Appliance::start_with(dir, &env);
+    let db = appliance.data_dir().join("inboxgrove.db");
+    let submission = listening(submission).then_some(submission);
+    println!("mail goes in through {}", if submission.is_some() { "submission (swaks)" } else { "the database" });
+    let conn = open(&db);
+    let senders = made
+        .into_iter()
+        .map(|(address, password, domain, key)| {
+            let (mailbox_id, workspace_id) = conn
+                .query_row("SELECT id, workspace_id FROM mailboxes WHERE address = ?1", [&address], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .expect("the mailbox row");
+            Sender { address, password, domain, mailbox_id, workspace_id, key }
+        })
+        .collect();
+    Rig { appliance, db, submission, senders }
+}
+
+/// The record lines of `inboxgrove domain records NAME --zone` (comments and directives dropped).
+fn zone_records(data: &std::path::Path, domain: &str) -> Vec<String> {
+    let output = cli(data, &["domain", "records", domain, "--zone"], None);
+    assert!(output.status.success(), "domain records: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(';') && !l.starts_with('$'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether something accepts connections on 127.0.0.1:port within two seconds.
+fn listening(port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn open(db: &std::path::Path) -> Connection {
+    let conn = Connection::open(db).expect("open the appliance's database");
+    conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    conn
+}
+
+/// Moves the appliance's clock forward (0 just wakes the workers); returns its new time.
+fn advance_clock(rig: &Rig, seconds: i64) -> i64 {
+    let address = rig.appliance.base.trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&address).expect("connect to the appliance");
+    let body = seconds.to_string();
+    write!(
+        stream,
+        "POST /_test/clock HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read the response");
+    assert!(response.starts_with("HTTP/1.1 200"), "clock refused: {response}");
+    let now = response.rsplit("\r\n\r\n").next().unwrap_or_default().trim();
+    now.parse().unwrap_or_else(|_| panic!("clock answered {response}"))
+}
+
+/// A plain message from `sender` to `to`.
+fn message(sender: &Sender, to: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "From: Sender <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\
+         Message-ID: <{token}@{domain}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
+         Hello from {domain}.\r\n.leading dot survives\r\n",
+        from = sender.address,
+        domain = sender.domain,
+        token = subject.replace(' ', "-").to_lowercase(),
+    )
+    .into_bytes()
+}
+
+/// Puts a message in the queue (see the module doc); returns the queue row ids.
+fn queue_mail(rig: &Rig, sender: &Sender, to: &[&str], raw: &[u8]) -> Vec<i64> {
+    let before = max_queue_id(rig);
+    match rig.submission {
+        Some(port) => submit(port, sender, to, raw),
+        None => insert(rig, sender, to, raw),
+    }
+    advance_clock(rig, 0);
+    let conn = open(&rig.db);
+    let mut stmt = conn.prepare("SELECT id FROM queue WHERE id > ?1 ORDER BY id").expect("select");
+    stmt.query_map([before], |r| r.get(0)).expect("query").collect::<Result<_, _>>().expect("ids")
+}
+
+fn max_queue_id(rig: &Rig) -> i64 {
+    open(&rig.db).query_row("SELECT COALESCE(MAX(id), 0) FROM queue", [], |r| r.get(0)).expect("max id")
+}
+
+/// Submits with swaks over STARTTLS with AUTH, as a mail client would.
+fn submit(port: u16, sender: &Sender, to: &[&str], raw: &[u8]) {
+    let file = tempfile::NamedTempFile::new().expect("message file");
+    std::fs::write(file.path(), raw).expect("write message");
+    let output = Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{port}"), "--tls", "--auth", "PLAIN"])
+        .args(["--auth-user", &sender.address, "--auth-password", &sender.password])
+        .args(["--from", &sender.address, "--to", &to.join(","), "--timeout", "20"])
+        .arg("--data")
+        .arg(file.path())
+        .output()
+        .expect("run swaks");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "submission failed:\n{text}");
+}
+
+/// Writes the message (signed here with the test's key) and its queue rows into the database.
+fn insert(rig: &Rig, sender: &Sender, to: &[&str], raw: &[u8]) {
+    let key = dkim::signing_key(sender.key.algorithm, &sender.key.private_pkcs8_der).expect("signing key");
+    let signature = key.sign(&sender.domain, TEST_SELECTOR, raw).expect("sign");
+    let body = [signature.as_bytes(), raw].concat();
+    let now = advance_clock(rig, 0);
+    let mut conn = open(&rig.db);
+    let tx = conn.transaction().expect("transaction");
+    tx.execute(
+        "INSERT INTO messages (workspace_id, mailbox_id, mail_from, size, body, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        (sender.workspace_id, sender.mailbox_id, &sender.address, i64::try_from(body.len()).unwrap(), &body, now),
+    )
+    .expect("insert message");
+    let message = tx.last_insert_rowid();
+    for recipient in to {
+        let domain = recipient.rsplit_once('@').expect("domain").1;
+        tx.execute(
+            "INSERT INTO queue (message_id, workspace_id, mailbox_id, recipient, domain, next_attempt_at, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
+            (message, sender.workspace_id, sender.mailbox_id, recipient, domain, now),
+        )
+        .expect("insert queue row");
+    }
+    tx.commit().expect("commit");
+}
+
+fn row(rig: &Rig, id: i64) -> Row {
+    open(&rig.db)
+        .query_row(
+            "SELECT status, attempts, next_attempt_at, last_code, last_status, last_reply, bounce_class, updated_at \
+             FROM queue WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(Row {
+                    status: r.get(0)?,
+                    attempts: r.get(1)?,
+                    next_attempt_at: r.get(2)?,
+                    last_code: r.get(3)?,
+                    last_status: r.get(4)?,
+                    last_reply: r.get(5)?,
+                    bounce_class: r.get(6)?,
+                    updated_at: r.get(7)?,
+                })
+            },
+        )
+        .expect("queue row")
+}
+
+/// Polls (bounded) until the row satisfies `done`; returns it, or panics with its last state.
+fn wait_row(rig: &Rig, id: i64, what: &str, done: impl Fn(&Row) -> bool) -> Row {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let current = row(rig, id);
+        if done(&current) {
+            return current;
+        }
+        assert!(Instant::now() < deadline, "queue row {id} never became {what}: {current:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The kinds of a queue row's events, oldest first.
+fn event_kinds(rig: &Rig, id: i64) -> Vec<String> {
+    let conn = open(&rig.db);
+    let mut stmt = conn.prepare("SELECT kind FROM events WHERE queue_id = ?1 ORDER BY id").expect("select");
+    stmt.query_map([id], |r| r.get(0)).expect("query").collect::<Result<_, _>>().expect("kinds")
+}
+
+/// The bodies in a mailbox's INBOX.
+fn inbox(rig: &Rig, mailbox_id: i64) -> Vec<String> {
+    let conn = open(&rig.db);
+    let mut stmt = conn
+        .prepare(
+            "SELECT m.body FROM mail m JOIN folders f ON f.id = m.folder_id \
+             WHERE f.mailbox_id = ?1 AND f.name = 'INBOX' ORDER BY m.id",
+        )
+        .expect("select");
+    stmt.query_map([mailbox_id], |r| r.get::<_, Vec<u8>>(0))
+        .expect("query")
+        .map(|body| String::from_utf8_lossy(&body.expect("body")).into_owned())
+        .collect()
+}
+
+#[test]
+fn mail_reaches_the_mx_dkim_signed_for_rsa_and_ed25519_domains() {
+    if !(Dns::available() && PostfixMx::available() && dkim_available()) {
+        return;
+    }
+    let port = free_port("127.0.0.2");
+    let dns = Dns::start(&[Zone::new("dest.test", &["@ MX 10 mx.dest.test.", "mx A 127.0.0.2"])]);
+    let mx = PostfixMx::start("127.0.0.2", port, &["dest.test"]);
+    let rig =
+        start_rig(&dns, port, &[("grove-rsa.test", DkimAlgorithm::Rsa), ("grove-ed.test", DkimAlgorithm::Ed25519)]);
+
+    let mut ids = Vec::new();
+    for sender in &rig.senders {
+        let raw = message(sender, "user@dest.test", &format!("Signed by {}", sender.domain));
+        ids.extend(queue_mail(&rig, sender, &["user@dest.test"], &raw));
+    }
+    assert_eq!(ids.len(), 2, "one queue row per message");
+    for id in &ids {
+        let done = wait_row(&rig, *id, "delivered", |r| r.status == "delivered");
+        assert_eq!((done.attempts, done.last_code), (1, Some(250)), "{done:?}");
+        assert_eq!(event_kinds(&rig, *id).last().map(String::as_str), Some("delivered"));
+    }
+    let arrived = mx.wait_for(2, WAIT);
+    for sender in &rig.senders {
+        let copy = arrived
+            .iter()
+            .find(|m| String::from_utf8_lossy(m).contains(&format!("Subject: Signed by {}", sender.domain)))
+            .unwrap_or_else(|| panic!("no message from {} in the Maildir", sender.domain));
+        let text = String::from_utf8_lossy(copy);
+        assert!(text.contains("\n.leading dot survives") && !text.contains("\n..leading"), "dot-stuffing: {text}");
+        let (passed, log) = dkim_verify(copy, &dns);
+        assert!(passed, "dkimpy rejected the {} message: {log}\n{text}", sender.domain);
+    }
+}
+
+#[test]
+fn a_temporary_failure_is_retried_on_the_schedule_and_delivered_once() {
+    if !(Dns::available() && ScriptedSmtp::available()) {
+        return;
+    }
+    let port = shared_port(&["127.0.0.3"]);
+    let dns = Dns::start(&[Zone::new("flaky.test", &["@ MX 10 mx.flaky.test.", "mx A 127.0.0.3"])]);
+    let greylist = "451 4.7.1 Greylisted, try again later";
+    let script: &[(&str, &[&str])] = &[("later@flaky.test", &[greylist, greylist, "250 2.1.5 OK"])];
+    let server = ScriptedSmtp::start("127.0.0.3", port, script);
+    let rig = start_rig(&dns, port, &[("grove-rsa.test", DkimAlgorithm::Rsa)]);
+    let sender = &rig.senders[0];
+
+    let ids = queue_mail(&rig, sender, &["later@flaky.test"], &message(sender, "later@flaky.test", "Retry me"));
+    let id = ids[0];
+    let first = wait_row(&rig, id, "deferred once", |r| r.attempts == 1);
+    assert_eq!(first.status, "deferred");
+    assert_eq!((first.last_code, first.last_status.as_str()), (Some(451), "4.7.1"), "{first:?}");
+    assert_eq!(first.next_attempt_at - first.updated_at, 60, "the first wait is one minute");
+    assert_eq!(server.attempts("later@flaky.test"), 1);
+
+    // Half the wait: nothing happens.
+    advance_clock(&rig, 30);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(row(&rig, id).attempts, 1, "retried before its time");
+
+    advance_clock(&rig, 30);
+    let second = wait_row(&rig, id, "deferred twice", |r| r.attempts == 2);
+    assert_eq!(second.status, "deferred");
+    assert_eq!(second.next_attempt_at - second.updated_at, 300, "the second wait is five minutes");
+
+    advance_clock(&rig, 300);
+    let done = wait_row(&rig, id, "delivered", |r| r.status == "delivered");
+    assert_eq!((done.attempts, done.last_code), (3, Some(250)), "{done:?}");
+    server.wait_for(1, WAIT);
+
+    // Much later: still exactly one copy, and no more attempts.
+    advance_clock(&rig, 86_400);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.messages().len(), 1, "delivered exactly once");
+    assert_eq!(server.attempts("later@flaky.test"), 3);
+    let kinds: Vec<String> = event_kinds(&rig, id).into_iter().filter(|k| k != "queued").collect();
+    assert_eq!(kinds, ["deferred", "deferred", "delivered"]);
+}
+
+#[test]
+fn a_hard_bounce_is_suppressed_and_reported_to_the_sending_mailbox() {
+    if !(Dns::available() && PostfixMx::available()) {
+        return;
+    }
+    let port = free_port("127.0.0.2");
+    let dns = Dns::start(&[Zone::new("dest.test", &["@ MX 10 mx.dest.test.", "mx A 127.0.0.2"])]);
+    let _mx = PostfixMx::start("127.0.0.2", port, &["dest.test"]);
+    let rig = start_rig(&dns, port, &[("grove-rsa.test", DkimAlgorithm::Rsa)]);
+    let sender = &rig.senders[0];
+
+    let ids = queue_mail(&rig, sender, &["reject@dest.test"], &message(sender, "reject@dest.test", "Bounce me"));
+    let bounced = wait_row(&rig, ids[0], "bounced", |r| r.status == "bounced");
+    assert_eq!(bounced.attempts, 1);
+    assert_eq!((bounced.last_code, bounced.last_status.as_str()), (Some(550), "5.1.1"), "{bounced:?}");
+    assert_eq!(bounced.bounce_class.as_deref(), Some("hard"));
+    assert!(bounced.last_reply.contains("no such user"), "{bounced:?}");
+    assert_eq!(event_kinds(&rig, ids[0]).last().map(String::as_str), Some("bounced"));
+
+    let conn = open(&rig.db);
+    let reason: Option<String> = conn
+        .query_row(
+            "SELECT reason FROM suppressions WHERE workspace_id = ?1 AND address = 'reject@dest.test'",
+            [sender.workspace_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .expect("suppressions");
+    assert_eq!(reason.as_deref(), Some("hard_bounce"));
+
+    let dsn = inbox(&rig, sender.mailbox_id);
+    assert_eq!(dsn.len(), 1, "one DSN in the sender's INBOX");
+    for expected in
+        ["Undelivered Mail Returned to Sender", "Final-Recipient: rfc822; reject@dest.test", "Status: 5.1.1"]
+    {
+        assert!(dsn[0].contains(expected), "missing {expected:?} in the DSN:\n{}", dsn[0]);
+    }
+
+    let listed = rig.appliance.cli(&["queue", "list", "--status", "bounced"], None);
+    if listed.status.success() {
+        let text = String::from_utf8_lossy(&listed.stdout);
+        assert!(text.contains("reject@dest.test"), "queue list --status bounced:\n{text}");
+    } else {
+        println!("`inboxgrove queue list` is not there yet; the row was checked directly");
+    }
+}
+
+#[test]
+fn a_null_mx_or_missing_domain_bounces_at_once_and_an_unreachable_mx_defers() {
+    if !Dns::available() {
+        return;
+    }
+    let port = shared_port(&["127.0.0.4"]);
+    let dns = Dns::start(&[
+        Zone::new("nullmx.test", &["@ MX 0 ."]),
+        Zone::new("down.test", &["@ MX 10 mx.down.test.", "mx A 127.0.0.4"]),
+        Zone::new("parent.test", &["www A 127.0.0.9"]),
+    ]);
+    let rig = start_rig(&dns, port, &[("grove-rsa.test", DkimAlgorithm::Rsa)]);
+    let sender = &rig.senders[0];
+    let to = ["a@nullmx.test", "b@down.test", "c@missing.parent.test"];
+    let mut ids = Vec::new();
+    for recipient in to {
+        ids.extend(queue_mail(&rig, sender, &[recipient], &message(sender, recipient, &format!("To {recipient}"))));
+    }
+
+    let null_mx = wait_row(&rig, ids[0], "bounced", |r| r.status == "bounced");
+    assert_eq!((null_mx.attempts, null_mx.last_status.as_str()), (1, "5.1.10"), "{null_mx:?}");
+    assert_eq!(null_mx.bounce_class.as_deref(), Some("hard"));
+    assert!(null_mx.last_reply.contains("null MX"), "{null_mx:?}");
+
+    let nxdomain = wait_row(&rig, ids[2], "bounced", |r| r.status == "bounced");
+    assert_eq!((nxdomain.last_status.as_str(), nxdomain.bounce_class.as_deref()), ("5.1.2", Some("hard")));
+    assert!(nxdomain.last_reply.contains("no such domain"), "{nxdomain:?}");
+
+    let down = wait_row(&rig, ids[1], "deferred", |r| r.attempts == 1);
+    assert_eq!(down.status, "deferred", "{down:?}");
+    assert!(down.last_status.starts_with("4."), "{down:?}");
+    assert_eq!(down.next_attempt_at - down.updated_at, 60);
+    assert!(down.last_reply.contains("127.0.0.4"), "{down:?}");
+
+    assert_eq!(inbox(&rig, sender.mailbox_id).len(), 2, "a DSN for each bounce, none for the deferral");
+}
