@@ -22,6 +22,9 @@ pub struct Appliance {
     pub smtp_submission: String,
     /// Where SMTP submission with implicit TLS listens, as printed at startup.
     pub smtp_submissions: String,
+    /// The loopback address every mail listener of this appliance uses (with the default ports
+    /// 2525 inbound, 2143 IMAP, 2993 IMAP over TLS unless `env` overrode them).
+    pub mail_ip: std::net::Ipv4Addr,
     child: Child,
     pub output: mpsc::Receiver<String>,
 }
@@ -44,10 +47,13 @@ impl Appliance {
             .stderr(Stdio::inherit());
         // Mail listeners keep their default ports (exports show them) on an address of their own,
         // so appliances running side by side do not collide; `env` may override them.
-        let loopback = free_loopback_address(&[2587, 2465]);
+        let loopback = free_loopback_address(&[2587, 2465, 2525, 2143, 2993]);
         command
             .env("INBOXGROVE_SMTP__SUBMISSION", format!("{loopback}:2587"))
-            .env("INBOXGROVE_SMTP__SUBMISSIONS", format!("{loopback}:2465"));
+            .env("INBOXGROVE_SMTP__SUBMISSIONS", format!("{loopback}:2465"))
+            .env("INBOXGROVE_SMTP__INBOUND", format!("{loopback}:2525"))
+            .env("INBOXGROVE_IMAP__LISTEN", format!("{loopback}:2143"))
+            .env("INBOXGROVE_IMAP__LISTEN_TLS", format!("{loopback}:2993"));
         for (key, value) in env {
             command.env(key, value);
         }
@@ -89,6 +95,7 @@ impl Appliance {
             setup_link,
             smtp_submission: smtp_submission.expect("submission address"),
             smtp_submissions: smtp_submissions.expect("submissions address"),
+            mail_ip: loopback,
             child,
             output: rx,
         }
