@@ -485,7 +485,8 @@ async fn admin_password_reset_ends_sessions_and_json_logs() {
     let admin = appliance.setup_admin(ADMIN).await;
     assert!(admin.get("/workspaces").await.url.ends_with("/workspaces"));
 
-    let missing = appliance.cli(&["admin", "reset-password", "--email", "nobody@acme.test"], Some("another long password\n"));
+    let missing =
+        appliance.cli(&["admin", "reset-password", "--email", "nobody@acme.test"], Some("another long password\n"));
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no user"));
     let short = appliance.cli(&["admin", "reset-password", "--email", ADMIN], Some("short\n"));
