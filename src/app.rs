@@ -25,6 +25,8 @@ pub struct App {
     pub resolver: crate::dns::resolver::Resolver,
     /// Wakes the delivery workers when mail is queued or the clock moves.
     pub wakeup: Arc<Notify>,
+    /// Tells IMAP sessions (IDLE) that a mailbox's mail changed; notify after the commit.
+    pub mail_changes: crate::mailstore::imap_ops::MailChanges,
     /// Becomes true when the appliance is shutting down.
     pub shutdown: watch::Receiver<bool>,
     shutdown_sender: Arc<watch::Sender<bool>>,
@@ -51,6 +53,7 @@ impl App {
             clock: Clock::default(),
             keys: Arc::new(keys),
             wakeup: Arc::new(Notify::new()),
+            mail_changes: Default::default(),
             shutdown,
             shutdown_sender: Arc::new(shutdown_sender),
         })

@@ -7,7 +7,9 @@
 //!   schedule (1 minute, then 5) as the clock moves, and delivered exactly once.
 //! - Postfix answers `reject@` with 550 5.1.1: a hard bounce, a suppression entry and a DSN in
 //!   the sending mailbox's INBOX.
-//! - A null MX and an NXDOMAIN bounce at once; an MX where nothing listens (127.0.0.4) defers.
+//! - A null MX and an NXDOMAIN bounce at once; an MX where nothing listens (127.0.0.4) defers,
+//!   and expires (with a DSN) once `delivery.max_age` has passed.
+//! - Over a destination's per-minute limit, a message waits without an attempt being counted.
 //!
 //! Mail goes in through the submission port with swaks when the appliance listens there;
 //! otherwise it is queued by writing `messages` + `queue` rows into the database (the test then
@@ -76,6 +78,11 @@ fn shared_port(ips: &[&str]) -> u16 {
 /// Sets up the data dir with the CLI (admin, workspace, domains, mailboxes), publishes the
 /// sending domains' records in `dns`, and starts the appliance pointed at it.
 fn start_rig(dns: &Dns, mx_port: u16, sending: &[(&str, DkimAlgorithm)]) -> Rig {
+    start_rig_with(dns, mx_port, sending, &[])
+}
+
+/// [`start_rig`] with extra environment for the appliance.
+fn start_rig_with(dns: &Dns, mx_port: u16, sending: &[(&str, DkimAlgorithm)], extra: &[(&str, &str)]) -> Rig {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let admin = cli(&data, &["admin", "create", "--email", "admin@grove.test"], Some(common::PASSWORD));
@@ -108,7 +115,8 @@ fn start_rig(dns: &Dns, mx_port: u16, sending: &[(&str, DkimAlgorithm)]) -> Rig 
         ("INBOXGROVE_IMAP__LISTEN".into(), format!("127.0.0.1:{}", free_port("127.0.0.1"))),
         ("INBOXGROVE_IMAP__LISTEN_TLS".into(), format!("127.0.0.1:{}", free_port("127.0.0.1"))),
     ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend_from_slice(extra);
     let appliance = Appliance::start_with(dir, &env);
     let db = appliance.data_dir().join("inboxgrove.db");
     let submission = listening(submission).then_some(submission);
@@ -216,7 +224,7 @@ fn submit(port: u16, sender: &Sender, to: &[&str], raw: &[u8]) {
         .args(["--auth-user", &sender.address, "--auth-password", &sender.password])
         .args(["--from", &sender.address, "--to", &to.join(","), "--timeout", "20"])
         .arg("--data")
-        .arg(file.path())
+        .arg(format!("@{}", file.path().display()))
         .output()
         .expect("run swaks");
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
@@ -343,6 +351,44 @@ fn mail_reaches_the_mx_dkim_signed_for_rsa_and_ed25519_domains() {
 }
 
 #[test]
+fn the_per_minute_limit_postpones_without_counting_an_attempt() {
+    if !(Dns::available() && PostfixMx::available()) {
+        return;
+    }
+    let port = free_port("127.0.0.2");
+    let dns = Dns::start(&[Zone::new("dest.test", &["@ MX 10 mx.dest.test.", "mx A 127.0.0.2"])]);
+    let mx = PostfixMx::start("127.0.0.2", port, &["dest.test"]);
+    let limit = [("INBOXGROVE_DELIVERY__DEFAULT_DESTINATION__PER_MINUTE", "1")];
+    let rig = start_rig_with(&dns, port, &[("grove-rsa.test", DkimAlgorithm::Rsa)], &limit);
+    let sender = &rig.senders[0];
+
+    let mut ids = Vec::new();
+    for to in ["one@dest.test", "two@dest.test"] {
+        ids.extend(queue_mail(&rig, sender, &[to], &message(sender, to, &format!("Paced {to}"))));
+    }
+    let deadline = Instant::now() + WAIT;
+    let (sent, held) = loop {
+        let rows = [row(&rig, ids[0]), row(&rig, ids[1])];
+        let postponed = |r: &Row| r.status == "queued" && r.next_attempt_at > r.updated_at;
+        match rows.iter().position(|r| r.status == "delivered") {
+            Some(i) if postponed(&rows[1 - i]) => break (rows[i].clone(), ids[1 - i]),
+            _ => assert!(Instant::now() < deadline, "one delivered and one postponed expected: {rows:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(sent.attempts, 1);
+    let waiting = row(&rig, held);
+    assert_eq!(waiting.attempts, 0, "a postponement is not an attempt: {waiting:?}");
+    assert!(waiting.next_attempt_at - waiting.updated_at <= 60, "{waiting:?}");
+    assert_eq!(mx.messages().len(), 1);
+
+    advance_clock(&rig, 60);
+    let done = wait_row(&rig, held, "delivered", |r| r.status == "delivered");
+    assert_eq!(done.attempts, 1, "{done:?}");
+    mx.wait_for(2, WAIT);
+}
+
+#[test]
 fn a_temporary_failure_is_retried_on_the_schedule_and_delivered_once() {
     if !(Dns::available() && ScriptedSmtp::available()) {
         return;
@@ -435,7 +481,7 @@ fn a_hard_bounce_is_suppressed_and_reported_to_the_sending_mailbox() {
 }
 
 #[test]
-fn a_null_mx_or_missing_domain_bounces_at_once_and_an_unreachable_mx_defers() {
+fn a_null_mx_or_missing_domain_bounces_at_once_and_an_unreachable_mx_defers_then_expires() {
     if !Dns::available() {
         return;
     }
@@ -469,4 +515,14 @@ fn a_null_mx_or_missing_domain_bounces_at_once_and_an_unreachable_mx_defers() {
     assert!(down.last_reply.contains("127.0.0.4"), "{down:?}");
 
     assert_eq!(inbox(&rig, sender.mailbox_id).len(), 2, "a DSN for each bounce, none for the deferral");
+
+    // Three days later (delivery.max_age) the unreachable destination expires, with a DSN.
+    advance_clock(&rig, 3 * 86_400);
+    let expired = wait_row(&rig, ids[1], "expired", |r| r.status == "expired");
+    assert_eq!(expired.attempts, 2, "{expired:?}");
+    assert_eq!(event_kinds(&rig, ids[1]).last().map(String::as_str), Some("expired"));
+    let notices = inbox(&rig, sender.mailbox_id);
+    assert_eq!(notices.len(), 3, "one more DSN, for the expiry");
+    let expiry = notices.iter().find(|n| n.contains("rfc822; b@down.test")).expect("the expiry DSN");
+    assert!(expiry.contains("Action: failed") && expiry.contains("Status: 4.4.7"), "{expiry}");
 }

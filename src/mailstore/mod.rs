@@ -8,6 +8,10 @@
 //! of creation. A folder's `uid_next` is the UID the next message gets; it only grows, so UIDs
 //! are never reused within one `uid_validity` (RFC 9051 §2.3.1.1).
 
+pub mod classify;
+pub mod imap_ops;
+pub mod thread;
+
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 

@@ -12,7 +12,11 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 /// The migrations, in order; the position (1-based) is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_foundation.sql"), include_str!("migrations/0002_mail.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_foundation.sql"),
+    include_str!("migrations/0002_mail.sql"),
+    include_str!("migrations/0003_inbound.sql"),
+];
 
 const READERS: usize = 4;
 

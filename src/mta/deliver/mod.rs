@@ -27,6 +27,8 @@ mod queue;
 mod record;
 pub mod route;
 mod session;
+#[cfg(test)]
+mod session_tests;
 mod tls;
 
 use std::net::IpAddr;

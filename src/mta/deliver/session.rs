@@ -175,7 +175,7 @@ pub async fn connect(targets: &[Target], settings: &Settings<'_>) -> Result<Sess
                 match open(target, settings, source, false).await {
                     Ok(mut session) => {
                         session.note = Some(format!(
-                            "STARTTLS with {} failed ({}); sent without TLS",
+                            "without TLS: STARTTLS with {} failed ({})",
                             target.label(),
                             reply.describe()
                         ));
@@ -323,7 +323,7 @@ impl Session {
         match (&self.note, self.tls) {
             (Some(note), _) => Some(note.clone()),
             (None, true) => None,
-            (None, false) => Some(format!("{} offered no STARTTLS; sent without TLS", self.remote)),
+            (None, false) => Some(format!("without TLS: {} offered no STARTTLS", self.remote)),
         }
     }
 
