@@ -12,6 +12,7 @@ pub mod dns;
 pub mod domains;
 pub mod error;
 pub mod events;
+pub mod imap;
 pub mod mailbox;
 pub mod mailstore;
 pub mod mta;

@@ -24,6 +24,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     }
     // Mail listeners and workers start here (SMTP submission and inbound, the delivery queue, IMAP).
     crate::smtp::start(&app).await?;
+    crate::imap::start(&app).await?;
     crate::mta::deliver::start(&app)?;
     let stopping = app.clone();
     crate::web::serve(app.clone(), listener, async move {

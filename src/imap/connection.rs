@@ -193,7 +193,10 @@ impl Connection {
     pub async fn next_message(&mut self, idle: Duration) -> Result<Incoming, End> {
         loop {
             match self.fragmentizer.progress() {
-                Some(FragmentInfo::Line { end, announcement, .. }) => {
+                Some(FragmentInfo::Line { start, end, announcement, .. }) => {
+                    if end.saturating_sub(start) > MAX_LINE {
+                        return Err(End::LineTooLong);
+                    }
                     self.line_start = end;
                     match announcement {
                         Some(literal) => self.announce_literal(literal).await?,
@@ -324,9 +327,19 @@ impl Connection {
         self.message_received = 0;
     }
 
-    /// Best effort: sends the last output and closes the stream.
+    /// Best effort: sends the last output and closes the stream, then reads (and drops) what
+    /// the client still sends for a moment, so that closing with unread input does not reset
+    /// the connection before the client has read our last words.
     pub async fn close(&mut self) {
         let _ = self.flush().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
+        let drain = async {
+            while let Ok(count) = self.stream.read(&mut self.read_buffer).await {
+                if count == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     }
 }

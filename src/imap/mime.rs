@@ -19,7 +19,7 @@ use imap_codec::imap_types::body::{
 use imap_codec::imap_types::core::{IString, NString, Vec1};
 use imap_codec::imap_types::envelope::{Address, Envelope};
 use imap_codec::imap_types::fetch::{Part, Section};
-use mail_parser::{MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
 
 /// How deep encapsulated messages are followed.
 const MAX_DEPTH: usize = 8;
@@ -103,9 +103,28 @@ impl<'a> Parsed<'a> {
         self.message.as_ref()?.subject()
     }
 
-    /// The Date header as unix seconds.
-    pub fn sent_at(&self) -> Option<i64> {
-        Some(self.message.as_ref()?.date()?.to_timestamp())
+    /// The day of the Date header, in the sender's time zone (SENTBEFORE, SENTON, SENTSINCE).
+    pub fn sent_date(&self) -> Option<chrono::NaiveDate> {
+        let date = self.message.as_ref()?.date()?;
+        chrono::NaiveDate::from_ymd_opt(i32::from(date.year), u32::from(date.month), u32::from(date.day))
+    }
+
+    /// A top-level header's values as mail-parser decodes them (encoded words, addresses as
+    /// `Name <address>`), all occurrences joined; `None` when absent or not text.
+    pub fn decoded_header(&self, name: &str) -> Option<String> {
+        let root = self.parts().first()?;
+        let values: Vec<String> = root
+            .headers
+            .iter()
+            .filter(|header| header.name.as_str().eq_ignore_ascii_case(name))
+            .filter_map(|header| match header.value() {
+                HeaderValue::Text(text) => Some(text.to_string()),
+                HeaderValue::TextList(list) => Some(list.join(" ")),
+                HeaderValue::Address(address) => Some(address_text(address)),
+                _ => None,
+            })
+            .collect();
+        (!values.is_empty()).then(|| values.join(" "))
     }
 
     /// The ENVELOPE structure (RFC 3501 §7.4.2).
@@ -414,6 +433,19 @@ fn single_address(addr: &mail_parser::Addr<'_>) -> Address<'static> {
         adl: NString::NIL,
         mailbox: nstring(Some(mailbox)),
         host: nstring(Some(host)),
+    }
+}
+
+/// Addresses as `Name <address>`, comma-separated.
+fn address_text(address: &mail_parser::Address<'_>) -> String {
+    let one = |addr: &mail_parser::Addr<'_>| {
+        format!("{} <{}>", addr.name.as_deref().unwrap_or_default(), addr.address.as_deref().unwrap_or_default())
+    };
+    match address {
+        mail_parser::Address::List(list) => list.iter().map(one).collect::<Vec<_>>().join(", "),
+        mail_parser::Address::Group(groups) => {
+            groups.iter().flat_map(|group| group.addresses.iter().map(one)).collect::<Vec<_>>().join(", ")
+        }
     }
 }
 

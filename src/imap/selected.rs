@@ -144,6 +144,11 @@ pub fn seq_of(index: usize) -> u32 {
     u32::try_from(index + 1).unwrap_or(u32::MAX)
 }
 
+/// Whether `number` is in a set, `*` being `largest` (SEARCH).
+pub fn in_set(set: &SequenceSet, number: u32, largest: u32) -> bool {
+    largest > 0 && ranges(set, largest).iter().any(|(low, high)| (*low..=*high).contains(&number))
+}
+
 /// The inclusive ranges of a set, `*` being `largest`.
 fn ranges(set: &SequenceSet, largest: u32) -> Vec<(u32, u32)> {
     let value = |v: &SeqOrUid| match v {

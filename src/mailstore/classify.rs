@@ -102,9 +102,8 @@ fn feedback_report(message: &Message<'_>, raw: &[u8]) -> Option<FeedbackReport> 
     }
     let feedback = Feedback::parse_rfc5322(raw).ok()?;
     let original = feedback.message().and_then(|text| MessageParser::default().parse_headers(text.as_bytes()));
-    let original = original.or_else(|| {
-        feedback.headers().and_then(|text| MessageParser::default().parse_headers(text.as_bytes()))
-    });
+    let original = original
+        .or_else(|| feedback.headers().and_then(|text| MessageParser::default().parse_headers(text.as_bytes())));
     let original_to: Vec<String> = original
         .as_ref()
         .and_then(|m| m.to())
@@ -254,7 +253,11 @@ mod tests {
             ("Subject: Re: Intro\r\n", ""),
         ];
         for (headers, mail_from) in cases {
-            assert_eq!(classify(&message(headers, "I am away.\r\n"), mail_from), Classification::AutoReply, "{headers}");
+            assert_eq!(
+                classify(&message(headers, "I am away.\r\n"), mail_from),
+                Classification::AutoReply,
+                "{headers}"
+            );
         }
         let personal = message("Auto-Submitted: no\r\nSubject: Re: Intro\r\n", "Sure, call me.\r\n");
         assert_eq!(classify(&personal, "lead@example.net"), Classification::Personal { removal_request: false });
@@ -267,7 +270,13 @@ mod tests {
         };
         assert_eq!(asks("Re: Intro", "Please remove me from your list.\r\n"), "unsubscribe_request");
         assert_eq!(asks("unsubscribe", "\r\n"), "unsubscribe_request");
-        assert_eq!(asks("Re: Intro", "Bitte austragen.\r\n\r\nAm 23.11.2026 um 10:00 schrieb Ann <ann@grove.test>:\r\n> Hallo\r\n"), "unsubscribe_request");
+        assert_eq!(
+            asks(
+                "Re: Intro",
+                "Bitte austragen.\r\n\r\nAm 23.11.2026 um 10:00 schrieb Ann <ann@grove.test>:\r\n> Hallo\r\n"
+            ),
+            "unsubscribe_request"
+        );
         let quoted_footer = "Sounds good, Tuesday works.\r\n\r\nOn Mon, Nov 23, 2026 at 10:00 Ann <ann@grove.test> wrote:\r\n\
                              > Hi!\r\n> To unsubscribe, reply STOP.\r\n";
         assert_eq!(asks("Re: Intro", quoted_footer), "personal");
@@ -275,6 +284,9 @@ mod tests {
                        Sent: Monday\r\nunsubscribe here: https://grove.test/u/x\r\n";
         assert_eq!(asks("RE: Intro", outlook), "personal");
         assert_eq!(asks("Re: Intro", "> unsubscribe\r\nThanks, interested!\r\n"), "personal");
+        let german_quote = "Danke, gerne!\r\n\r\nAm 23.11.2026 um 10:00 schrieb Ann <ann@grove.test>:\r\n\
+                            Zum Abmelden hier klicken.\r\n";
+        assert_eq!(asks("AW: Intro", german_quote), "personal");
     }
 
     #[test]

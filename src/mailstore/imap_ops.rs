@@ -138,14 +138,17 @@ pub struct MessageBody {
     pub raw: Vec<u8>,
 }
 
-/// The messages with these UIDs that still exist, by UID.
-pub fn bodies(conn: &Connection, folder_id: i64, uids: &[i64]) -> rusqlite::Result<Vec<MessageBody>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT uid, flags, size, received_at, body FROM mail WHERE folder_id = ?1 AND uid = ?2")?;
+/// The messages with these UIDs that still exist, in the order given; `raw` is empty unless
+/// `with_body`.
+pub fn bodies(conn: &Connection, folder_id: i64, uids: &[i64], with_body: bool) -> rusqlite::Result<Vec<MessageBody>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT uid, flags, size, received_at, CASE WHEN ?3 THEN body ELSE x'' END FROM mail \
+         WHERE folder_id = ?1 AND uid = ?2",
+    )?;
     let mut found = Vec::with_capacity(uids.len());
     for &uid in uids {
         let body = stmt
-            .query_row((folder_id, uid), |row| {
+            .query_row((folder_id, uid, with_body), |row| {
                 Ok(MessageBody {
                     uid: row.get(0)?,
                     flags: row.get(1)?,

@@ -21,9 +21,8 @@ use crate::error::Result;
 const SUBJECT_FALLBACK_LIMIT: i64 = 50;
 
 /// Prefixes mail programs put before the subject of replies and forwards, in several languages.
-const SUBJECT_PREFIXES: [&str; 16] = [
-    "re", "aw", "antw", "antwort", "sv", "vs", "r", "ris", "rif", "fwd", "fw", "wg", "tr", "rv", "enc", "doorst",
-];
+const SUBJECT_PREFIXES: [&str; 16] =
+    ["re", "aw", "antw", "antwort", "sv", "vs", "r", "ris", "rif", "fwd", "fw", "wg", "tr", "rv", "enc", "doorst"];
 
 /// What threading needs to know about a message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,8 +91,7 @@ pub struct Link {
 /// The subject without reply/forward prefixes, lowercased, whitespace collapsed.
 pub fn normalize_subject(subject: &str) -> String {
     let mut rest = subject.trim();
-    loop {
-        let Some((prefix, after)) = rest.split_once(':') else { break };
+    while let Some((prefix, after)) = rest.split_once(':') {
         let word = prefix.trim().to_lowercase();
         // "Re[2]", "Re(2)" and "Fwd 2" count too.
         let word = word.trim_end_matches(|c: char| c.is_ascii_digit() || "[]() ".contains(c));
@@ -106,7 +104,14 @@ pub fn normalize_subject(subject: &str) -> String {
 }
 
 /// Links the stored mail row `mail_id` of `mailbox_id` (see the module doc) and records the link.
-pub fn link(tx: &Transaction, workspace_id: i64, mailbox_id: i64, mail_id: i64, facts: &ThreadFacts, now: i64) -> Result<Link> {
+pub fn link(
+    tx: &Transaction,
+    workspace_id: i64,
+    mailbox_id: i64,
+    mail_id: i64,
+    facts: &ThreadFacts,
+    now: i64,
+) -> Result<Link> {
     let (mut answers_message, mut answers_mail) = (None, None);
     for id in facts.candidate_ids() {
         answers_message = sent_message_by_id(tx, workspace_id, mailbox_id, id)?;
@@ -117,7 +122,7 @@ pub fn link(tx: &Transaction, workspace_id: i64, mailbox_id: i64, mail_id: i64, 
     }
     let subject = normalize_subject(&facts.subject);
     if answers_message.is_none() && answers_mail.is_none() && !subject.is_empty() && !facts.from.is_empty() {
-        answers_message = sent_message_by_subject(tx, mailbox_id, &facts.from, &subject)?;
+        answers_message = sent_message_by_subject(tx, workspace_id, mailbox_id, &facts.from, &subject)?;
     }
     let thread_id = match choose_thread(tx, mailbox_id, answers_message, answers_mail, &facts.from, &subject)? {
         Some(thread) => thread,
@@ -126,7 +131,13 @@ pub fn link(tx: &Transaction, workspace_id: i64, mailbox_id: i64, mail_id: i64, 
     tx.prepare_cached(
         "UPDATE mail SET thread_id = ?1, in_reply_to = ?2, answers_message = ?3, answers_mail = ?4 WHERE id = ?5",
     )?
-    .execute((thread_id, facts.in_reply_to.first().map_or("", String::as_str), answers_message, answers_mail, mail_id))?;
+    .execute((
+        thread_id,
+        facts.in_reply_to.first().map_or("", String::as_str),
+        answers_message,
+        answers_mail,
+        mail_id,
+    ))?;
     if let Some(answered) = answers_mail {
         tx.prepare_cached("UPDATE mail SET thread_id = ?1 WHERE id = ?2 AND thread_id IS NULL")?
             .execute((thread_id, answered))?;
@@ -158,12 +169,19 @@ fn stored_mail_by_id(conn: &Connection, mailbox_id: i64, id: &str, except: i64) 
 }
 
 /// The latest message the mailbox sent to `correspondent` whose subject normalizes to `subject`.
-fn sent_message_by_subject(conn: &Connection, mailbox_id: i64, correspondent: &str, subject: &str) -> Result<Option<i64>> {
+fn sent_message_by_subject(
+    conn: &Connection,
+    workspace_id: i64,
+    mailbox_id: i64,
+    correspondent: &str,
+    subject: &str,
+) -> Result<Option<i64>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT m.id, m.subject FROM messages m JOIN queue q ON q.message_id = m.id \
-         WHERE m.mailbox_id = ?1 AND q.recipient = ?2 COLLATE NOCASE ORDER BY m.id DESC LIMIT ?3",
+        "SELECT DISTINCT m.id, m.subject FROM queue q JOIN messages m ON m.id = q.message_id \
+         WHERE q.workspace_id = ?1 AND q.recipient = ?2 COLLATE NOCASE AND q.mailbox_id = ?3 \
+         ORDER BY m.id DESC LIMIT ?4",
     )?;
-    let rows = stmt.query_map((mailbox_id, correspondent, SUBJECT_FALLBACK_LIMIT), |row| {
+    let rows = stmt.query_map((workspace_id, correspondent, mailbox_id, SUBJECT_FALLBACK_LIMIT), |row| {
         Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
     })?;
     for row in rows {

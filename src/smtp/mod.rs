@@ -8,6 +8,7 @@
 
 pub mod connection;
 pub mod data;
+pub mod inbound;
 pub mod policy;
 pub mod reply;
 pub mod sasl;
@@ -38,10 +39,17 @@ pub async fn start(app: &App) -> anyhow::Result<()> {
     let tls = TlsAcceptor::from(crate::tls::server_config(&app.config)?);
     let starttls = bind(&app.config.smtp.submission, "smtp.submission").await?;
     let implicit = bind(&app.config.smtp.submissions, "smtp.submissions").await?;
+    let inbound = bind(&app.config.smtp.inbound, "smtp.inbound").await?;
+    let inbound_at = inbound.local_addr()?;
     let (starttls_at, implicit_at) = (starttls.local_addr()?, implicit.local_addr()?);
     tracing::info!(starttls = %starttls_at, implicit_tls = %implicit_at, "SMTP submission listening");
     println!("SMTP submission on {starttls_at} (STARTTLS)");
     println!("SMTP submissions on {implicit_at} (implicit TLS)");
+    tracing::info!(inbound = %inbound_at, "SMTP inbound (MX) listening");
+    println!("SMTP inbound on {inbound_at}");
+    let inbound_engine = Arc::new(Engine::new(app, inbound::Inbound::new(app.clone()), tls.clone()));
+    let inbound_sessions = Arc::new(Semaphore::new(MAX_SESSIONS));
+    spawn_listener(app, "smtp inbound listener", inbound_engine, inbound, Security::StartTls, inbound_sessions);
     let engine = Arc::new(Engine::new(app, Submission::new(app.clone()), tls));
     let sessions = Arc::new(Semaphore::new(MAX_SESSIONS));
     spawn_listener(app, "smtp submission listener", engine.clone(), starttls, Security::StartTls, sessions.clone());

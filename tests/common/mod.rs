@@ -27,6 +27,8 @@ pub struct Appliance {
     pub mail_ip: std::net::Ipv4Addr,
     child: Child,
     pub output: mpsc::Receiver<String>,
+    /// The extra environment it was started with, for [`Appliance::restart`].
+    env: Vec<(String, String)>,
 }
 
 impl Appliance {
@@ -98,7 +100,31 @@ impl Appliance {
             mail_ip: loopback,
             child,
             output: rx,
+            env: env.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect(),
         }
+    }
+
+    /// The process id of the running appliance.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL (no shutdown of any kind) and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the appliance again on the same data dir with the same extra environment, after
+    /// [`Appliance::kill9`] or [`Appliance::stop`] (a running appliance is stopped first).
+    pub fn restart(mut self) -> Appliance {
+        terminate(&mut self.child);
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        let dir = std::mem::replace(&mut self.dir, placeholder);
+        let env = std::mem::take(&mut self.env);
+        drop(self);
+        let env: Vec<(&str, &str)> = env.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+        Appliance::start_with(dir, &env)
     }
 
     pub fn data_dir(&self) -> PathBuf {

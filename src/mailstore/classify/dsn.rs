@@ -116,8 +116,7 @@ fn status_part<'a>(message: &'a Message<'_>) -> Option<&'a [u8]> {
 /// The addresses of an `X-Failed-Recipients` header, if the message has one.
 fn failed_recipients_header(message: &Message<'_>) -> Option<Vec<String>> {
     let value = message.header_raw("X-Failed-Recipients")?;
-    let addresses: Vec<String> =
-        value.split(',').map(clean_address).filter(|address| address.contains('@')).collect();
+    let addresses: Vec<String> = value.split(',').map(clean_address).filter(|address| address.contains('@')).collect();
     (!addresses.is_empty()).then_some(addresses)
 }
 
@@ -365,7 +364,8 @@ mod tests {
         assert_eq!(refine_status("", "smtp; 554 5.7.1 blocked"), "5.7.1");
         assert_eq!(refine_status("5.0.0", "smtp; 550 no code here"), "5.0.0");
         assert_eq!(refine_status("4.4.7 (expired)", ""), "4.4.7");
-        let failed = |status: &str| RecipientStatus { action: "failed".into(), status: status.into(), ..Default::default() };
+        let failed =
+            |status: &str| RecipientStatus { action: "failed".into(), status: status.into(), ..Default::default() };
         assert_eq!(failed("5.1.7").bounce_class(), Some(BounceClass::Soft), "our sender, not the recipient");
         assert_eq!(failed("4.4.7").bounce_class(), Some(BounceClass::Soft));
         assert_eq!(failed("5.1.2").bounce_class(), Some(BounceClass::Hard));

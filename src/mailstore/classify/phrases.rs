@@ -124,7 +124,12 @@ pub const LANGUAGES: &[Language] = &[
     },
     Language {
         code: "pt",
-        auto_reply_subjects: &["resposta automática", "resposta automatica", "fora do escritório", "fora do escritorio"],
+        auto_reply_subjects: &[
+            "resposta automática",
+            "resposta automatica",
+            "fora do escritório",
+            "fora do escritorio",
+        ],
         removal_requests: &[
             "descadastrar",
             "descadastre",
@@ -187,7 +192,12 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for language in LANGUAGES {
             for phrase in language.auto_reply_subjects.iter().chain(language.removal_requests) {
-                assert_eq!(*phrase, normalize(phrase), "{} phrase {phrase:?} must be written normalized", language.code);
+                assert_eq!(
+                    *phrase,
+                    normalize(phrase),
+                    "{} phrase {phrase:?} must be written normalized",
+                    language.code
+                );
                 assert!(seen.insert((language.code, *phrase)), "{} repeats {phrase:?}", language.code);
             }
         }

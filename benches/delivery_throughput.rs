@@ -1,0 +1,379 @@
+//! Submission to delivery, end to end, against Postfix on the same machine.
+//!
+//! One `smtp-sink` (Postfix's fast SMTP sink) on 127.0.0.5 counts the messages it receives.
+//! 1. InboxGrove (release build): 20 mailboxes on a domain with an RSA DKIM key; the load
+//!    generator `inboxgrove-load` submits 20,000 messages of about 4 KB over 20 concurrent
+//!    STARTTLS sessions with AUTH PLAIN, as a sequencer would; the appliance signs, queues
+//!    (`synchronous=FULL`: every 250 follows an fsync) and delivers them to the MX of their
+//!    domain (Knot DNS on loopback points it at the sink). The clock runs from the first
+//!    connection until the sink has counted all 20,000.
+//! 2. The baseline: `smtp-source -s 20 -m 20000 -l 4096` into a stock Postfix (a private
+//!    instance on 127.0.0.6, `relayhost` = the sink; no TLS, no AUTH, no signing), timed the
+//!    same way.
+//!
+//! It prints both end-to-end rates, their ratio and the appliance's peak memory (VmHWM).
+//! Run with `cargo bench --bench delivery_throughput` (as root, with the peers tests/run
+//! installs). `cargo test --all-targets` also runs this binary (harness = false), without
+//! `--bench`: then it only says so and exits.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::peers::{Dns, Zone, free_port};
+
+const MESSAGES: usize = 20_000;
+const SESSIONS: usize = 20;
+const SIZE: usize = 4096;
+const SINK_IP: &str = "127.0.0.5";
+const RELAY_IP: &str = "127.0.0.6";
+const SENDING_DOMAIN: &str = "grove-bench.test";
+const DESTINATION: &str = "sink.test";
+/// The longest one run may take.
+const RUN_LIMIT: Duration = Duration::from_secs(600);
+const TARGET_RATE: f64 = 1000.0;
+const TARGET_RATIO: f64 = 1.5;
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("delivery_throughput: a benchmark; run it with `cargo bench --bench delivery_throughput`");
+        return;
+    }
+    for program in ["smtp-sink", "smtp-source", "postfix", "knotd"] {
+        assert!(common::have_peer(program), "{program} is needed: run tests/run to install the peers");
+    }
+    let sink = Sink::start();
+    let ours = appliance_run(&sink);
+    let postfix = postfix_run(&sink);
+    report(&ours, &postfix);
+}
+
+/// One run's outcome.
+struct Run {
+    seconds: f64,
+    delivered: u64,
+    /// What the submitting side printed.
+    client_output: String,
+    peak_memory_kib: Option<u64>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        f64::from(u32::try_from(self.delivered).unwrap_or(u32::MAX)) / self.seconds
+    }
+}
+
+fn appliance_run(sink: &Sink) -> Run {
+    let dns = Dns::start(&[Zone::new(DESTINATION, &["@ MX 10 mx.sink.test.", &format!("mx A {SINK_IP}")])]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let credentials = dir.path().join("credentials.csv");
+    prepare_data_dir(&dir.path().join("data"), &credentials);
+    let env = [
+        ("INBOXGROVE_DNS__NAMESERVERS", format!("[\"{}\"]", dns.nameserver())),
+        ("INBOXGROVE_DELIVERY__MX_PORT", sink.port.to_string()),
+        ("INBOXGROVE_LOG", "warn".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let appliance = common::Appliance::start_with(dir, &env);
+
+    println!("InboxGrove: {MESSAGES} messages of {SIZE} bytes over {SESSIONS} STARTTLS+AUTH sessions…");
+    let start_count = sink.count();
+    let started = Instant::now();
+    let client = Command::new(env!("CARGO_BIN_EXE_inboxgrove-load"))
+        .args(["--server", &appliance.smtp_submission, "--credentials"])
+        .arg(appliance.dir.path().join("credentials.csv"))
+        .args(["--sessions", &SESSIONS.to_string(), "--messages", &MESSAGES.to_string()])
+        .args(["--size", &SIZE.to_string(), "--to-domain", DESTINATION])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start inboxgrove-load");
+    let (seconds, delivered, client_output) = time_until_delivered(sink, start_count, started, Guard(client));
+    let peak_memory_kib = peak_memory(appliance.pid());
+    drop(appliance);
+    Run { seconds, delivered, client_output, peak_memory_kib }
+}
+
+fn postfix_run(sink: &Sink) -> Run {
+    let relay = Relay::start(sink);
+    println!("Postfix: smtp-source -s {SESSIONS} -m {MESSAGES} -l {SIZE} through a stock Postfix…");
+    let start_count = sink.count();
+    let started = Instant::now();
+    let client = Command::new("smtp-source")
+        .args(["-s", &SESSIONS.to_string(), "-m", &MESSAGES.to_string(), "-l", &SIZE.to_string()])
+        .args(["-f", &format!("bench@{SENDING_DOMAIN}"), "-t", &format!("user@{DESTINATION}")])
+        .arg(format!("{RELAY_IP}:{}", relay.port))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start smtp-source");
+    let (seconds, delivered, client_output) = time_until_delivered(sink, start_count, started, Guard(client));
+    drop(relay);
+    Run { seconds, delivered, client_output, peak_memory_kib: None }
+}
+
+/// Waits until the sink has counted [`MESSAGES`] more than `start_count` (bounded); returns the
+/// seconds since `started`, the messages counted and the client's output.
+fn time_until_delivered(sink: &Sink, start_count: u64, started: Instant, mut client: Guard) -> (f64, u64, String) {
+    let target = start_count + u64::try_from(MESSAGES).unwrap_or(u64::MAX);
+    let mut last_report = Instant::now();
+    let mut count = start_count;
+    while count < target && started.elapsed() < RUN_LIMIT {
+        std::thread::sleep(Duration::from_millis(10));
+        count = sink.count();
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            println!("  {:6.1} s: {} delivered", started.elapsed().as_secs_f64(), count - start_count);
+            last_report = Instant::now();
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if count < target {
+        println!("  gave up after {RUN_LIMIT:?}: {} of {MESSAGES} delivered", count - start_count);
+    }
+    let output = client.finish();
+    (seconds, count - start_count, output)
+}
+
+/// The appliance's data dir: an admin, the sending domain (RSA DKIM), 20 mailboxes allowed to
+/// send their share today. Writes their credentials CSV to `credentials`.
+fn prepare_data_dir(data: &Path, credentials: &Path) {
+    let ok = |args: &[&str], stdin: Option<&str>| {
+        let output = common::cli(data, args, stdin);
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    ok(&["admin", "create", "--email", "admin@grove.test"], Some(common::PASSWORD));
+    ok(&["domain", "add", SENDING_DOMAIN, "--dkim", "rsa"], None);
+    let csv = ok(&["mailbox", "create", "--domain", SENDING_DOMAIN, "--count", &SESSIONS.to_string()], None);
+    for line in csv.lines().skip(1) {
+        let email = line.split_once(',').expect("email,password").0;
+        ok(&["mailbox", "set", email, "--daily-limit", "10000", "--per-minute", "0"], None);
+    }
+    std::fs::write(credentials, csv).expect("write credentials");
+}
+
+/// VmHWM (peak resident memory) of a process, in KiB.
+fn peak_memory(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn report(ours: &Run, postfix: &Run) {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!();
+    println!("InboxGrove load generator said:\n{}", ours.client_output.trim_end());
+    println!("smtp-source said:\n{}", postfix.client_output.trim_end());
+    println!();
+    println!("Submission to delivery, {MESSAGES} messages of {SIZE} bytes, {SESSIONS} sessions, {cores} cores:");
+    println!(
+        "  InboxGrove (STARTTLS, AUTH, DKIM RSA, fsync per 250): {:8.1} messages/s ({} in {:.2} s)",
+        ours.rate(),
+        ours.delivered,
+        ours.seconds
+    );
+    println!(
+        "  Postfix (plain SMTP, no AUTH, no signing):          {:8.1} messages/s ({} in {:.2} s)",
+        postfix.rate(),
+        postfix.delivered,
+        postfix.seconds
+    );
+    let ratio = ours.rate() / postfix.rate();
+    println!("  ratio InboxGrove / Postfix: {ratio:.2}");
+    match ours.peak_memory_kib {
+        Some(kib) => println!(
+            "  InboxGrove peak memory (VmHWM): {:.1} MiB",
+            f64::from(u32::try_from(kib).unwrap_or(u32::MAX)) / 1024.0
+        ),
+        None => println!("  InboxGrove peak memory: unknown"),
+    }
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!("  target ≥ {TARGET_RATE} messages/s: {}", met(ours.rate() >= TARGET_RATE));
+    println!("  target ≥ {TARGET_RATIO} × Postfix: {}", met(ratio >= TARGET_RATIO));
+}
+
+/// A child process stopped (SIGKILL) when dropped unless it finished.
+struct Guard(Child);
+
+impl Guard {
+    /// Waits up to 30 s for the process to end by itself; returns its output.
+    fn finish(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let mut text = String::new();
+        if let Some(out) = self.0.stdout.as_mut() {
+            let _ = out.read_to_string(&mut text);
+        }
+        if let Some(err) = self.0.stderr.as_mut() {
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `smtp-sink -c` on 127.0.0.5, its running counters in a file.
+struct Sink {
+    port: u16,
+    counters: PathBuf,
+    _dir: tempfile::TempDir,
+    _process: Guard,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port(SINK_IP);
+        let counters = dir.path().join("counters");
+        let out = std::fs::File::create(&counters).expect("counter file");
+        let process = Command::new("smtp-sink")
+            .args(["-u", "postfix", "-c", &format!("{SINK_IP}:{port}"), "1000"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smtp-sink");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((SINK_IP, port)).is_err() {
+            assert!(Instant::now() < deadline, "smtp-sink did not listen on {SINK_IP}:{port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sink { port, counters, _dir: dir, _process: Guard(process) }
+    }
+
+    /// Messages received so far: the last `mesg=N` of the counters (each update ends in CR).
+    fn count(&self) -> u64 {
+        let Ok(mut file) = std::fs::File::open(&self.counters) else { return 0 };
+        let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = file.seek(SeekFrom::Start(length.saturating_sub(256)));
+        let mut tail = String::new();
+        let _ = file.read_to_string(&mut tail);
+        tail.rsplit("mesg=").next().and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+    }
+}
+
+/// A stock Postfix relaying everything to the sink: a private instance (config, queue and data
+/// dirs in a temporary dir, its `master` run with `-c DIR`) whose smtpd listens on 127.0.0.6.
+struct Relay {
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Relay {
+    fn start(sink: &Sink) -> Relay {
+        let dir = tempfile::Builder::new().prefix("inboxgrove-relay-").tempdir().expect("temp dir");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let port = free_port(RELAY_IP);
+        let config = dir.path().join("conf");
+        std::fs::create_dir(&config).expect("conf dir");
+        let d = dir.path().display();
+        let main_cf = [
+            "compatibility_level = 3.6".to_string(),
+            format!("queue_directory = {d}/queue"),
+            format!("data_directory = {d}/data"),
+            format!("maillog_file = {d}/postfix.log"),
+            format!("maillog_file_prefixes = {d}"),
+            "myhostname = relay.bench.test".into(),
+            "mydestination =".into(),
+            "inet_interfaces = 127.0.0.1".into(),
+            "inet_protocols = ipv4".into(),
+            "mynetworks = 127.0.0.0/8".into(),
+            format!("relayhost = [{SINK_IP}]:{}", sink.port),
+            "alias_maps =".into(),
+            "alias_database =".into(),
+            "local_recipient_maps =".into(),
+            // No reverse DNS for loopback clients: there is no resolver to ask here.
+            "smtpd_peername_lookup = no".into(),
+        ];
+        write_settled(&config.join("main.cf"), &(main_cf.join("\n") + "\n"));
+        write_settled(&config.join("master.cf"), &master_cf(port));
+        let relay = Relay { port, dir };
+        let checked = Command::new("postfix").arg("-c").arg(&config).arg("check").output().expect("postfix check");
+        assert!(checked.status.success(), "postfix check: {}", String::from_utf8_lossy(&checked.stderr));
+        let daemons = Command::new("postconf").args(["-d", "-h", "daemon_directory"]).output().expect("postconf");
+        let master = Path::new(String::from_utf8_lossy(&daemons.stdout).trim()).join("master");
+        let started = Command::new(master)
+            .arg("-c")
+            .arg(&config)
+            .arg("-w")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run master");
+        assert!(started.success(), "Postfix master failed to start");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect((RELAY_IP, port)).is_err() {
+            assert!(Instant::now() < deadline, "Postfix did not listen on {RELAY_IP}:{port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        relay
+    }
+
+    fn master_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.path().join("queue/pid/master.pid")).ok()?.trim().parse().ok()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let Some(pid) = self.master_pid() else { return };
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Writes a config file dated a minute ago (the master waits until main.cf has settled).
+fn write_settled(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write postfix config");
+    let past = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options().write(true).open(path).and_then(|f| f.set_modified(past)).expect("date config");
+}
+
+/// master.cf: Debian's default services, smtpd on 127.0.0.6, none chrooted.
+fn master_cf(port: u16) -> String {
+    let services = [
+        format!("{RELAY_IP}:{port} inet n - n - - smtpd"),
+        "pickup unix n - n 60 1 pickup".into(),
+        "cleanup unix n - n - 0 cleanup".into(),
+        "qmgr unix n - n 300 1 qmgr".into(),
+        "tlsmgr unix - - n 1000? 1 tlsmgr".into(),
+        "rewrite unix - - n - - trivial-rewrite".into(),
+        "bounce unix - - n - 0 bounce".into(),
+        "defer unix - - n - 0 bounce".into(),
+        "trace unix - - n - 0 bounce".into(),
+        "verify unix - - n - 1 verify".into(),
+        "flush unix n - n 1000? 0 flush".into(),
+        "proxymap unix - - n - - proxymap".into(),
+        "smtp unix - - n - - smtp".into(),
+        "relay unix - - n - - smtp".into(),
+        "showq unix n - n - - showq".into(),
+        "error unix - - n - - error".into(),
+        "retry unix - - n - - error".into(),
+        "discard unix - - n - - discard".into(),
+        "local unix - n n - - local".into(),
+        "virtual unix - n n - - virtual".into(),
+        "lmtp unix - - n - - lmtp".into(),
+        "anvil unix - - n - 1 anvil".into(),
+        "scache unix - - n - 1 scache".into(),
+        "postlog unix-dgram n - n - 1 postlogd".into(),
+    ];
+    services.join("\n") + "\n"
+}

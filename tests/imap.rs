@@ -1,0 +1,613 @@
+//! IMAP end to end, with real clients against the real binary: Python's imaplib over implicit
+//! TLS and STARTTLS (login, LIST with SPECIAL-USE, SELECT, FETCH of every common item, SEARCH,
+//! STORE, UID MOVE to Spam and back, COPY, EXPUNGE, APPEND to Sent without duplicating the
+//! appliance's own copy, sequence numbers kept while another session expunges); an IDLE client
+//! woken within a second by a delivery submitted with swaks and by another session's APPEND; raw
+//! sockets feeding bad input (commands before login, LOGINDISABLED, another mailbox's password, a
+//! literal larger than allowed, a literal shorter than announced, garbage, an oversize line); and
+//! mbsync syncing a mailbox to a Maildir and back.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Appliance;
+
+const DOMAIN: &str = "grove-imap.test";
+const IMAP_PORT: u16 = 2143;
+const IMAPS_PORT: u16 = 2993;
+/// How long one client script may run.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
+
+/// A running appliance with one domain and its mailboxes (address, password).
+struct Fixture {
+    appliance: Appliance,
+    mailboxes: Vec<(String, String)>,
+}
+
+impl Fixture {
+    fn start(count: usize) -> Fixture {
+        let dead_dns = format!("[\"127.0.0.1:{}\"]", common::peers::free_port("127.0.0.1"));
+        let env = [("INBOXGROVE_DNS__NAMESERVERS", dead_dns.as_str())];
+        let appliance = Appliance::start_with(tempfile::tempdir().expect("temp dir"), &env);
+        run_ok(&appliance, &["admin", "create", "--email", "admin@grove.test"], Some(&format!("{}\n", common::PASSWORD)));
+        run_ok(&appliance, &["domain", "add", DOMAIN], None);
+        let created = run_ok(&appliance, &["mailbox", "create", "--domain", DOMAIN, "--count", &count.to_string()], None);
+        let mailboxes: Vec<(String, String)> = created
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.trim().split_once(','))
+            .map(|(email, password)| (email.to_string(), password.to_string()))
+            .collect();
+        assert_eq!(mailboxes.len(), count, "{created}");
+        wait_for_listener(&appliance);
+        Fixture { appliance, mailboxes }
+    }
+
+    fn host(&self) -> String {
+        self.appliance.mail_ip.to_string()
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.appliance.data_dir().join("inboxgrove.db")).expect("open db");
+        conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+        conn
+    }
+
+    /// Stores a message the way `mailstore::deliver` does (same SQL), returning its UID.
+    fn deliver(&self, address: &str, folder: &str, raw: &str, received_at: i64) -> i64 {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).expect("begin");
+        let mailbox_id: i64 =
+            tx.query_row("SELECT id FROM mailboxes WHERE address = ?1", [address], |row| row.get(0)).expect("mailbox");
+        for (name, special_use) in
+            [("INBOX", None), ("Sent", Some("\\Sent")), ("Spam", Some("\\Junk")), ("Trash", Some("\\Trash")), ("Drafts", Some("\\Drafts"))]
+        {
+            tx.execute(
+                "INSERT INTO folders (mailbox_id, name, special_use, uid_validity, uid_next) VALUES (?1, ?2, ?3, ?4, 1) \
+                 ON CONFLICT (mailbox_id, name) DO NOTHING",
+                (mailbox_id, name, special_use, 1_700_000_000_i64),
+            )
+            .expect("folders");
+        }
+        let folder_id: i64 = tx
+            .query_row("SELECT id FROM folders WHERE mailbox_id = ?1 AND name = ?2", (mailbox_id, folder), |row| row.get(0))
+            .expect("folder");
+        let uid: i64 = tx
+            .query_row("UPDATE folders SET uid_next = uid_next + 1 WHERE id = ?1 RETURNING uid_next - 1", [folder_id], |row| {
+                row.get(0)
+            })
+            .expect("uid");
+        let message_id = raw
+            .lines()
+            .find_map(|line| line.strip_prefix("Message-ID: <"))
+            .map(|rest| rest.trim_end_matches('>').to_string())
+            .unwrap_or_default();
+        let size = i64::try_from(raw.len()).expect("size");
+        tx.execute(
+            "INSERT INTO mail (folder_id, uid, flags, message_id, size, body, received_at) VALUES (?1, ?2, '', ?3, ?4, ?5, ?6)",
+            (folder_id, uid, message_id, size, raw.as_bytes(), received_at),
+        )
+        .expect("insert mail");
+        tx.commit().expect("commit");
+        uid
+    }
+
+    /// (uid, flags) of a mailbox's folder, by UID.
+    fn stored(&self, address: &str, folder: &str) -> Vec<(i64, String)> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare(
+                "SELECT m.uid, m.flags FROM mail m JOIN folders f ON f.id = m.folder_id \
+                 JOIN mailboxes b ON b.id = f.mailbox_id WHERE b.address = ?1 AND f.name = ?2 ORDER BY m.uid",
+            )
+            .expect("prepare");
+        stmt.query_map((address, folder), |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    /// The three INBOX messages every imaplib run starts with, and the appliance's own Sent copy.
+    fn seed(&self, address: &str) {
+        self.deliver(address, "INBOX", &simple_message(), 1_768_046_400); // 2026-01-10
+        self.deliver(address, "INBOX", &multipart_message(), 1_769_904_000); // 2026-02-01
+        self.deliver(
+            address,
+            "INBOX",
+            "From: ops@vendor.test\r\nTo: team@grove-imap.test\r\nSubject: Invoice 42\r\n\
+             Date: Sun, 1 Mar 2026 09:00:00 +0000\r\nMessage-ID: <inv-42@vendor.test>\r\n\r\nPlease pay.\r\n",
+            1_772_355_600, // 2026-03-01
+        );
+        self.deliver(address, "Sent", &sent_message(), 1_772_355_600);
+    }
+
+    /// Runs a Python client script with the connection details of mailbox `index` in its env.
+    fn python(&self, name: &str, script: &str, index: usize, extra: &[(&str, String)]) -> String {
+        let (user, password) = &self.mailboxes[index];
+        let mut env = vec![
+            ("IMAP_HOST", self.host()),
+            ("IMAP_PORT", IMAP_PORT.to_string()),
+            ("IMAPS_PORT", IMAPS_PORT.to_string()),
+            ("IMAP_USER", user.clone()),
+            ("IMAP_PASS", password.clone()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+        run_python(self.appliance.dir.path(), name, script, &env)
+    }
+}
+
+fn run_ok(appliance: &Appliance, args: &[&str], stdin: Option<&str>) -> String {
+    let output = appliance.cli(args, stdin);
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Waits until the appliance printed its IMAP listeners (they start after SMTP's).
+fn wait_for_listener(appliance: &Appliance) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect((appliance.mail_ip, IMAPS_PORT)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("IMAP did not start listening on {}:{IMAPS_PORT}", appliance.mail_ip);
+}
+
+/// Runs `script` with python3 (killed after [`SCRIPT_LIMIT`]) and returns its output; fails the
+/// test when the script fails.
+fn run_python(dir: &Path, name: &str, script: &str, env: &[(&str, String)]) -> String {
+    let path: PathBuf = dir.join(name);
+    std::fs::write(&path, script).expect("write script");
+    let mut command = Command::new("python3");
+    command.arg(&path).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("run python3");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > SCRIPT_LIMIT {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("--- {name} stdout ---\n{stdout}\n--- {name} stderr ---\n{stderr}");
+    assert!(output.status.success(), "{name} failed:\n{stdout}\n{stderr}");
+    stdout.into_owned()
+}
+
+fn simple_message() -> String {
+    "From: =?utf-8?q?Zo=C3=AB_Park?= <zoe@prospect.test>\r\nTo: team@grove-imap.test\r\n\
+     Subject: Quarterly plan\r\nDate: Sat, 10 Jan 2026 12:00:00 +0000\r\nMessage-ID: <plan-1@prospect.test>\r\n\r\n\
+     See the numbers attached.\r\n"
+        .to_string()
+}
+
+fn multipart_message() -> String {
+    "From: Lead <lead@prospect.test>\r\nTo: team@grove-imap.test\r\nSubject: Re: pricing\r\n\
+     Date: Sun, 1 Feb 2026 08:30:00 +0000\r\nMessage-ID: <pricing-2@prospect.test>\r\nMIME-Version: 1.0\r\n\
+     Content-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n--sep\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+     Sounds good, send the contract.\r\n--sep\r\nContent-Type: application/pdf; name=\"contract.pdf\"\r\n\
+     Content-Disposition: attachment; filename=\"contract.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+     JVBERi0xLjQKJcfsj6IK\r\n--sep--\r\n"
+        .to_string()
+}
+
+fn sent_message() -> String {
+    "From: team@grove-imap.test\r\nTo: lead@prospect.test\r\nSubject: Contract\r\n\
+     Date: Sun, 1 Mar 2026 10:00:00 +0000\r\nMessage-ID: <sent-1@grove-imap.test>\r\n\r\nHere it is.\r\n"
+        .to_string()
+}
+
+/// The imaplib session every mode runs; asserts as it goes and prints DONE.
+const IMAPLIB_FLOW: &str = r#"
+import imaplib, os, re, ssl, sys
+
+host, user, pw = os.environ['IMAP_HOST'], os.environ['IMAP_USER'], os.environ['IMAP_PASS']
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+def connect():
+    if os.environ['MODE'] == 'tls':
+        return imaplib.IMAP4_SSL(host, int(os.environ['IMAPS_PORT']), ssl_context=ctx)
+    m = imaplib.IMAP4(host, int(os.environ['IMAP_PORT']))
+    assert 'LOGINDISABLED' in m.capabilities and 'STARTTLS' in m.capabilities, m.capabilities
+    m.starttls(ssl_context=ctx)
+    assert 'AUTH=PLAIN' in m.capabilities, m.capabilities
+    return m
+
+def ok(result):
+    typ, data = result
+    assert typ == 'OK', result
+    return data
+
+def joined(data):
+    out = b''
+    for item in data:
+        if isinstance(item, tuple):
+            out += item[0] + item[1]
+        elif item is not None:
+            out += item
+    return out.decode('utf-8', 'replace')
+
+M = connect()
+ok(M.login(user, pw))
+for cap in ['IDLE', 'MOVE', 'UIDPLUS', 'SPECIAL-USE', 'LITERAL+', 'NAMESPACE', 'ID']:
+    assert cap in M.capabilities, (cap, M.capabilities)
+
+# LIST shows the special-use attributes (RFC 6154).
+listed = [line.decode() for line in ok(M.list())]
+def attrs(name):
+    for line in listed:
+        if line.endswith(' ' + name) or line.endswith(' "' + name + '"'):
+            return line
+    raise AssertionError(f'{name} not listed: {listed}')
+assert '\\Junk' in attrs('Spam'), listed
+assert '\\Sent' in attrs('Sent'), listed
+assert '\\Trash' in attrs('Trash'), listed
+assert '\\Drafts' in attrs('Drafts'), listed
+attrs('INBOX')
+
+# SELECT reports what RFC 3501 asks for.
+assert ok(M.select('INBOX')) == [b'3']
+assert M.untagged_responses.get('UIDVALIDITY') and M.untagged_responses.get('UIDNEXT'), M.untagged_responses
+assert M.untagged_responses.get('PERMANENTFLAGS'), M.untagged_responses
+
+# FETCH: peeks leave \Seen alone; RFC822 sets it.
+headers = joined(ok(M.fetch('2', '(BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])')))
+assert 'Subject: Re: pricing\r\n' in headers and 'From: Lead <lead@prospect.test>\r\n' in headers, headers
+assert 'Date:' not in headers, headers
+structure = joined(ok(M.fetch('2', '(FLAGS BODYSTRUCTURE)')))
+assert '\\Seen' not in structure, structure
+assert '"MIXED"' in structure and '"APPLICATION" "PDF"' in structure and '"TEXT" "PLAIN"' in structure, structure
+assert '"ATTACHMENT" ("FILENAME" "contract.pdf")' in structure, structure
+envelope = joined(ok(M.fetch('1', '(ENVELOPE INTERNALDATE RFC822.SIZE UID)')))
+assert '"Quarterly plan"' in envelope and '"zoe" "prospect.test"' in envelope, envelope
+assert '"<plan-1@prospect.test>"' in envelope and '10-Jan-2026' in envelope, envelope
+part = joined(ok(M.fetch('2', '(BODY.PEEK[2]<0.8>)')))
+assert 'JVBERi0x' in part and 'BODY[2]<0>' in part, part
+text = joined(ok(M.fetch('2', '(BODY.PEEK[1])')))
+assert 'Sounds good, send the contract.' in text, text
+raw = ok(M.fetch('1', '(RFC822)'))[0][1]
+assert raw.startswith(b'From: =?utf-8?q?Zo=C3=AB_Park?=') and raw.endswith(b'See the numbers attached.\r\n'), raw
+assert '\\Seen' in joined(ok(M.fetch('1', '(FLAGS)')))
+
+# SEARCH
+assert ok(M.search(None, 'UNSEEN')) == [b'2 3']
+assert ok(M.search(None, 'FROM', 'lead@prospect.test')) == [b'2']
+M.literal = 'Zoë'.encode('utf-8')
+assert ok(M.search('UTF-8', 'FROM')) == [b'1']
+assert ok(M.search(None, 'SUBJECT', 'invoice')) == [b'3']
+assert ok(M.search(None, 'SINCE', '15-Jan-2026')) == [b'2 3']
+assert ok(M.search(None, 'BEFORE', '15-Jan-2026')) == [b'1']
+assert ok(M.search(None, 'OR', 'SUBJECT', 'invoice', 'FROM', 'zoe')) == [b'1 3']
+assert ok(M.search(None, 'NOT', 'SEEN', 'BODY', 'contract')) == [b'2']
+assert ok(M.uid('SEARCH', 'UID', '2:*')) == [b'2 3']
+assert ok(M.search(None, '2:3', 'UNSEEN')) == [b'2 3']
+
+# STORE
+stored = joined(ok(M.store('3', '+FLAGS', '(\\Seen \\Flagged)')))
+assert '\\Seen' in stored and '\\Flagged' in stored, stored
+assert ok(M.search(None, 'FLAGGED')) == [b'3']
+ok(M.store('3', '-FLAGS.SILENT', '(\\Flagged)'))
+assert ok(M.search(None, 'FLAGGED')) == [b'']
+
+# UID MOVE to Spam and back (RFC 6851).
+ok(M.uid('MOVE', '2', 'Spam'))
+assert ok(M.select('INBOX')) == [b'2']
+# A UID that was just moved is no error: no output.
+assert ok(M.uid('STORE', '2', '+FLAGS', '(\\Seen)')) == [None]
+assert ok(M.uid('FETCH', '2', '(FLAGS)')) == [None]
+assert ok(M.select('Spam')) == [b'1']
+spam = joined(ok(M.uid('FETCH', '1:*', '(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])')))
+assert 'Re: pricing' in spam, spam
+ok(M.uid('MOVE', '1', 'INBOX'))
+assert ok(M.select('Spam')) == [b'0']
+assert ok(M.select('INBOX')) == [b'3']
+
+# COPY answers COPYUID (UIDPLUS).
+copied = ok(M.copy('1', 'Trash'))
+assert re.search(rb'\[COPYUID \d+ \d+ 1\]', copied[0]), copied
+assert b'MESSAGES 1' in ok(M.status('Trash', '(MESSAGES UNSEEN UIDNEXT UIDVALIDITY)'))[0]
+
+# Sequence numbers stay put while another session expunges, until NOOP says so.
+other = connect()
+ok(other.authenticate('PLAIN', lambda _: f'\0{user}\0{pw}'.encode()))
+ok(other.select('INBOX'))
+ok(other.store('1', '+FLAGS', '(\\Deleted)'))
+assert ok(other.expunge()) == [b'1']
+other.logout()
+listed_uids = joined(ok(M.fetch('1:*', '(UID)')))
+assert 'EXPUNGE' not in M.untagged_responses, M.untagged_responses
+assert listed_uids.count('UID') == 2, listed_uids
+ok(M.noop())
+assert M.untagged_responses.get('EXPUNGE') == [b'1'], M.untagged_responses
+assert ok(M.select('INBOX')) == [b'2']
+
+# Delete + EXPUNGE in this session.
+ok(M.store('1', '+FLAGS', '(\\Deleted)'))
+assert ok(M.expunge()) == [b'1']
+assert ok(M.select('INBOX')) == [b'1']
+
+# APPEND to Sent: the appliance's own copy is not duplicated; a new message is added.
+sent = open(os.environ['SENT_FILE'], 'rb').read()
+appended = ok(M.append('Sent', '(\\Seen)', None, sent))
+assert re.search(rb'\[APPENDUID \d+ 1\]', appended[0]), appended
+assert b'MESSAGES 1' in ok(M.status('Sent', '(MESSAGES)'))[0]
+appended = ok(M.append('Sent', '(\\Seen)', '"01-Mar-2026 10:00:00 +0000"', b'Subject: new\r\nMessage-ID: <new@x>\r\n\r\nhi\r\n'))
+assert re.search(rb'\[APPENDUID \d+ 2\]', appended[0]), appended
+assert b'MESSAGES 2' in ok(M.status('Sent', '(MESSAGES)'))[0]
+
+# Folder management.
+ok(M.create('Projects/2026'))
+assert any('Projects/2026' in line.decode() for line in ok(M.list('""', 'Projects/%')))
+ok(M.rename('Projects/2026', 'Archive'))
+ok(M.delete('Archive'))
+assert M.delete('Spam')[0] == 'NO'
+ok(M.close())
+M.logout()
+print('DONE')
+"#;
+
+#[test]
+fn imaplib_works_over_implicit_tls_and_starttls() {
+    let fixture = Fixture::start(2);
+    let sent_file = fixture.appliance.dir.path().join("sent.eml");
+    std::fs::write(&sent_file, sent_message()).expect("write sent copy");
+    for (index, mode) in [(0, "tls"), (1, "starttls")] {
+        let address = fixture.mailboxes[index].0.clone();
+        fixture.seed(&address);
+        let extra = [("MODE", mode.to_string()), ("SENT_FILE", sent_file.display().to_string())];
+        let output = fixture.python(&format!("imaplib_{mode}.py"), IMAPLIB_FLOW, index, &extra);
+        assert!(output.contains("DONE"), "{output}");
+        // The store agrees with what the client saw.
+        let inbox = fixture.stored(&address, "INBOX");
+        assert_eq!(inbox.len(), 1, "{inbox:?}");
+        assert_eq!(fixture.stored(&address, "Sent").len(), 2);
+        assert_eq!(fixture.stored(&address, "Trash").len(), 1);
+        assert!(fixture.stored(&address, "Spam").is_empty());
+    }
+}
+
+/// IDLE until woken; prints the seconds it took. `WAKE` says what wakes it.
+const IDLE_CLIENT: &str = r#"
+import imaplib, os, ssl, subprocess, time
+
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+host, user, pw = os.environ['IMAP_HOST'], os.environ['IMAP_USER'], os.environ['IMAP_PASS']
+M = imaplib.IMAP4_SSL(host, int(os.environ['IMAPS_PORT']), ssl_context=ctx)
+M.login(user, pw)
+typ, data = M.select('INBOX')
+before = int(data[0])
+tag = M._new_tag().decode()
+M.send(f'{tag} IDLE\r\n'.encode())
+assert M.readline().startswith(b'+'), 'IDLE continuation'
+if os.environ['WAKE'] == 'swaks':
+    result = subprocess.run(os.environ['SWAKS'].split('\x1f'), capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+else:
+    other = imaplib.IMAP4_SSL(host, int(os.environ['IMAPS_PORT']), ssl_context=ctx)
+    other.login(user, pw)
+    assert other.append('INBOX', None, None, b'Subject: appended while idling\r\n\r\nhi\r\n')[0] == 'OK'
+    other.logout()
+woken = time.monotonic()
+M.sock.settimeout(5)
+line = M.readline()
+elapsed = time.monotonic() - woken
+assert line == f'* {before + 1} EXISTS\r\n'.encode(), line
+M.send(b'DONE\r\n')
+done = M.readline()
+assert done.startswith(f'{tag} OK'.encode()), done
+M.logout()
+print(f'WOKEN {elapsed:.3f}')
+"#;
+
+fn woken_after(output: &str) -> f64 {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix("WOKEN "))
+        .and_then(|seconds| seconds.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no WOKEN line in {output}"))
+}
+
+#[test]
+fn idle_is_woken_within_a_second() {
+    let fixture = Fixture::start(2);
+    let output = fixture.python("idle_append.py", IDLE_CLIENT, 1, &[("WAKE", "append".into())]);
+    assert!(woken_after(&output) < 1.0, "{output}");
+    if !common::have_peer("swaks") {
+        return;
+    }
+    let ((sender, sender_password), (recipient, _)) = (&fixture.mailboxes[0], &fixture.mailboxes[1]);
+    let (server, port) = fixture.appliance.smtp_submission.rsplit_once(':').expect("submission address");
+    let swaks = [
+        "swaks", "--server", server, "--port", port, "--tls", "--auth", "PLAIN", "--auth-user", sender,
+        "--auth-password", sender_password, "--from", sender, "--to", recipient, "--header",
+        "Subject: delivered while idling", "--body", "Wake up.",
+    ]
+    .join("\x1f");
+    let output = fixture.python("idle_swaks.py", IDLE_CLIENT, 1, &[("WAKE", "swaks".into()), ("SWAKS", swaks)]);
+    assert!(woken_after(&output) < 1.0, "{output}");
+    let inbox = fixture.stored(recipient, "INBOX");
+    assert_eq!(inbox.len(), 2, "the append and the delivery: {inbox:?}");
+}
+
+/// Bad input over raw sockets; asserts each answer and prints DONE.
+const BAD_INPUT: &str = r#"
+import os, socket, ssl, time
+
+host, user, pw, other_pw = os.environ['IMAP_HOST'], os.environ['IMAP_USER'], os.environ['IMAP_PASS'], os.environ['OTHER_PASS']
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+class Client:
+    def __init__(self, tls=True):
+        sock = socket.create_connection((host, int(os.environ['IMAPS_PORT' if tls else 'IMAP_PORT'])), timeout=40)
+        self.sock = ctx.wrap_socket(sock) if tls else sock
+        self.file = self.sock.makefile('rb')
+        greeting = self.line()
+        assert greeting.startswith(b'* OK'), greeting
+    def line(self):
+        return self.file.readline()
+    def send(self, data):
+        self.sock.sendall(data)
+    def ask(self, data):
+        self.send(data)
+        return self.line()
+
+plain = Client(tls=False)
+caps = plain.ask(b'a CAPABILITY\r\n')
+assert b'LOGINDISABLED' in caps and b'STARTTLS' in caps and b'AUTH=PLAIN' not in caps, caps
+assert plain.line().startswith(b'a OK')
+assert plain.ask(f'b LOGIN {user} {pw}\r\n'.encode()).startswith(b'b NO [PRIVACYREQUIRED]')
+assert plain.ask(b'c SELECT INBOX\r\n').startswith(b'c BAD')
+assert plain.ask(b'd FETCH 1 FLAGS\r\n').startswith(b'd BAD')
+
+c = Client()
+assert c.ask(b'a LIST "" *\r\n').startswith(b'a BAD'), 'LIST before login'
+assert c.ask(f'b LOGIN {user} {other_pw}\r\n'.encode()) == b'b NO [AUTHENTICATIONFAILED] Authentication failed\r\n'
+assert c.ask(f'c LOGIN {user} {pw}\r\n'.encode()).startswith(b'c OK')
+assert c.ask(b'd SELECT INBOX\r\n') is not None
+while not c.line().startswith(b'd OK'):
+    pass
+# A literal larger than allowed is refused before the client sends it.
+assert c.ask(b'e APPEND INBOX {999999999}\r\n').startswith(b'e NO [TOOBIG]')
+assert c.ask(b'f NOOP\r\n').startswith(b'f OK')
+# Garbage is BAD, and the session goes on.
+assert c.ask(b'this is not imap\r\n').startswith(b'this BAD')
+assert c.ask(b'\r\n').startswith(b'* BAD')
+assert c.ask(b'g FETCH 1:* (FLAGS\r\n').startswith(b'g BAD')
+assert c.ask(b'h UID FETCH 4000000000 (FLAGS)\r\n').startswith(b'h OK')
+# An oversize line ends the session.
+assert c.ask(b'i NOOP ' + b'x' * 200000 + b'\r\n').startswith(b'* BYE'), 'oversize line'
+
+# A literal shorter than announced times out cleanly; nothing is stored.
+c = Client()
+assert c.ask(f'a LOGIN {user} {pw}\r\n'.encode()).startswith(b'a OK')
+assert c.ask(b'b APPEND INBOX {200}\r\n').startswith(b'+')
+c.send(b'Subject: short\r\n\r\nonly this\r\n')
+started = time.monotonic()
+bye = c.line()
+assert bye.startswith(b'* BYE'), bye
+assert time.monotonic() - started < 35
+
+# Many errors end the session.
+c = Client()
+for n in range(10):
+    assert c.ask(f'z{n} BOGUS\r\n'.encode()).startswith(f'z{n} BAD'.encode())
+assert c.line().startswith(b'* BYE')
+
+# Still serving: a fresh login works and the mailbox is untouched.
+c = Client()
+assert c.ask(f'a LOGIN {user} {pw}\r\n'.encode()).startswith(b'a OK')
+assert c.ask(b'b STATUS INBOX (MESSAGES)\r\n') == b'* STATUS INBOX (MESSAGES 1)\r\n'
+print('DONE')
+"#;
+
+#[test]
+fn bad_input_is_answered_and_nothing_is_half_stored() {
+    let fixture = Fixture::start(2);
+    let address = fixture.mailboxes[1].0.clone();
+    fixture.deliver(&address, "INBOX", &simple_message(), 1_768_046_400);
+    let other_password = fixture.mailboxes[0].1.clone();
+    let output = fixture.python("bad_input.py", BAD_INPUT, 1, &[("OTHER_PASS", other_password)]);
+    assert!(output.contains("DONE"), "{output}");
+    assert_eq!(fixture.stored(&address, "INBOX").len(), 1, "the refused APPENDs stored nothing");
+    let mut log = String::new();
+    while let Ok(line) = fixture.appliance.output.try_recv() {
+        log.push_str(&line);
+    }
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// Runs mbsync with `config`; fails the test on an error.
+fn mbsync(dir: &Path, config: &Path) -> String {
+    let output = Command::new("mbsync")
+        .arg("-c")
+        .arg(config)
+        .arg("-a")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mbsync");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("--- mbsync ---\n{stdout}\n{stderr}");
+    assert!(output.status.success(), "mbsync failed:\n{stdout}\n{stderr}");
+    assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
+    format!("{stdout}{stderr}")
+}
+
+/// The message files of a Maildir folder (new and cur).
+fn maildir_files(folder: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = ["new", "cur"]
+        .iter()
+        .filter_map(|sub| std::fs::read_dir(folder.join(sub)).ok())
+        .flat_map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn mbsync_syncs_to_a_maildir_and_back() {
+    if !common::have_peer("mbsync") {
+        return;
+    }
+    let fixture = Fixture::start(1);
+    let (address, password) = fixture.mailboxes[0].clone();
+    fixture.seed(&address);
+    let dir = fixture.appliance.dir.path();
+    let maildir = dir.join("maildir");
+    std::fs::create_dir_all(&maildir).expect("maildir");
+    let config = dir.join("mbsyncrc");
+    let mut file = std::fs::File::create(&config).expect("config");
+    write!(
+        file,
+        "IMAPAccount grove\nHost {host}\nPort {IMAPS_PORT}\nUser {address}\nPass {password}\nSSLType IMAPS\n\
+         CertificateFile {cert}\n\nIMAPStore remote\nAccount grove\n\nMaildirStore local\nPath {maildir}/\n\
+         Inbox {maildir}/INBOX\nSubFolders Verbatim\n\nChannel grove\nFar :remote:\nNear :local:\nPatterns *\n\
+         Create Both\nExpunge Both\nSyncState *\nSync All\n",
+        host = fixture.host(),
+        cert = fixture.appliance.data_dir().join("tls/cert.pem").display(),
+        maildir = maildir.display(),
+    )
+    .expect("write config");
+    drop(file);
+
+    mbsync(dir, &config);
+    let inbox = maildir_files(&maildir.join("INBOX"));
+    assert_eq!(inbox.len(), 3, "{inbox:?}");
+    assert_eq!(maildir_files(&maildir.join("Sent")).len(), 1);
+    assert!(maildir.join("Spam").is_dir() && maildir.join("Trash").is_dir());
+
+    // Flag one message and trash another locally; the next sync carries both to the server.
+    let flag_target = inbox[0].clone();
+    let trash_target = inbox[1].clone();
+    let renamed = |path: &Path, flags: &str| {
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+        let base = name.split(":2,").next().expect("base");
+        path.parent().and_then(Path::parent).expect("folder").join("cur").join(format!("{base}:2,{flags}"))
+    };
+    std::fs::rename(&flag_target, renamed(&flag_target, "F")).expect("flag");
+    std::fs::rename(&trash_target, renamed(&trash_target, "ST")).expect("trash");
+    // Maildir notices changes by mtime; give it a distinct second.
+    std::thread::sleep(Duration::from_millis(1100));
+    mbsync(dir, &config);
+
+    let stored = fixture.stored(&address, "INBOX");
+    assert_eq!(stored.len(), 2, "the trashed message was expunged on the server: {stored:?}");
+    assert_eq!(stored.iter().filter(|(_, flags)| flags.contains("\\Flagged")).count(), 1, "{stored:?}");
+    assert_eq!(maildir_files(&maildir.join("INBOX")).len(), 2);
+}
