@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use common::peers::{Dns, Zone, free_port};
 
+/// The messages per run (`DELIVERY_BENCH_MESSAGES` overrides it for quick experiments, and
+/// `DELIVERY_BENCH_ONLY=inboxgrove` or `postfix` runs one side only).
 const MESSAGES: usize = 20_000;
 const SESSIONS: usize = 20;
 const SIZE: usize = 4096;
@@ -46,10 +48,16 @@ fn main() {
     for program in ["smtp-sink", "smtp-source", "postfix", "knotd"] {
         assert!(common::have_peer(program), "{program} is needed: run tests/run to install the peers");
     }
+    let only = std::env::var("DELIVERY_BENCH_ONLY").unwrap_or_default();
     let sink = Sink::start();
-    let ours = appliance_run(&sink);
-    let postfix = postfix_run(&sink);
-    report(&ours, &postfix);
+    let ours = (only != "postfix").then(|| appliance_run(&sink));
+    let postfix = (only != "inboxgrove").then(|| postfix_run(&sink));
+    report(ours.as_ref(), postfix.as_ref());
+}
+
+/// The messages per run: [`MESSAGES`], or `DELIVERY_BENCH_MESSAGES` when set.
+fn messages() -> usize {
+    std::env::var("DELIVERY_BENCH_MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(MESSAGES)
 }
 
 /// One run's outcome.
@@ -80,13 +88,13 @@ fn appliance_run(sink: &Sink) -> Run {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let appliance = common::Appliance::start_with(dir, &env);
 
-    println!("InboxGrove: {MESSAGES} messages of {SIZE} bytes over {SESSIONS} STARTTLS+AUTH sessions…");
+    println!("InboxGrove: {} messages of {SIZE} bytes over {SESSIONS} STARTTLS+AUTH sessions…", messages());
     let start_count = sink.count();
     let started = Instant::now();
     let client = Command::new(env!("CARGO_BIN_EXE_inboxgrove-load"))
         .args(["--server", &appliance.smtp_submission, "--credentials"])
         .arg(appliance.dir.path().join("credentials.csv"))
-        .args(["--sessions", &SESSIONS.to_string(), "--messages", &MESSAGES.to_string()])
+        .args(["--sessions", &SESSIONS.to_string(), "--messages", &messages().to_string()])
         .args(["--size", &SIZE.to_string(), "--to-domain", DESTINATION])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -100,11 +108,11 @@ fn appliance_run(sink: &Sink) -> Run {
 
 fn postfix_run(sink: &Sink) -> Run {
     let relay = Relay::start(sink);
-    println!("Postfix: smtp-source -s {SESSIONS} -m {MESSAGES} -l {SIZE} through a stock Postfix…");
+    println!("Postfix: smtp-source -s {SESSIONS} -m {} -l {SIZE} through a stock Postfix…", messages());
     let start_count = sink.count();
     let started = Instant::now();
     let client = Command::new("smtp-source")
-        .args(["-s", &SESSIONS.to_string(), "-m", &MESSAGES.to_string(), "-l", &SIZE.to_string()])
+        .args(["-s", &SESSIONS.to_string(), "-m", &messages().to_string(), "-l", &SIZE.to_string()])
         .args(["-f", &format!("bench@{SENDING_DOMAIN}"), "-t", &format!("user@{DESTINATION}")])
         .arg(format!("{RELAY_IP}:{}", relay.port))
         .stdout(Stdio::piped())
@@ -116,10 +124,10 @@ fn postfix_run(sink: &Sink) -> Run {
     Run { seconds, delivered, client_output, peak_memory_kib: None }
 }
 
-/// Waits until the sink has counted [`MESSAGES`] more than `start_count` (bounded); returns the
+/// Waits until the sink has counted [`messages`] more than `start_count` (bounded); returns the
 /// seconds since `started`, the messages counted and the client's output.
 fn time_until_delivered(sink: &Sink, start_count: u64, started: Instant, mut client: Guard) -> (f64, u64, String) {
-    let target = start_count + u64::try_from(MESSAGES).unwrap_or(u64::MAX);
+    let target = start_count + u64::try_from(messages()).unwrap_or(u64::MAX);
     let mut last_report = Instant::now();
     let mut count = start_count;
     while count < target && started.elapsed() < RUN_LIMIT {
@@ -132,7 +140,7 @@ fn time_until_delivered(sink: &Sink, start_count: u64, started: Instant, mut cli
     }
     let seconds = started.elapsed().as_secs_f64();
     if count < target {
-        println!("  gave up after {RUN_LIMIT:?}: {} of {MESSAGES} delivered", count - start_count);
+        println!("  gave up after {RUN_LIMIT:?}: {} of {} delivered", count - start_count, messages());
     }
     let output = client.finish();
     (seconds, count - start_count, output)
@@ -163,37 +171,50 @@ fn peak_memory(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn report(ours: &Run, postfix: &Run) {
+fn report(ours: Option<&Run>, postfix: Option<&Run>) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
-    println!("InboxGrove load generator said:\n{}", ours.client_output.trim_end());
-    println!("smtp-source said:\n{}", postfix.client_output.trim_end());
+    if let Some(ours) = ours {
+        println!("inboxgrove-load said:\n{}", ours.client_output.trim_end());
+    }
+    if let Some(postfix) = postfix {
+        println!("smtp-source said:\n{}", postfix.client_output.trim_end());
+    }
     println!();
-    println!("Submission to delivery, {MESSAGES} messages of {SIZE} bytes, {SESSIONS} sessions, {cores} cores:");
-    println!(
-        "  InboxGrove (STARTTLS, AUTH, DKIM RSA, fsync per 250): {:8.1} messages/s ({} in {:.2} s)",
-        ours.rate(),
-        ours.delivered,
-        ours.seconds
-    );
-    println!(
-        "  Postfix (plain SMTP, no AUTH, no signing):          {:8.1} messages/s ({} in {:.2} s)",
-        postfix.rate(),
-        postfix.delivered,
-        postfix.seconds
-    );
-    let ratio = ours.rate() / postfix.rate();
-    println!("  ratio InboxGrove / Postfix: {ratio:.2}");
-    match ours.peak_memory_kib {
-        Some(kib) => println!(
-            "  InboxGrove peak memory (VmHWM): {:.1} MiB",
-            f64::from(u32::try_from(kib).unwrap_or(u32::MAX)) / 1024.0
-        ),
-        None => println!("  InboxGrove peak memory: unknown"),
+    println!("Submission to delivery, {} messages of {SIZE} bytes, {SESSIONS} sessions, {cores} cores:", messages());
+    if let Some(ours) = ours {
+        println!(
+            "  InboxGrove (STARTTLS, AUTH, DKIM RSA, fsync per 250): {:8.1} messages/s ({} in {:.2} s)",
+            ours.rate(),
+            ours.delivered,
+            ours.seconds
+        );
+        match ours.peak_memory_kib {
+            Some(kib) => println!("  InboxGrove peak memory (VmHWM): {:.1} MiB", kib_as_mib(kib)),
+            None => println!("  InboxGrove peak memory: unknown"),
+        }
+    }
+    if let Some(postfix) = postfix {
+        println!(
+            "  Postfix (plain SMTP, no AUTH, no signing):          {:8.1} messages/s ({} in {:.2} s)",
+            postfix.rate(),
+            postfix.delivered,
+            postfix.seconds
+        );
     }
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
-    println!("  target ≥ {TARGET_RATE} messages/s: {}", met(ours.rate() >= TARGET_RATE));
-    println!("  target ≥ {TARGET_RATIO} × Postfix: {}", met(ratio >= TARGET_RATIO));
+    if let Some(ours) = ours {
+        println!("  target ≥ {TARGET_RATE} messages/s: {}", met(ours.rate() >= TARGET_RATE));
+    }
+    if let (Some(ours), Some(postfix)) = (ours, postfix) {
+        let ratio = ours.rate() / postfix.rate();
+        println!("  ratio InboxGrove / Postfix: {ratio:.2}");
+        println!("  target ≥ {TARGET_RATIO} × Postfix: {}", met(ratio >= TARGET_RATIO));
+    }
+}
+
+fn kib_as_mib(kib: u64) -> f64 {
+    f64::from(u32::try_from(kib).unwrap_or(u32::MAX)) / 1024.0
 }
 
 /// A child process stopped (SIGKILL) when dropped unless it finished.
@@ -280,6 +301,7 @@ impl Relay {
         let port = free_port(RELAY_IP);
         let config = dir.path().join("conf");
         std::fs::create_dir(&config).expect("conf dir");
+        std::fs::create_dir(dir.path().join("queue")).expect("queue dir");
         let d = dir.path().display();
         let main_cf = [
             "compatibility_level = 3.6".to_string(),
@@ -303,7 +325,8 @@ impl Relay {
         write_settled(&config.join("master.cf"), &master_cf(port));
         let relay = Relay { port, dir };
         let checked = Command::new("postfix").arg("-c").arg(&config).arg("check").output().expect("postfix check");
-        assert!(checked.status.success(), "postfix check: {}", String::from_utf8_lossy(&checked.stderr));
+        let said = format!("{}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
+        assert!(checked.status.success(), "postfix check failed: {said}");
         let daemons = Command::new("postconf").args(["-d", "-h", "daemon_directory"]).output().expect("postconf");
         let master = Path::new(String::from_utf8_lossy(&daemons.stdout).trim()).join("master");
         let started = Command::new(master)

@@ -33,9 +33,14 @@ impl Fixture {
         let dead_dns = format!("[\"127.0.0.1:{}\"]", common::peers::free_port("127.0.0.1"));
         let env = [("INBOXGROVE_DNS__NAMESERVERS", dead_dns.as_str())];
         let appliance = Appliance::start_with(tempfile::tempdir().expect("temp dir"), &env);
-        run_ok(&appliance, &["admin", "create", "--email", "admin@grove.test"], Some(&format!("{}\n", common::PASSWORD)));
+        run_ok(
+            &appliance,
+            &["admin", "create", "--email", "admin@grove.test"],
+            Some(&format!("{}\n", common::PASSWORD)),
+        );
         run_ok(&appliance, &["domain", "add", DOMAIN], None);
-        let created = run_ok(&appliance, &["mailbox", "create", "--domain", DOMAIN, "--count", &count.to_string()], None);
+        let created =
+            run_ok(&appliance, &["mailbox", "create", "--domain", DOMAIN, "--count", &count.to_string()], None);
         let mailboxes: Vec<(String, String)> = created
             .lines()
             .skip(1)
@@ -63,9 +68,13 @@ impl Fixture {
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).expect("begin");
         let mailbox_id: i64 =
             tx.query_row("SELECT id FROM mailboxes WHERE address = ?1", [address], |row| row.get(0)).expect("mailbox");
-        for (name, special_use) in
-            [("INBOX", None), ("Sent", Some("\\Sent")), ("Spam", Some("\\Junk")), ("Trash", Some("\\Trash")), ("Drafts", Some("\\Drafts"))]
-        {
+        for (name, special_use) in [
+            ("INBOX", None),
+            ("Sent", Some("\\Sent")),
+            ("Spam", Some("\\Junk")),
+            ("Trash", Some("\\Trash")),
+            ("Drafts", Some("\\Drafts")),
+        ] {
             tx.execute(
                 "INSERT INTO folders (mailbox_id, name, special_use, uid_validity, uid_next) VALUES (?1, ?2, ?3, ?4, 1) \
                  ON CONFLICT (mailbox_id, name) DO NOTHING",
@@ -74,12 +83,16 @@ impl Fixture {
             .expect("folders");
         }
         let folder_id: i64 = tx
-            .query_row("SELECT id FROM folders WHERE mailbox_id = ?1 AND name = ?2", (mailbox_id, folder), |row| row.get(0))
-            .expect("folder");
-        let uid: i64 = tx
-            .query_row("UPDATE folders SET uid_next = uid_next + 1 WHERE id = ?1 RETURNING uid_next - 1", [folder_id], |row| {
+            .query_row("SELECT id FROM folders WHERE mailbox_id = ?1 AND name = ?2", (mailbox_id, folder), |row| {
                 row.get(0)
             })
+            .expect("folder");
+        let uid: i64 = tx
+            .query_row(
+                "UPDATE folders SET uid_next = uid_next + 1 WHERE id = ?1 RETURNING uid_next - 1",
+                [folder_id],
+                |row| row.get(0),
+            )
             .expect("uid");
         let message_id = raw
             .lines()
@@ -432,9 +445,26 @@ fn idle_is_woken_within_a_second() {
     let ((sender, sender_password), (recipient, _)) = (&fixture.mailboxes[0], &fixture.mailboxes[1]);
     let (server, port) = fixture.appliance.smtp_submission.rsplit_once(':').expect("submission address");
     let swaks = [
-        "swaks", "--server", server, "--port", port, "--tls", "--auth", "PLAIN", "--auth-user", sender,
-        "--auth-password", sender_password, "--from", sender, "--to", recipient, "--header",
-        "Subject: delivered while idling", "--body", "Wake up.",
+        "swaks",
+        "--server",
+        server,
+        "--port",
+        port,
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        sender,
+        "--auth-password",
+        sender_password,
+        "--from",
+        sender,
+        "--to",
+        recipient,
+        "--header",
+        "Subject: delivered while idling",
+        "--body",
+        "Wake up.",
     ]
     .join("\x1f");
     let output = fixture.python("idle_swaks.py", IDLE_CLIENT, 1, &[("WAKE", "swaks".into()), ("SWAKS", swaks)]);

@@ -2,7 +2,8 @@
 //!
 //! - swaks to the inbound port: a local mailbox (also `user+tag@` and `postmaster@`) gets 250 and
 //!   the message is in its INBOX with `Authentication-Results` and `Received` headers; an unknown
-//!   local user gets 550 5.1.1, another domain 554 5.7.1 (never a relay), an oversize message 552.
+//!   local user gets 550 5.1.1, another domain 554 5.7.1 (never a relay), an oversize message 552;
+//!   EHLO offers STARTTLS and no AUTH, and AUTH is refused.
 //! - DMARC through Knot: a failing message from a `p=reject` domain is refused with 550 5.7.1, one
 //!   from a `p=quarantine` domain lands in Spam.
 //! - DKIM: a message the appliance signed (submitted to an external address and captured at a
@@ -256,6 +257,32 @@ fn swaks(args: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// Speaks SMTP line by line: the greeting, then each command's (possibly multi-line) reply.
+fn dialogue(server: &str, commands: &[&str]) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(server).expect("connect to the inbound port");
+    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    let mut read_reply = || {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read a reply line");
+            reply.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return reply;
+            }
+        }
+    };
+    let mut replies = vec![read_reply()];
+    let mut writer = stream;
+    for command in commands {
+        writer.write_all(format!("{command}\r\n").as_bytes()).expect("send a command");
+        replies.push(read_reply());
+    }
+    replies
+}
+
 /// Sends a raw message (CRLF line ends) with swaks to `server`.
 fn send_raw(server: &str, from: &str, to: &str, raw: &str) -> (bool, String) {
     let file = tempfile::NamedTempFile::new().expect("message file");
@@ -355,10 +382,18 @@ fn the_mx_accepts_mail_for_local_mailboxes_only() {
     assert_eq!(inbox.len(), 1, "the message is in the INBOX");
     let results = header_values(&inbox[0].body, "Authentication-Results");
     assert_eq!(results.len(), 1, "{}", inbox[0].body);
-    assert!(results[0].starts_with("mail.grove.test;") && results[0].contains("spf="), "{results:?}");
+    assert!(results[0].starts_with("mail.grove.test; spf="), "{results:?}");
+    assert!(results[0].contains("; dkim=none; dmarc="), "{results:?}");
     let received = header_values(&inbox[0].body, "Received");
     assert!(received[0].contains("by mail.grove.test (InboxGrove) with ESMTPS"), "{received:?}");
     assert!(inbox[0].body.contains("Subject: Hello there"));
+
+    let replies = dialogue(&inbound, &["EHLO client.test", "AUTH PLAIN AGFubgBzZWNyZXQ=", "QUIT"]);
+    assert!(
+        replies[1].contains("STARTTLS") && !replies[1].contains("AUTH"),
+        "EHLO offers STARTTLS, no AUTH: {replies:?}"
+    );
+    assert!(replies[2].starts_with("502 5.5.1"), "AUTH is refused: {replies:?}");
 
     let local_part = ann.split_once('@').expect("address").0;
     for to in [format!("{local_part}+campaign-7@{DOMAIN}"), format!("postmaster@{DOMAIN}")] {

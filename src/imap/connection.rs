@@ -152,11 +152,6 @@ impl Connection {
         self.output.extend_from_slice(&encoded);
     }
 
-    /// How much output is waiting.
-    pub fn pending_output(&self) -> usize {
-        self.output.len()
-    }
-
     /// Sends the queued output.
     pub async fn flush(&mut self) -> Result<(), End> {
         if self.output.is_empty() {
@@ -181,11 +176,6 @@ impl Connection {
     /// Whether part of a message has arrived (so the short timeout applies).
     fn message_in_progress(&self) -> bool {
         self.in_literal || !self.fragmentizer.message_bytes().is_empty()
-    }
-
-    /// Whether input bytes are waiting to be split (pipelined commands).
-    pub fn has_buffered_input(&self) -> bool {
-        self.message_in_progress()
     }
 
     /// The next complete message, reading as needed; between messages the client may stay
@@ -320,7 +310,8 @@ impl Connection {
 
     /// Drops buffered input: after STARTTLS nothing sent in plaintext may count as a command.
     pub fn discard_input(&mut self) {
-        self.fragmentizer = Fragmentizer::new(self.max_literal.saturating_add(u32::try_from(2 * MAX_LINE).unwrap_or(0)));
+        self.fragmentizer =
+            Fragmentizer::new(self.max_literal.saturating_add(u32::try_from(2 * MAX_LINE).unwrap_or(0)));
         self.line_start = 0;
         self.in_literal = false;
         self.refused = false;

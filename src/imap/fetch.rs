@@ -27,7 +27,8 @@ const BATCH: usize = 50;
 
 /// A literal holding `bytes` (a NUL byte, which no IMAP string may hold, becomes a space).
 pub fn literal(bytes: Vec<u8>) -> Literal<'static> {
-    let clean = if bytes.contains(&0) { bytes.into_iter().map(|b| if b == 0 { b' ' } else { b }).collect() } else { bytes };
+    let clean =
+        if bytes.contains(&0) { bytes.into_iter().map(|b| if b == 0 { b' ' } else { b }).collect() } else { bytes };
     Literal::unvalidated(clean)
 }
 
@@ -46,7 +47,9 @@ fn needs_body(name: &MessageDataItemName<'_>) -> bool {
 fn marks_seen(name: &MessageDataItemName<'_>) -> bool {
     matches!(
         name,
-        MessageDataItemName::BodyExt { peek: false, .. } | MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text
+        MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Text
     )
 }
 
@@ -74,7 +77,9 @@ impl Session {
         uid: bool,
     ) -> Result<(), End> {
         let mut names = item_names(items, uid);
-        if names.iter().any(|n| matches!(n, MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }))
+        if names
+            .iter()
+            .any(|n| matches!(n, MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }))
         {
             self.bad(tag, "BINARY is not supported");
             return Ok(());
@@ -89,11 +94,11 @@ impl Session {
         }
         for batch in positions.chunks(BATCH) {
             let uids = self.selected.as_ref().map(|s| s.uids_at(batch)).unwrap_or_default();
-            let loaded = match self.app.store.read(move |conn| imap_ops::bodies(conn, folder_id, &uids, with_body)).await
-            {
-                Ok(loaded) => loaded,
-                Err(e) => return self.internal_error(tag, &e.into()),
-            };
+            let loaded =
+                match self.app.store.read(move |conn| imap_ops::bodies(conn, folder_id, &uids, with_body)).await {
+                    Ok(loaded) => loaded,
+                    Err(e) => return self.internal_error(tag, &e.into()),
+                };
             if sets_seen {
                 self.mark_seen(&loaded).await;
             }
@@ -115,8 +120,10 @@ impl Session {
             .iter()
             .filter_map(|message| {
                 let known = selected.messages.iter().find(|k| i64::from(k.uid) == message.uid)?;
-                (!has_flag(&known.flags, "\\Seen"))
-                    .then(|| MessageFlags { uid: message.uid, flags: apply_store(&known.flags, &StoreType::Add, &[Flag::Seen]) })
+                (!has_flag(&known.flags, "\\Seen")).then(|| MessageFlags {
+                    uid: message.uid,
+                    flags: apply_store(&known.flags, &StoreType::Add, &[Flag::Seen]),
+                })
             })
             .collect();
         if changes.is_empty() {
@@ -327,7 +334,10 @@ mod tests {
             "* 1 FETCH (UID 7 FLAGS (\\Seen) INTERNALDATE \"01-Jan-1970 00:00:00 +0000\" BODY[]<0> {7}\r\nSubject)\r\n"
         );
         let structure = encoded(message_items(&[MessageDataItemName::BodyStructure], &message, ""));
-        assert!(structure.contains("(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 7 1"), "{structure}");
+        assert!(
+            structure.contains("(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 7 1"),
+            "{structure}"
+        );
         let envelope = encoded(message_items(&[MessageDataItemName::Envelope], &message, ""));
         assert!(envelope.contains("ENVELOPE (NIL \"hi\" ((NIL NIL \"a\" \"b.test\"))"), "{envelope}");
         assert_eq!(window(b"abcdef", 4, NonZeroU32::new(10).unwrap()), b"ef");

@@ -82,7 +82,12 @@ impl Session {
     }
 
     /// SELECT (`read_only` false) and EXAMINE.
-    pub(super) async fn select(&mut self, tag: &Tag<'static>, mailbox: &Mailbox<'_>, read_only: bool) -> Result<(), End> {
+    pub(super) async fn select(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'_>,
+        read_only: bool,
+    ) -> Result<(), End> {
         self.selected = None;
         let name = mailbox_name(mailbox);
         let folder = match self.find_folder(&name).await {
@@ -167,11 +172,8 @@ impl Session {
             let Some(mailbox) = response_mailbox(&folder.name) else { continue };
             let items = attributes(folder, &all);
             let delimiter = QuotedChar::try_from(DELIMITER).ok();
-            let data = if lsub {
-                Data::Lsub { items, delimiter, mailbox }
-            } else {
-                Data::List { items, delimiter, mailbox }
-            };
+            let data =
+                if lsub { Data::Lsub { items, delimiter, mailbox } } else { Data::List { items, delimiter, mailbox } };
             self.conn.send(&Response::Data(data));
         }
         self.ok(tag, None, done);

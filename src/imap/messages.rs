@@ -88,7 +88,10 @@ impl Session {
         };
         self.notify_change();
         self.refresh(true).await?;
-        let code = match (u32::try_from(folder.uid_validity).ok().and_then(NonZeroU32::new), u32::try_from(appended.uid).ok().and_then(NonZeroU32::new)) {
+        let code = match (
+            u32::try_from(folder.uid_validity).ok().and_then(NonZeroU32::new),
+            u32::try_from(appended.uid).ok().and_then(NonZeroU32::new),
+        ) {
             (Some(uid_validity), Some(uid)) => Some(Code::AppendUid { uid_validity, uid }),
             _ => None,
         };

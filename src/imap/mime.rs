@@ -13,8 +13,8 @@ use std::borrow::Cow;
 
 use base64::Engine;
 use imap_codec::imap_types::body::{
-    BasicFields, Body, BodyStructure, Disposition, Language, Location, MultiPartExtensionData,
-    SinglePartExtensionData, SpecificFields,
+    BasicFields, Body, BodyStructure, Disposition, Language, Location, MultiPartExtensionData, SinglePartExtensionData,
+    SpecificFields,
 };
 use imap_codec::imap_types::core::{IString, NString, Vec1};
 use imap_codec::imap_types::envelope::{Address, Envelope};
@@ -191,11 +191,11 @@ impl<'a> Parsed<'a> {
         };
         let basic = BasicFields {
             parameter_list: parameters(part),
-            id: nstring(part.content_id().map(|id| if id.starts_with('<') { id.to_string() } else { format!("<{id}>") })),
-            description: nstring(part.content_description().map(str::to_string)),
-            content_transfer_encoding: istring(
-                part.content_transfer_encoding().unwrap_or("7BIT").to_ascii_uppercase(),
+            id: nstring(
+                part.content_id().map(|id| if id.starts_with('<') { id.to_string() } else { format!("<{id}>") }),
             ),
+            description: nstring(part.content_description().map(str::to_string)),
+            content_transfer_encoding: istring(part.content_transfer_encoding().unwrap_or("7BIT").to_ascii_uppercase()),
             size: u32::try_from(body.len()).unwrap_or(u32::MAX),
         };
         BodyStructure::Single {
@@ -309,10 +309,9 @@ fn line_count(body: &[u8]) -> u32 {
 /// The type and subtype, upper case; text/plain when the part has none (RFC 2045 §5.2).
 fn content_type(part: &MessagePart<'_>) -> (String, String) {
     match part.content_type() {
-        Some(ct) => (
-            ct.ctype().to_ascii_uppercase(),
-            ct.subtype().map_or_else(|| "PLAIN".to_string(), str::to_ascii_uppercase),
-        ),
+        Some(ct) => {
+            (ct.ctype().to_ascii_uppercase(), ct.subtype().map_or_else(|| "PLAIN".to_string(), str::to_ascii_uppercase))
+        }
         None if matches!(part.body, PartType::Message(_)) => ("MESSAGE".into(), "RFC822".into()),
         None => ("TEXT".into(), "PLAIN".into()),
     }
@@ -483,9 +482,18 @@ mod tests {
         let parsed = Parsed::parse(MIXED);
         assert!(text(parsed.section(Some(&Section::Header(None)))).ends_with("boundary=\"b1\"\r\n\r\n"));
         assert_eq!(text(parsed.section(Some(&Section::Part(part(&[1]))))), "hello");
-        assert_eq!(text(parsed.section(Some(&Section::Mime(part(&[1]))))), "Content-Type: text/plain; charset=utf-8\r\n\r\n");
-        assert_eq!(text(parsed.section(Some(&Section::Part(part(&[2]))))), "Subject: inner\r\nFrom: c@c.test\r\n\r\ninner body");
-        assert_eq!(text(parsed.section(Some(&Section::Header(Some(part(&[2])))))), "Subject: inner\r\nFrom: c@c.test\r\n\r\n");
+        assert_eq!(
+            text(parsed.section(Some(&Section::Mime(part(&[1]))))),
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        );
+        assert_eq!(
+            text(parsed.section(Some(&Section::Part(part(&[2]))))),
+            "Subject: inner\r\nFrom: c@c.test\r\n\r\ninner body"
+        );
+        assert_eq!(
+            text(parsed.section(Some(&Section::Header(Some(part(&[2])))))),
+            "Subject: inner\r\nFrom: c@c.test\r\n\r\n"
+        );
         assert_eq!(text(parsed.section(Some(&Section::Text(Some(part(&[2])))))), "inner body");
         assert_eq!(text(parsed.section(Some(&Section::Part(part(&[2, 1]))))), "inner body");
         assert!(parsed.section(Some(&Section::Part(part(&[3])))).is_none());

@@ -159,9 +159,12 @@ impl Session {
         uid: bool,
     ) -> Result<(), End> {
         if !charset_supported(charset) {
-            let code = Code::BadCharset { allowed: vec![Charset::try_from("UTF-8").unwrap_or(Charset::Atom(
-                imap_codec::imap_types::core::Atom::unvalidated("UTF-8"),
-            ))] };
+            let code = Code::BadCharset {
+                allowed: vec![
+                    Charset::try_from("UTF-8")
+                        .unwrap_or(Charset::Atom(imap_codec::imap_types::core::Atom::unvalidated("UTF-8"))),
+                ],
+            };
             self.no(tag, Some(code), "Only UTF-8 searches are supported");
             return Ok(());
         }
@@ -180,11 +183,11 @@ impl Session {
         let mut found = Vec::new();
         for batch in live.chunks(BATCH) {
             let uids: Vec<i64> = batch.iter().map(|(_, uid, _)| i64::from(*uid)).collect();
-            let loaded = match self.app.store.read(move |conn| imap_ops::bodies(conn, folder_id, &uids, with_body)).await
-            {
-                Ok(loaded) => loaded,
-                Err(e) => return self.internal_error(tag, &e.into()),
-            };
+            let loaded =
+                match self.app.store.read(move |conn| imap_ops::bodies(conn, folder_id, &uids, with_body)).await {
+                    Ok(loaded) => loaded,
+                    Err(e) => return self.internal_error(tag, &e.into()),
+                };
             for message in &loaded {
                 let Some((seq, uid_value, flags)) = batch.iter().find(|(_, u, _)| i64::from(*u) == message.uid) else {
                     continue;

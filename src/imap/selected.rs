@@ -60,10 +60,8 @@ impl Selected {
 
     /// Brings the view up to date with `current` (the store's list, by UID).
     pub fn sync(&mut self, current: &[MessageFlags], allow_expunge: bool) -> Vec<Update> {
-        let now: HashMap<u32, &str> = current
-            .iter()
-            .filter_map(|m| Some((u32::try_from(m.uid).ok()?, m.flags.as_str())))
-            .collect();
+        let now: HashMap<u32, &str> =
+            current.iter().filter_map(|m| Some((u32::try_from(m.uid).ok()?, m.flags.as_str()))).collect();
         let mut updates = Vec::new();
         for known in &mut self.messages {
             if !now.contains_key(&known.uid) {

@@ -280,8 +280,12 @@ impl Session {
         match body {
             CommandBody::Select { mailbox, .. } => self.select(tag, &mailbox, false).await,
             CommandBody::Examine { mailbox, .. } => self.select(tag, &mailbox, true).await,
-            CommandBody::List { reference, mailbox_wildcard } => self.list(tag, &reference, &mailbox_wildcard, false).await,
-            CommandBody::Lsub { reference, mailbox_wildcard } => self.list(tag, &reference, &mailbox_wildcard, true).await,
+            CommandBody::List { reference, mailbox_wildcard } => {
+                self.list(tag, &reference, &mailbox_wildcard, false).await
+            }
+            CommandBody::Lsub { reference, mailbox_wildcard } => {
+                self.list(tag, &reference, &mailbox_wildcard, true).await
+            }
             CommandBody::Status { mailbox, item_names } => self.status(tag, &mailbox, &item_names).await,
             CommandBody::Create { mailbox } => self.create(tag, &mailbox).await,
             CommandBody::Delete { mailbox } => self.delete(tag, &mailbox).await,
@@ -312,8 +316,12 @@ impl Session {
             CommandBody::Store { sequence_set, kind, response, flags, uid, .. } => {
                 self.store(tag, &sequence_set, &kind, &response, &flags, uid).await
             }
-            CommandBody::Copy { sequence_set, mailbox, uid } => self.copy(tag, &sequence_set, &mailbox, uid, false).await,
-            CommandBody::Move { sequence_set, mailbox, uid } => self.copy(tag, &sequence_set, &mailbox, uid, true).await,
+            CommandBody::Copy { sequence_set, mailbox, uid } => {
+                self.copy(tag, &sequence_set, &mailbox, uid, false).await
+            }
+            CommandBody::Move { sequence_set, mailbox, uid } => {
+                self.copy(tag, &sequence_set, &mailbox, uid, true).await
+            }
             _ => {
                 self.bad(tag, "Command not supported");
                 self.count_error()
@@ -337,11 +345,8 @@ impl Session {
 
     /// The capability list as a response code (sent with a successful login).
     pub(super) fn capability_code(&self) -> Option<Code<'static>> {
-        let caps: Vec<Capability<'static>> = self
-            .capability_text()
-            .split(' ')
-            .filter_map(|cap| Capability::try_from(cap.to_string()).ok())
-            .collect();
+        let caps: Vec<Capability<'static>> =
+            self.capability_text().split(' ').filter_map(|cap| Capability::try_from(cap.to_string()).ok()).collect();
         Vec1::try_from(caps).ok().map(Code::Capability)
     }
 
@@ -455,7 +460,12 @@ impl Session {
         let read = self
             .app
             .store
-            .read(move |conn| Ok::<_, rusqlite::Error>((imap_ops::message_flags(conn, folder_id)?, imap_ops::uid_next(conn, folder_id)?)))
+            .read(move |conn| {
+                Ok::<_, rusqlite::Error>((
+                    imap_ops::message_flags(conn, folder_id)?,
+                    imap_ops::uid_next(conn, folder_id)?,
+                ))
+            })
             .await;
         let (current, uid_next) = match read {
             Ok(read) => read,

@@ -102,11 +102,11 @@ async fn verify_all(app: &App, envelope: Envelope<'_>, raw: &[u8]) -> Verdict {
     };
     let dmarc = authenticator.verify_dmarc(DmarcParameters::new(&message, &dkim, mail_from_domain, &spf)).await;
     let header_from = message.from.first().map(String::as_str).unwrap_or_default();
-    let dkim_part = match dkim.is_empty() {
-        true => ";\r\n\tdkim=none".to_string(),
-        false => {
-            part(hostname, AuthenticationResults::new(hostname).with_dkim_results(&reported_dkim(&dkim), header_from))
-        }
+    let dkim_part = if dkim.is_empty() {
+        ";\r\n\tdkim=none".to_string()
+    } else {
+        let reported = reported_dkim(&dkim);
+        part(hostname, AuthenticationResults::new(hostname).with_dkim_results(&reported, header_from))
     };
     let dmarc_part = part(hostname, AuthenticationResults::new(hostname).with_dmarc_result(&dmarc));
     let failed = matches!(dmarc.result(), DmarcResult::Fail(_));

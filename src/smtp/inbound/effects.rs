@@ -14,7 +14,8 @@
 //!   a message this appliance sent, or its sender is someone the workspace has sent to. Then an
 //!   `auto_reply` or `reply` event; a removal request adds `unsubscribe_request` and suppression.
 //! - Suppression (hard bounce, complaint, removal request) only ever adds an address the workspace
-//!   has sent to, so a forged report cannot put arbitrary addresses on the list.
+//!   has sent to — or, for a removal request, the sender of a reply to a message it sent — so a
+//!   forged report cannot put arbitrary addresses on the list.
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
