@@ -1,9 +1,10 @@
 //! SMTP: one session engine (smtp-proto parsing, TLS, pipelining) with two policies, submission and inbound.
 //!
 //! [`session::Engine`] runs the dialogue and consults a [`policy::Policy`] at each step;
-//! [`submission::Submission`] is the policy of the submission ports. [`start`] binds the
-//! listeners from `[smtp] submission` (STARTTLS) and `[smtp] submissions` (implicit TLS) and
-//! runs an accept loop for each until shutdown: every connection is its own supervised task,
+//! [`submission::Submission`] is the policy of the submission ports and [`inbound::Inbound`] the
+//! policy of the MX. [`start`] binds the listeners from `[smtp] inbound` (the MX, STARTTLS
+//! offered), `[smtp] submission` (STARTTLS) and `[smtp] submissions` (implicit TLS) and runs an
+//! accept loop for each until shutdown: every connection is its own supervised task,
 //! and at most [`MAX_SESSIONS`] run at once (others get 421 and are closed).
 
 pub mod connection;
@@ -33,7 +34,7 @@ use submission::Submission;
 /// The most SMTP sessions open at once, per policy.
 pub const MAX_SESSIONS: usize = 500;
 
-/// Binds the submission listeners (printing where they listen) and starts their accept loops.
+/// Binds the inbound and submission listeners (printing where they listen) and starts their accept loops.
 /// A bind failure fails startup, naming the config key.
 pub async fn start(app: &App) -> anyhow::Result<()> {
     let tls = TlsAcceptor::from(crate::tls::server_config(&app.config)?);
