@@ -10,12 +10,18 @@
 //!    hash disagrees with other verifiers on them; every verifier ignores them anyway);
 //! 5. each distinct body is DKIM-signed with the active key of the From domain when that domain
 //!    belongs to the workspace (on a blocking thread: RSA is slow). Other mail goes unsigned.
+//!    Opening a key (unsealing, parsing, and for RSA the blinding set-up of its first signature)
+//!    costs more than a signature, so a sender of many messages keeps a [`SignerCache`] and calls
+//!    [`prepare_cached`]; the cache is keyed by the sealed key, so a rotated key is a new entry.
 //!
 //! `enqueue` routes each recipient inside the caller's transaction: an address that is a local
 //! mailbox gets the message through the mail store at once (the same path inbound mail takes) and
 //! a `delivered` event; anyone else gets a `queue` row (status `queued`, due now) referencing a
 //! `messages` row that holds the body once, and a `queued` event. Caps and suppression are the
 //! caller's business, checked in the same transaction before calling `enqueue`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{OptionalExtension, Transaction};
 
@@ -74,11 +80,45 @@ impl Prepared {
 struct Signer {
     domain: String,
     selector: String,
-    key: SigningKey,
+    key: Arc<SigningKey>,
 }
 
-/// Finishes and signs a message; see the module doc.
+/// The most keys a [`SignerCache`] holds; past it, it starts again empty.
+const SIGNER_CACHE_LIMIT: usize = 1024;
+
+/// Opened DKIM keys by (algorithm, sealed key); see the module doc.
+#[derive(Default)]
+pub struct SignerCache {
+    keys: Mutex<HashMap<(String, Vec<u8>), Arc<SigningKey>>>,
+}
+
+impl SignerCache {
+    /// The opened key for a sealed one, opening (and remembering) it when new.
+    fn open(&self, app: &App, algorithm: String, sealed: Vec<u8>) -> Result<Arc<SigningKey>> {
+        let entry = (algorithm, sealed);
+        if let Some(key) = self.keys.lock().unwrap_or_else(|e| e.into_inner()).get(&entry) {
+            return Ok(key.clone());
+        }
+        let der = app.keys.open(DKIM_SEAL_CONTEXT, &entry.1)?;
+        let parsed: DkimAlgorithm = entry.0.parse().map_err(|e: dkim::DkimError| Error::Internal(e.to_string()))?;
+        let key = Arc::new(dkim::signing_key(parsed, &der).map_err(|e| Error::Internal(e.to_string()))?);
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= SIGNER_CACHE_LIMIT {
+            keys.clear();
+        }
+        keys.insert(entry, key.clone());
+        Ok(key)
+    }
+}
+
+/// Finishes and signs a message; see the module doc. Opens the signing key afresh: senders of
+/// many messages use [`prepare_cached`].
 pub async fn prepare(app: &App, outgoing: Outgoing) -> Result<Prepared> {
+    prepare_cached(app, &SignerCache::default(), outgoing).await
+}
+
+/// [`prepare`] with keys opened once and kept in `signers`.
+pub async fn prepare_cached(app: &App, signers: &SignerCache, outgoing: Outgoing) -> Result<Prepared> {
     let recipients = check_recipients(&outgoing.recipients)?;
     let raw = to_crlf(&outgoing.raw);
     let facts = HeaderFacts::read(&raw);
@@ -98,7 +138,7 @@ pub async fn prepare(app: &App, outgoing: Outgoing) -> Result<Prepared> {
     let (header, mut body) = ([header, added.as_bytes()].concat(), body.to_vec());
     trim_trailing_blank_lines(&mut body);
 
-    let (list_unsubscribe, signer) = lookup(app, outgoing.workspace_id, facts.from_domain.clone()).await?;
+    let (list_unsubscribe, signer) = lookup(app, signers, outgoing.workspace_id, facts.from_domain.clone()).await?;
     let bodies = if list_unsubscribe && !facts.has_list_unsubscribe {
         recipients
             .into_iter()
@@ -210,7 +250,12 @@ impl HeaderFacts {
 
 /// The workspace's List-Unsubscribe setting and, when the From domain is one of its domains,
 /// its active DKIM key (unsealed).
-async fn lookup(app: &App, workspace: i64, from_domain: Option<String>) -> Result<(bool, Option<Signer>)> {
+async fn lookup(
+    app: &App,
+    signers: &SignerCache,
+    workspace: i64,
+    from_domain: Option<String>,
+) -> Result<(bool, Option<Signer>)> {
     let (enabled, sealed) = app
         .store
         .read(move |conn| {
@@ -224,11 +269,7 @@ async fn lookup(app: &App, workspace: i64, from_domain: Option<String>) -> Resul
         .await?;
     let signer = match sealed {
         Some((domain, (selector, algorithm, sealed))) => {
-            let der = app.keys.open(DKIM_SEAL_CONTEXT, &sealed)?;
-            let algorithm: DkimAlgorithm =
-                algorithm.parse().map_err(|e: dkim::DkimError| Error::Internal(e.to_string()))?;
-            let key = dkim::signing_key(algorithm, &der).map_err(|e| Error::Internal(e.to_string()))?;
-            Some(Signer { domain, selector, key })
+            Some(Signer { domain, selector, key: signers.open(app, algorithm, sealed)? })
         }
         None => None,
     };

@@ -9,4 +9,4 @@ pub mod enqueue;
 pub mod queue;
 pub mod unsubscribe;
 
-pub use enqueue::{Outgoing, Prepared, PreparedBody, enqueue, prepare, send};
+pub use enqueue::{Outgoing, Prepared, PreparedBody, SignerCache, enqueue, prepare, prepare_cached, send};

@@ -33,11 +33,13 @@ pub struct Sender {
 /// The submission policy.
 pub struct Submission {
     app: App,
+    /// DKIM keys opened once for all sessions.
+    signers: mta::SignerCache,
 }
 
 impl Submission {
     pub fn new(app: App) -> Submission {
-        Submission { app }
+        Submission { app, signers: mta::SignerCache::default() }
     }
 
     /// Suppression, then the limits for one more recipient.
@@ -67,7 +69,7 @@ impl Submission {
             recipients,
             raw,
         };
-        let prepared = match mta::prepare(&self.app, outgoing).await {
+        let prepared = match mta::prepare_cached(&self.app, &self.signers, outgoing).await {
             Ok(prepared) => prepared,
             Err(e) => return Refusal::Mta(e).reply(),
         };
