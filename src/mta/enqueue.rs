@@ -182,7 +182,29 @@ pub fn enqueue(tx: &Transaction, prepared: &Prepared, now: i64) -> Result<Vec<i6
             }
         }
     }
+    file_sent_copy(tx, prepared, now)?;
     Ok(queued)
+}
+
+/// Files a copy of what a mailbox sent in its Sent folder when the workspace keeps such copies
+/// (`workspaces.file_sent_copies`, on by default). Bounce notices (an empty reverse path) are
+/// not something the mailbox sent. The copy is the first body: per-recipient bodies differ only
+/// in their List-Unsubscribe headers. An IMAP client that APPENDs the same message to Sent finds
+/// it by Message-ID and leaves one copy.
+fn file_sent_copy(tx: &Transaction, prepared: &Prepared, now: i64) -> Result<()> {
+    let (Some(mailbox), Some(body)) = (prepared.mailbox_id, prepared.bodies.first()) else {
+        return Ok(());
+    };
+    if prepared.mail_from.is_empty() {
+        return Ok(());
+    }
+    let keep: bool = tx
+        .prepare_cached("SELECT file_sent_copies FROM workspaces WHERE id = ?1")?
+        .query_row([prepared.workspace_id], |row| row.get(0))?;
+    if keep {
+        mailstore::deliver(tx, mailbox, "Sent", &body.raw, now)?;
+    }
+    Ok(())
 }
 
 /// [`prepare`], then [`enqueue`] in one write transaction, then wakes the delivery workers.
@@ -569,6 +591,9 @@ mod tests {
             .write(move |tx| {
                 let ids = enqueue(tx, &prepared, now)?;
                 let stored = mailstore::list(tx, 2, "INBOX")?;
+                let sent = mailstore::list(tx, 1, "Sent")?;
+                assert_eq!(sent.len(), 1, "the sender's Sent folder has one copy");
+                assert_eq!(sent[0].message_id, prepared.message_id);
                 let rows: Vec<(String, String, String, i64, i64)> = tx
                     .prepare("SELECT recipient, domain, status, next_attempt_at, message_id FROM queue")?
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
@@ -600,6 +625,24 @@ mod tests {
                 ("queued".to_string(), "Bob@Remote.TEST".to_string(), Some(ids[0])),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn no_sent_copy_when_the_workspace_turns_them_off() {
+        let (_dir, app, _key) = app_with(DkimAlgorithm::Ed25519).await;
+        app.store.write(|tx| tx.execute("UPDATE workspaces SET file_sent_copies = 0", [])).await.unwrap();
+        let raw = "From: ann@a.test\r\nTo: carl@a.test\r\nSubject: x\r\n\r\nhi\r\n";
+        let prepared = prepare(&app, outgoing(raw, &["carl@a.test"])).await.unwrap();
+        let now = app.clock.unix();
+        let sent = app
+            .store
+            .write(move |tx| {
+                enqueue(tx, &prepared, now)?;
+                Ok::<_, Error>(mailstore::list(tx, 1, "Sent")?)
+            })
+            .await
+            .unwrap();
+        assert!(sent.is_empty());
     }
 
     #[tokio::test]
