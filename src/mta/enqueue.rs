@@ -86,10 +86,13 @@ struct Signer {
 /// The most keys a [`SignerCache`] holds; past it, it starts again empty.
 const SIGNER_CACHE_LIMIT: usize = 1024;
 
+/// A sealed key as stored: (algorithm, sealed private key).
+type SealedKey = (String, Vec<u8>);
+
 /// Opened DKIM keys by (algorithm, sealed key); see the module doc.
 #[derive(Default)]
 pub struct SignerCache {
-    keys: Mutex<HashMap<(String, Vec<u8>), Arc<SigningKey>>>,
+    keys: Mutex<HashMap<SealedKey, Arc<SigningKey>>>,
 }
 
 impl SignerCache {
