@@ -13,6 +13,7 @@ pub mod domains;
 pub mod error;
 pub mod events;
 pub mod imap;
+pub mod listener;
 pub mod mailbox;
 pub mod mailstore;
 pub mod mta;

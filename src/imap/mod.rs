@@ -66,30 +66,16 @@ async fn accept_loop(
     security: Security,
     sessions: Arc<Semaphore>,
 ) -> anyhow::Result<()> {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %e, "imap accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = app.shutting_down() => return Ok(()),
-        };
-        let Ok(permit) = sessions.clone().try_acquire_owned() else {
-            tokio::spawn(refuse_busy(tcp, peer, security));
-            continue;
-        };
-        let (session_app, tls) = (app.clone(), tls.clone());
-        app.spawn_supervised("imap session", async move {
-            let _permit = permit;
-            session::serve(session_app, tls, tcp, peer, security).await;
+    let session_app = app.clone();
+    let serve = move |tcp, peer| {
+        let (app, tls) = (session_app.clone(), tls.clone());
+        async move {
+            session::serve(app, tls, tcp, peer, security).await;
             Ok(())
-        });
-    }
+        }
+    };
+    let refuse = move |tcp, peer| refuse_busy(tcp, peer, security);
+    crate::listener::accept_until_shutdown(app, "imap session", listener, sessions, serve, refuse).await
 }
 
 /// Too many sessions: a plaintext client is told so; a TLS client is simply closed.

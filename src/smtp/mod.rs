@@ -84,29 +84,12 @@ async fn accept_loop<P: Policy>(
     security: Security,
     sessions: Arc<Semaphore>,
 ) -> anyhow::Result<()> {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %e, "smtp accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = app.shutting_down() => return Ok(()),
-        };
-        let Ok(permit) = sessions.clone().try_acquire_owned() else {
-            tokio::spawn(refuse_busy(tcp, peer, security));
-            continue;
-        };
+    let serve = move |tcp, peer| {
         let engine = engine.clone();
-        app.spawn_supervised("smtp session", async move {
-            let _permit = permit;
-            engine.serve(tcp, peer, security).await
-        });
-    }
+        async move { engine.serve(tcp, peer, security).await }
+    };
+    let refuse = move |tcp, peer| refuse_busy(tcp, peer, security);
+    crate::listener::accept_until_shutdown(app, "smtp session", listener, sessions, serve, refuse).await
 }
 
 /// Too many sessions: a plaintext client is told so; a TLS client is simply closed.
