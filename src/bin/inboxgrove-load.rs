@@ -205,10 +205,11 @@ async fn run_session(shared: &Shared, session: usize, count: usize) -> anyhow::R
     let mut client = Client::open(shared).await?;
     client.auth_plain(user, password).await?;
     let domain = user.rsplit_once('@').map_or("load.test", |(_, d)| d);
+    let filler = Filler::new(shared.args.size);
     for n in 0..count {
         let message_id = format!("load.{}.{session}.{n}@{domain}", shared.run_id);
         let to = recipient(&shared.args, session * count + n);
-        let message = compose(user, &to, &message_id, &format!("{session}-{n}"), shared.args.size);
+        let message = compose(user, &to, &message_id, &format!("{session}-{n}"), &filler);
         match client.transaction(user, &to, &message).await? {
             Ok(()) => {
                 shared.acknowledged.fetch_add(1, Ordering::Relaxed);
@@ -240,21 +241,35 @@ fn recipient(args: &Args, n: usize) -> String {
     }
 }
 
-/// A message of about `size` bytes, CRLF line ends, lines of [`LINE`] characters.
-fn compose(from: &str, to: &str, message_id: &str, counter: &str, size: usize) -> String {
-    let mut message = format!(
+/// A message of about `size` bytes: headers, then lines of [`LINE`] characters (`filler`).
+fn compose(from: &str, to: &str, message_id: &str, counter: &str, filler: &Filler) -> String {
+    let headers = format!(
         "From: <{from}>\r\nTo: <{to}>\r\nSubject: load test {counter}\r\nMessage-ID: <{message_id}>\r\n\
          X-Load-Counter: {counter}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
     );
-    let pattern: Vec<char> = "the quick brown fox jumps over the lazy dog 0123456789 ".chars().collect();
-    let mut line_number = 0;
-    while message.len() + LINE + 2 <= size {
-        let line: String = (0..LINE).map(|i| pattern[(i + line_number) % pattern.len()]).collect();
-        message.push_str(&line);
-        message.push_str("\r\n");
-        line_number += 1;
-    }
+    let lines = filler.size.saturating_sub(headers.len()) / (LINE + 2);
+    let mut message = String::with_capacity(filler.size + LINE);
+    message.push_str(&headers);
+    message.push_str(&filler.text[..lines * (LINE + 2)]);
     message
+}
+
+/// Body lines enough for a message of `size` bytes, made once.
+struct Filler {
+    size: usize,
+    text: String,
+}
+
+impl Filler {
+    fn new(size: usize) -> Filler {
+        let pattern: Vec<char> = "the quick brown fox jumps over the lazy dog 0123456789 ".chars().collect();
+        let mut text = String::with_capacity(size + LINE);
+        for line_number in 0..=size / (LINE + 2) {
+            text.extend((0..LINE).map(|i| pattern[(i + line_number) % pattern.len()]));
+            text.push_str("\r\n");
+        }
+        Filler { size, text }
+    }
 }
 
 impl Client {

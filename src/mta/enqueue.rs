@@ -13,6 +13,7 @@
 //!    Opening a key (unsealing, parsing, and for RSA the blinding set-up of its first signature)
 //!    costs more than a signature, so a sender of many messages keeps a [`SignerCache`] and calls
 //!    [`prepare_cached`]; the cache is keyed by the sealed key, so a rotated key is a new entry.
+//!    It also lets only one signature per core run at a time.
 //!
 //! `enqueue` routes each recipient inside the caller's transaction: an address that is a local
 //! mailbox gets the message through the mail store at once (the same path inbound mail takes) and
@@ -86,13 +87,22 @@ struct Signer {
 /// The most keys a [`SignerCache`] holds; past it, it starts again empty.
 const SIGNER_CACHE_LIMIT: usize = 1024;
 
-/// A sealed key as stored: (algorithm, sealed private key).
+/// A DKIM key as stored: its algorithm and its sealed private key.
 type SealedKey = (String, Vec<u8>);
 
 /// Opened DKIM keys by (algorithm, sealed key); see the module doc.
-#[derive(Default)]
 pub struct SignerCache {
     keys: Mutex<HashMap<SealedKey, Arc<SigningKey>>>,
+    /// Signatures computed at once: one per core. More would only share the cores among more
+    /// threads and starve the ones that serve connections and commit.
+    signing: tokio::sync::Semaphore,
+}
+
+impl Default for SignerCache {
+    fn default() -> SignerCache {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        SignerCache { keys: Mutex::default(), signing: tokio::sync::Semaphore::new(cores) }
+    }
 }
 
 impl SignerCache {
@@ -154,7 +164,7 @@ pub async fn prepare_cached(app: &App, signers: &SignerCache, outgoing: Outgoing
     } else {
         vec![PreparedBody { raw: join(&header, b"", &body), recipients }]
     };
-    let bodies = sign_all(signer, bodies).await?;
+    let bodies = sign_all(signers, signer, bodies).await?;
     Ok(Prepared {
         workspace_id: outgoing.workspace_id,
         mailbox_id: outgoing.mailbox_id,
@@ -281,17 +291,14 @@ async fn lookup(
     workspace: i64,
     from_domain: Option<String>,
 ) -> Result<(bool, Option<Signer>)> {
-    let (enabled, sealed) = app
-        .store
-        .read(move |conn| {
-            let enabled = unsubscribe::enabled(conn, workspace)?;
-            let sealed = match from_domain {
-                Some(domain) => active_key(conn, workspace, &domain)?.map(|key| (domain, key)),
-                None => None,
-            };
-            Ok::<_, Error>((enabled, sealed))
-        })
-        .await?;
+    let (enabled, sealed) = app.store.read_quick(|conn| {
+        let enabled = unsubscribe::enabled(conn, workspace)?;
+        let sealed = match from_domain {
+            Some(domain) => active_key(conn, workspace, &domain)?.map(|key| (domain, key)),
+            None => None,
+        };
+        Ok::<_, Error>((enabled, sealed))
+    })?;
     let signer = match sealed {
         Some((domain, (selector, algorithm, sealed))) => {
             Some(Signer { domain, selector, key: signers.open(app, algorithm, sealed)? })
@@ -314,10 +321,15 @@ fn active_key(conn: &rusqlite::Connection, workspace: i64, domain: &str) -> Resu
 }
 
 /// Prepends a DKIM signature to every body (on a blocking thread), when there is a key.
-async fn sign_all(signer: Option<Signer>, bodies: Vec<PreparedBody>) -> Result<Vec<PreparedBody>> {
+async fn sign_all(
+    signers: &SignerCache,
+    signer: Option<Signer>,
+    bodies: Vec<PreparedBody>,
+) -> Result<Vec<PreparedBody>> {
     let Some(signer) = signer else {
         return Ok(bodies);
     };
+    let _turn = signers.signing.acquire().await.map_err(|e| Error::Internal(format!("signing closed: {e}")))?;
     tokio::task::spawn_blocking(move || {
         bodies
             .into_iter()

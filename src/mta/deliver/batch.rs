@@ -7,7 +7,9 @@
 //!    A connection that cannot be opened gives its failure to every row of the group.
 //! 3. Over the connection, one message at a time: recipients over the domain's per-minute limit
 //!    are postponed (no attempt counted), the others get MAIL / RCPT / DATA, and the replies
-//!    are recorded (`record.rs`) before the next message.
+//!    are recorded (`record.rs`) by a task of their own while the next message is sent; the
+//!    batch ends only once every record is committed (so the worker never puts back a row
+//!    whose outcome is on its way to the database).
 //! 4. If the connection breaks, or the appliance is stopping, the messages not yet tried go
 //!    back to the queue as they were, due at once.
 
@@ -15,6 +17,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use mail_send::Credentials;
+use tokio::task::JoinSet;
 
 use crate::error::Error;
 
@@ -133,22 +136,43 @@ async fn over_one_connection(
             return Ok(());
         }
     };
+    let mut recording = JoinSet::new();
     let mut jobs = jobs.into_iter();
+    let mut sent = Ok(());
     while let Some(job) = jobs.next() {
         if !session.usable() || *worker.app.shutdown.borrow() {
             let untried: Vec<i64> = std::iter::once(job).chain(jobs).flat_map(|j| j.rows).map(|r| r.id).collect();
             let now = worker.app.clock.unix();
-            worker.app.store.write(move |tx| queue::release(tx, &untried, now, now)).await?;
+            let released = worker.app.store.write(move |tx| queue::release(tx, &untried, now, now)).await;
+            sent = released.map(|_| ()).map_err(Error::from);
             break;
         }
-        send_job(worker, domain, &mut session, job).await?;
+        if let Err(e) = send_job(worker, domain, &mut session, job, &mut recording).await {
+            sent = Err(e);
+            break;
+        }
     }
     session.close().await;
-    Ok(())
+    let mut recorded = Ok(());
+    while let Some(done) = recording.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => recorded = Err(e),
+            Err(e) => recorded = Err(Error::Internal(format!("recording a delivery failed: {e}"))),
+        }
+    }
+    sent.and(recorded)
 }
 
-/// Sends one message to its rows that the per-minute limit allows, and records the replies.
-async fn send_job(worker: &Worker, domain: &str, session: &mut Session, job: Job) -> Result<(), Error> {
+/// Sends one message to its rows that the per-minute limit allows; its replies are recorded by
+/// a task added to `recording`.
+async fn send_job(
+    worker: &Worker,
+    domain: &str,
+    session: &mut Session,
+    job: Job,
+    recording: &mut JoinSet<Result<(), Error>>,
+) -> Result<(), Error> {
     let now = worker.app.clock.unix();
     let mut allowed = Vec::with_capacity(job.rows.len());
     let mut postponed = Vec::new();
@@ -174,13 +198,15 @@ async fn send_job(worker: &Worker, domain: &str, session: &mut Session, job: Job
         return Ok(());
     }
     let message_id = job.envelope.id;
-    let Some(body) = worker.app.store.read(move |conn| queue::body(conn, message_id)).await? else {
+    let Some(body) = worker.app.store.read_quick(|conn| queue::body(conn, message_id))? else {
         return Ok(()); // deleted meanwhile; its rows went with it
     };
     let recipients: Vec<String> = allowed.iter().map(|r| r.recipient.clone()).collect();
     let replies = session.send(&job.envelope.mail_from, &recipients, &body).await;
     let outcomes = allowed.into_iter().zip(replies).collect();
-    record::record(&worker.app, &job.envelope.mail_from, outcomes, session.security_note()).await
+    let (app, mail_from, note) = (worker.app.clone(), job.envelope.mail_from, session.security_note());
+    recording.spawn(async move { record::record(&app, &mail_from, outcomes, note).await });
+    Ok(())
 }
 
 /// Gives every row of a job the same failure.

@@ -7,9 +7,13 @@
 //! 2. for each destination domain with due rows, while a connection permit is free (the global
 //!    `delivery.concurrency` and the domain's `connections`), it claims a batch of up to
 //!    [`queue::BATCH`] rows of that domain and spawns a task that delivers it over one connection
-//!    (`batch.rs`); the task holds the permit until it ends;
+//!    (`batch.rs`); the task holds the permit until it ends. A task whose batch was full claims
+//!    the next batch of the same domain itself (at most [`BATCHES_PER_PERMIT`] in a row), so a
+//!    long queue for one destination keeps its connections busy without a round per batch;
 //! 3. it sleeps until the next row is due (from the database, at most [`TICK`]), a wakeup, a
-//!    batch finishing, or shutdown.
+//!    batch finishing, or shutdown. Rounds are spaced by at least [`MIN_PAUSE`] and by ten times
+//!    the last round's duration (a round reads every due row), so a stream of wakeups (one per
+//!    submitted message) costs the scheduler at most about a tenth of its time.
 //!
 //! Every batch task is watched: whether it succeeds, fails or panics, rows it left `in_flight`
 //! go back to the queue afterwards (after [`FAILED_BATCH_PAUSE`], so a failing batch cannot
@@ -54,6 +58,10 @@ const ERROR_PAUSE: Duration = Duration::from_secs(5);
 const MIN_PAUSE: Duration = Duration::from_millis(50);
 /// The most destination domains looked at per round.
 const DOMAINS_PER_ROUND: usize = 1000;
+/// The most batches one task delivers before giving its permit back to the scheduler.
+pub const BATCHES_PER_PERMIT: usize = 20;
+/// The longest wait between rounds imposed by a slow round.
+const MAX_ROUND_GAP: Duration = Duration::from_secs(1);
 
 /// Starts the delivery scheduler (supervised; it stops on shutdown).
 pub fn start(app: &App) -> anyhow::Result<()> {
@@ -99,14 +107,26 @@ impl Worker {
         if recovered > 0 {
             tracing::warn!(rows = recovered, "queue rows left in flight by the last run are queued again");
         }
+        let mut gap = Duration::ZERO;
+        let mut last_round: Option<std::time::Instant> = None;
         loop {
+            if let Some(wait) = last_round.and_then(|at| gap.checked_sub(at.elapsed())) {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.app.shutting_down() => break,
+                }
+            }
             let wakeup = self.app.wakeup.notified();
             tokio::pin!(wakeup);
             wakeup.as_mut().enable();
             if *self.app.shutdown.borrow() {
                 break;
             }
-            let pause = match self.round().await {
+            let started = std::time::Instant::now();
+            let round = self.round().await;
+            gap = started.elapsed().saturating_mul(10).clamp(MIN_PAUSE, MAX_ROUND_GAP);
+            last_round = Some(started);
+            let pause = match round {
                 Ok(pause) => pause,
                 Err(e) => {
                     tracing::error!(error = %e, "delivery round failed");
@@ -158,12 +178,13 @@ impl Worker {
         Ok(pause(now, next_due, blocked))
     }
 
-    /// Runs a batch in its own task, watched (see the module doc).
+    /// Runs a batch (and the batches that follow it, see the module doc) in its own task, watched.
     fn spawn_batch(self: &Arc<Self>, batch: Batch, permit: Permit) {
-        let ids: Vec<i64> = batch.rows.iter().map(|row| row.id).collect();
+        let current = Arc::new(std::sync::Mutex::new(batch.rows.iter().map(|row| row.id).collect::<Vec<i64>>()));
         let domain = batch.domain.clone();
         let worker = self.clone();
-        let task = tokio::spawn(async move { batch::deliver(&worker, batch).await });
+        let claimed = current.clone();
+        let task = tokio::spawn(async move { worker.deliver_in_turn(batch, &claimed).await });
         let worker = self.clone();
         tokio::spawn(async move {
             match task.await {
@@ -171,6 +192,7 @@ impl Worker {
                 Ok(Err(e)) => tracing::error!(%domain, error = %e, "delivery batch failed"),
                 Err(e) => tracing::error!(%domain, error = %e, "delivery batch panicked"),
             }
+            let ids = std::mem::take(&mut *current.lock().unwrap_or_else(|e| e.into_inner()));
             let now = worker.app.clock.unix();
             let due = now + FAILED_BATCH_PAUSE;
             match worker.app.store.write(move |tx| queue::release(tx, &ids, due, now)).await {
@@ -181,6 +203,31 @@ impl Worker {
             drop(permit);
             worker.finished.notify_one();
         });
+    }
+}
+
+impl Worker {
+    /// Delivers `batch`, then, while batches come full and the appliance runs, claims and
+    /// delivers the next one of the same domain. `current` holds the ids of the batch in hand,
+    /// for the watcher to put back if the task fails.
+    async fn deliver_in_turn(&self, mut batch: Batch, current: &std::sync::Mutex<Vec<i64>>) -> Result<(), Error> {
+        for _ in 1..BATCHES_PER_PERMIT {
+            let (domain, full) = (batch.domain.clone(), batch.rows.len() == queue::BATCH);
+            batch::deliver(self, batch).await?;
+            if !full || *self.app.shutdown.borrow() {
+                return Ok(());
+            }
+            let now = self.app.clock.unix();
+            let (claim_domain, lease_until) = (domain.clone(), now + self.lease_seconds());
+            let rows =
+                self.app.store.write(move |tx| queue::claim(tx, &claim_domain, now, lease_until, queue::BATCH)).await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            *current.lock().unwrap_or_else(|e| e.into_inner()) = rows.iter().map(|row| row.id).collect();
+            batch = Batch { domain, rows };
+        }
+        batch::deliver(self, batch).await
     }
 }
 

@@ -71,7 +71,9 @@ pub fn due_domains(conn: &Connection, now: i64, limit: usize) -> rusqlite::Resul
     .collect()
 }
 
-/// Claims up to `limit` due rows of `domain`, oldest due first.
+/// Claims up to `limit` due rows of `domain`, oldest due first. Each status is read in the order
+/// of the `queue_due` index and stops at `limit`, so a claim costs the same however long the
+/// queue is (one `status IN (...)` scan would sort every due row).
 pub fn claim(
     conn: &Connection,
     domain: &str,
@@ -83,8 +85,15 @@ pub fn claim(
     let mut rows: Vec<Claimed> = conn
         .prepare_cached(
             "UPDATE queue SET status = 'in_flight', lease_until = ?3, updated_at = ?2 WHERE id IN (\
-               SELECT id FROM queue WHERE domain = ?1 AND status IN ('queued', 'deferred') \
-               AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?4) \
+               SELECT id FROM (\
+                 SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM queue \
+                   WHERE status = 'queued' AND domain = ?1 AND next_attempt_at <= ?2 \
+                   ORDER BY next_attempt_at, id LIMIT ?4) \
+                 UNION ALL \
+                 SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM queue \
+                   WHERE status = 'deferred' AND domain = ?1 AND next_attempt_at <= ?2 \
+                   ORDER BY next_attempt_at, id LIMIT ?4)) \
+               ORDER BY next_attempt_at, id LIMIT ?4) \
              RETURNING id, message_id, workspace_id, mailbox_id, recipient, domain, attempts, created_at",
         )?
         .query_map((domain, now, lease_until, limit), |row| {

@@ -11,8 +11,12 @@
 //!
 //! Sending: per message `MAIL FROM`, `RCPT TO` per recipient (each refusal is that recipient's
 //! reply), then `DATA` if anyone was accepted (its reply applies to all accepted). Messages after
-//! the first are preceded by `RSET`. Any error that is not an SMTP reply (I/O, timeout, garbage)
-//! breaks the session: its recipients get a temporary failure and the caller stops using it.
+//! the first are preceded by `RSET`. When the server offers PIPELINING (RFC 2920) the commands
+//! up to `DATA` go in one write and their replies are read together; the message follows only
+//! after a 354 while some recipient was accepted (a 354 with no recipient accepted breaks the
+//! session rather than sending an empty message). Any error that is not an SMTP reply (I/O,
+//! timeout, garbage) breaks the session: its recipients get a temporary failure and the caller
+//! stops using it.
 //!
 //! Egress: with `delivery.source_ips` set, a connection is bound to one of them, picked stably
 //! by the sending domain (FNV-1a hash of the domain modulo the addresses of the target's family),
@@ -27,7 +31,7 @@ use std::time::Duration;
 
 use mail_send::smtp::message::Parameters;
 use mail_send::{Credentials, SmtpClient};
-use smtp_proto::{EXT_START_TLS, EhloResponse};
+use smtp_proto::{EXT_PIPELINING, EXT_START_TLS, EhloResponse};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
@@ -35,6 +39,9 @@ use tokio_rustls::client::TlsStream;
 use super::classify::{Reply, Stage};
 use super::route::Target;
 use super::tls::Connectors;
+
+/// A server's reply as smtp-proto parses it.
+type Response = smtp_proto::Response<String>;
 
 /// The port on which a smarthost speaks TLS from the first byte.
 const IMPLICIT_TLS_PORT: u16 = 465;
@@ -143,6 +150,8 @@ pub struct Session {
     note: Option<String>,
     used: bool,
     broken: bool,
+    /// Whether the server offered PIPELINING.
+    pipelining: bool,
 }
 
 /// Why a target could not be used.
@@ -216,7 +225,7 @@ async fn open(
         }
         _ => plain_then_starttls(client, target, settings, starttls).await?,
     };
-    let mut session = Session { client, remote, tls, note: None, used: false, broken: false };
+    let mut session = Session { client, remote, tls, note: None, used: false, broken: false, pipelining: false };
     let ehlo = match ehlo {
         Some(ehlo) => ehlo,
         // A failure right after the handshake is a TLS failure too (plaintext may still work).
@@ -225,6 +234,7 @@ async fn open(
             e => tls_error(e, &session.remote),
         })?,
     };
+    session.pipelining = ehlo.has_capability(EXT_PIPELINING);
     if let Security::Smarthost { credentials: Some(credentials) } = &settings.security {
         session.client.authenticate(credentials, &ehlo).await.map_err(|e| {
             let reply = failure(e, &session.remote, Stage::Connect);
@@ -337,6 +347,9 @@ impl Session {
 
     /// Sends `body` from `mail_from` to `recipients`; one reply per recipient, in order.
     pub async fn send(&mut self, mail_from: &str, recipients: &[String], body: &[u8]) -> Vec<Reply> {
+        if self.pipelining {
+            return self.send_pipelined(mail_from, recipients, body).await;
+        }
         let all = |reply: Reply| vec![reply; recipients.len()];
         if self.used
             && let Err(e) = self.client.rset().await
@@ -370,6 +383,67 @@ impl Session {
         refused.into_iter().map(|r| r.unwrap_or_else(|| data_reply.clone())).collect()
     }
 
+    /// [`Session::send`] with the commands up to DATA in one write (see the module doc).
+    async fn send_pipelined(&mut self, mail_from: &str, recipients: &[String], body: &[u8]) -> Vec<Reply> {
+        let all = |reply: Reply| vec![reply; recipients.len()];
+        let mut commands = Vec::with_capacity(recipients.len() + 3);
+        if self.used {
+            commands.push("RSET\r\n".to_string());
+        }
+        self.used = true;
+        commands.push(format!("MAIL FROM:<{mail_from}>\r\n"));
+        commands.extend(recipients.iter().map(|r| format!("RCPT TO:<{r}>\r\n")));
+        commands.push("DATA\r\n".to_string());
+        let responses = match self.client.cmds(&commands).await {
+            Ok(responses) => responses,
+            Err(e) => return all(self.fail(e, Stage::MailFrom)),
+        };
+        let mut responses = responses.into_iter();
+        if commands[0].starts_with("RSET")
+            && let Some(rset) = responses.next()
+            && !(200..300).contains(&rset.code)
+        {
+            self.broken = true;
+            return all(Reply::from_response(&rset, Some(&self.remote), Stage::MailFrom));
+        }
+        let (Some(mail), rcpts, Some(data)) = split_replies(responses, recipients.len()) else {
+            self.broken = true;
+            return all(Reply::local("4.4.2", format!("{} sent too few replies", self.remote)));
+        };
+        if !(200..300).contains(&mail.code) {
+            if data.code == 354 {
+                self.broken = true;
+            }
+            return all(Reply::from_response(&mail, Some(&self.remote), Stage::MailFrom));
+        }
+        let refused: Vec<Option<Reply>> = rcpts
+            .iter()
+            .map(|r| {
+                (!(200..300).contains(&r.code)).then(|| Reply::from_response(r, Some(&self.remote), Stage::RcptTo))
+            })
+            .collect();
+        let any_accepted = refused.iter().any(Option::is_none);
+        if data.code != 354 || !any_accepted {
+            if data.code == 354 {
+                // DATA was accepted without a recipient: end the session rather than send.
+                self.broken = true;
+            }
+            let data_reply = Reply::from_response(&data, Some(&self.remote), Stage::Data);
+            return refused.into_iter().map(|r| r.unwrap_or_else(|| data_reply.clone())).collect();
+        }
+        let finished = tokio::time::timeout(self.client.timeout, async {
+            self.client.write_message(without_final_crlf(body)).await?;
+            self.client.read().await
+        })
+        .await
+        .unwrap_or(Err(mail_send::Error::Timeout));
+        let data_reply = match finished {
+            Ok(response) => Reply::from_response(&response, Some(&self.remote), Stage::Data),
+            Err(e) => self.fail(e, Stage::Data),
+        };
+        refused.into_iter().map(|r| r.unwrap_or_else(|| data_reply.clone())).collect()
+    }
+
     /// Says QUIT (politely, briefly) and closes.
     pub async fn close(self) {
         if !self.broken {
@@ -383,6 +457,17 @@ impl Session {
         }
         failure(error, &self.remote, stage)
     }
+}
+
+/// The pipelined replies: MAIL's, one per recipient, DATA's (`None`s when some are missing).
+fn split_replies(
+    mut responses: impl Iterator<Item = Response>,
+    recipients: usize,
+) -> (Option<Response>, Vec<Response>, Option<Response>) {
+    let mail = responses.next();
+    let rcpts: Vec<_> = responses.by_ref().take(recipients).collect();
+    let data = responses.next();
+    if rcpts.len() < recipients { (mail, rcpts, None) } else { (mail, rcpts, data) }
 }
 
 /// mail-send ends DATA with CRLF.CRLF itself; dropping the body's own final CRLF keeps the

@@ -1,7 +1,8 @@
 //! In-process tests of `session.rs` against a small SMTP server on loopback: opportunistic
 //! STARTTLS with a self-signed certificate, the plaintext fallback after a failed handshake (and
 //! the deferral when fallback is off), per-recipient refusals, RSET between messages on one
-//! connection, and the smarthost's verified TLS and AUTH. (Real peers — Postfix, aiosmtpd — are
+//! connection, PIPELINING (against a server that answers nothing before DATA), and the
+//! smarthost's verified TLS and AUTH. (Real peers — Postfix, aiosmtpd — are
 //! exercised by tests/delivery.rs.)
 
 use std::net::IpAddr;
@@ -27,6 +28,9 @@ enum Tls {
     SelfSigned,
     /// "220", then garbage instead of a handshake.
     Broken,
+    /// Like `SelfSigned`, then PIPELINING offered, and no reply to RSET, MAIL or RCPT sent
+    /// before DATA arrives (a client that waits for each reply would hang).
+    Pipelining,
 }
 
 /// What the server saw: one line per command, prefixed "tls " once encrypted.
@@ -50,7 +54,7 @@ async fn server_with(tls: Tls, certificate: rcgen::CertifiedKey<rcgen::KeyPair>)
             tokio::spawn(async move {
                 let mut reader = BufReader::new(stream);
                 reader.get_mut().write_all(b"220 mx.tls.test ESMTP\r\n").await.unwrap();
-                if dialogue(&mut reader, &seen, "", true).await == Some(()) {
+                if dialogue(&mut reader, &seen, "", true, false).await == Some(()) {
                     let mut stream = reader.into_inner();
                     stream.write_all(b"220 go ahead\r\n").await.unwrap();
                     if tls == Tls::Broken {
@@ -58,7 +62,8 @@ async fn server_with(tls: Tls, certificate: rcgen::CertifiedKey<rcgen::KeyPair>)
                         return;
                     }
                     let Ok(encrypted) = acceptor.accept(stream).await else { return };
-                    dialogue(&mut BufReader::new(encrypted), &seen, "tls ", false).await;
+                    let pipelining = tls == Tls::Pipelining;
+                    dialogue(&mut BufReader::new(encrypted), &seen, "tls ", false, pipelining).await;
                 }
             });
         }
@@ -73,8 +78,10 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
     seen: &Transcript,
     prefix: &str,
     offer_tls: bool,
+    pipelining: bool,
 ) -> Option<()> {
     let mut line = String::new();
+    let mut held: Vec<u8> = Vec::new();
     loop {
         line.clear();
         if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -84,7 +91,13 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
         seen.lock().unwrap().push(format!("{prefix}{command}"));
         let upper = command.to_ascii_uppercase();
         let reply: &[u8] = if upper.starts_with("EHLO") {
-            if offer_tls { b"250-mx.tls.test\r\n250 STARTTLS\r\n" } else { b"250-mx.tls.test\r\n250 AUTH PLAIN\r\n" }
+            if offer_tls {
+                b"250-mx.tls.test\r\n250 STARTTLS\r\n"
+            } else if pipelining {
+                b"250-mx.tls.test\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n"
+            } else {
+                b"250-mx.tls.test\r\n250 AUTH PLAIN\r\n"
+            }
         } else if upper.starts_with("AUTH ") {
             b"235 2.7.0 authenticated\r\n"
         } else if upper == "STARTTLS" {
@@ -92,11 +105,14 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
         } else if upper.starts_with("RCPT TO:<NOBODY@") {
             b"550 5.1.1 no such user\r\n"
         } else if upper == "DATA" {
-            reader.get_mut().write_all(b"354 go on\r\n").await.ok()?;
+            held.extend_from_slice(b"354 go on\r\n");
+            reader.get_mut().write_all(&std::mem::take(&mut held)).await.ok()?;
             let mut body = String::new();
             while body != ".\r\n" {
                 body.clear();
-                reader.read_line(&mut body).await.ok()?;
+                if reader.read_line(&mut body).await.ok()? == 0 {
+                    return None;
+                }
             }
             b"250 2.0.0 queued\r\n"
         } else if upper == "QUIT" {
@@ -105,6 +121,11 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
         } else {
             b"250 2.0.0 ok\r\n"
         };
+        let envelope = ["RSET", "MAIL", "RCPT"].iter().any(|c| upper.starts_with(c));
+        if pipelining && envelope {
+            held.extend_from_slice(reply);
+            continue;
+        }
         reader.get_mut().write_all(reply).await.ok()?;
     }
 }
@@ -169,6 +190,49 @@ async fn opportunistic_tls_accepts_a_self_signed_certificate() {
             "RCPT TO:<carl@tls.test>",
             "DATA",
             "QUIT",
+        ],
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_pipelining_the_envelope_goes_in_one_write_and_replies_are_matched() {
+    let connectors = Connectors::new().unwrap();
+    let (target, transcript) = server(Tls::Pipelining).await;
+    let mut session = connect(&[target], &settings(&connectors, false)).await.expect("a TLS session");
+    let replies = session
+        .send("ann@grove.test", &["bob@tls.test".into(), "nobody@tls.test".into()], b"Subject: hi\r\n\r\nhi\r\n")
+        .await;
+    assert_eq!(replies[0].describe(), "250 2.0.0 queued");
+    assert_eq!(replies[1].describe(), "550 5.1.1 no such user");
+    let again = session.send("ann@grove.test", &["carl@tls.test".into()], b"Subject: two\r\n\r\n2\r\n").await;
+    assert_eq!(again[0].describe(), "250 2.0.0 queued");
+    assert!(session.usable());
+
+    // This server says 354 even when no recipient was accepted: nothing is sent, the session ends.
+    let none = session.send("ann@grove.test", &["nobody@tls.test".into()], b"Subject: 3\r\n\r\n3\r\n").await;
+    assert_eq!(none[0].describe(), "550 5.1.1 no such user");
+    assert!(!session.usable());
+    session.close().await;
+
+    let seen = transcript.lock().unwrap().clone();
+    let after_tls: Vec<&str> = seen.iter().filter_map(|l| l.strip_prefix("tls ")).collect();
+    assert_eq!(
+        after_tls,
+        [
+            "EHLO mail.grove.test",
+            "MAIL FROM:<ann@grove.test>",
+            "RCPT TO:<bob@tls.test>",
+            "RCPT TO:<nobody@tls.test>",
+            "DATA",
+            "RSET",
+            "MAIL FROM:<ann@grove.test>",
+            "RCPT TO:<carl@tls.test>",
+            "DATA",
+            "RSET",
+            "MAIL FROM:<ann@grove.test>",
+            "RCPT TO:<nobody@tls.test>",
+            "DATA",
         ],
         "{seen:?}"
     );

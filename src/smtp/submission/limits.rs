@@ -12,7 +12,7 @@
 
 use std::str::FromStr;
 
-use chrono::DateTime;
+use chrono::{DateTime, Datelike};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension};
 
@@ -82,7 +82,8 @@ fn sending(conn: &Connection, mailbox_id: i64) -> Result<Sending, Refusal> {
 
 /// The day `now` falls on in `zone`, as `send_counts.day` stores it.
 pub fn local_day(zone: Tz, now: i64) -> String {
-    DateTime::from_timestamp(now, 0).unwrap_or_default().with_timezone(&zone).format("%Y-%m-%d").to_string()
+    let day = DateTime::from_timestamp(now, 0).unwrap_or_default().with_timezone(&zone).date_naive();
+    format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day())
 }
 
 /// Whether the mailbox may send to `adding` more recipients now.

@@ -49,14 +49,13 @@ impl Submission {
         let (to, now) = (to.to_string(), self.app.clock.unix());
         self.app
             .store
-            .read(move |conn| {
+            .read_quick(|conn| {
                 if let Some(reason) = crate::suppression::reason(conn, workspace, &to)? {
                     let why = crate::suppression::Reason::describe(&reason);
                     return Ok(Err(Reply::new(550, [5, 7, 1], format!("{to} is suppressed: {why}"))));
                 }
                 Ok(limits::check(conn, mailbox, adding, now).map_err(|refusal| refusal.reply()))
             })
-            .await
             .unwrap_or_else(|e: Refusal| Err(e.reply()))
     }
 
@@ -144,7 +143,7 @@ impl Policy for Submission {
             ));
         }
         let (mailbox, now) = (sender.mailbox_id, self.app.clock.unix());
-        let state = self.app.store.read(move |conn| limits::check(conn, mailbox, 0, now)).await;
+        let state = self.app.store.read_quick(|conn| limits::check(conn, mailbox, 0, now));
         match state {
             Ok(()) | Err(Refusal::DailyLimit { .. } | Refusal::PerMinute { .. }) => Ok(()),
             Err(refusal) => Err(refusal.reply()),
