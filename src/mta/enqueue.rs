@@ -157,7 +157,16 @@ pub async fn prepare_cached(app: &App, signers: &SignerCache, outgoing: Outgoing
             .into_iter()
             .map(|recipient| {
                 let token = unsubscribe::token(&app.keys, outgoing.workspace_id, outgoing.mailbox_id, &recipient);
-                let extra = unsubscribe::headers(&app.config.http.base_url, facts.from_domain.as_deref(), &token);
+                let mailto = facts.from_domain.as_deref().map(|domain| {
+                    let local = unsubscribe::mailto_local_part(
+                        &app.keys,
+                        outgoing.workspace_id,
+                        outgoing.mailbox_id,
+                        &recipient,
+                    );
+                    format!("{local}@{domain}")
+                });
+                let extra = unsubscribe::headers(&app.config.http.base_url, &token, mailto.as_deref());
                 PreparedBody { raw: join(&header, extra.as_bytes(), &body), recipients: vec![recipient] }
             })
             .collect()
@@ -677,7 +686,8 @@ mod tests {
             assert!(shown.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"), "{shown}");
             let https = shown.split("<https://grove.test/unsubscribe/").nth(1).expect("https link");
             let token = &https[..https.find('>').expect("end")];
-            assert!(shown.contains(&format!("<mailto:unsubscribe+{token}@a.test>")), "{shown}");
+            let mailto = unsubscribe::mailto_local_part(&app.keys, 1, Some(1), recipient);
+            assert!(shown.contains(&format!("<mailto:{mailto}@a.test?subject=unsubscribe>")), "{shown}");
             let subscriber = unsubscribe::verify(&app.keys, token).expect("token verifies");
             assert_eq!((subscriber.workspace_id, subscriber.mailbox_id), (1, Some(1)));
             assert_eq!(subscriber.recipient, recipient);

@@ -22,6 +22,9 @@ use crate::workspaces::{Access, Role};
 
 const KEY_LABEL: &str = "list-unsubscribe-token";
 const MAC_LEN: usize = 16;
+const MAILTO_MAC_LEN: usize = 10;
+/// The local part prefix of mailto unsubscribe addresses.
+pub const MAILTO_PREFIX: &str = "unsubscribe+";
 
 /// Who a token unsubscribes: a recipient of a workspace (and the mailbox that wrote to them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,36 @@ pub fn token(keys: &MasterKey, workspace_id: i64, mailbox_id: Option<i64>, recip
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The mailto unsubscribe address's local part for a recipient (see the module doc).
+pub fn mailto_local_part(keys: &MasterKey, workspace_id: i64, mailbox_id: Option<i64>, recipient: &str) -> String {
+    let mailbox = mailbox_id.unwrap_or(0);
+    let tag = mailto_mac(keys, workspace_id, mailbox, recipient);
+    format!("{MAILTO_PREFIX}{workspace_id}-{mailbox}-{tag}")
+}
+
+fn mailto_mac(keys: &MasterKey, workspace_id: i64, mailbox: i64, recipient: &str) -> String {
+    let payload = format!("mailto:{workspace_id}:{mailbox}:{}", recipient.trim().to_lowercase());
+    mac(keys, payload.as_bytes())[..MAILTO_MAC_LEN].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads a mailto unsubscribe address's local part, as sent by `sender`; `None` when the local
+/// part is not one, or its MAC does not match that sender.
+pub fn verify_mailto(keys: &MasterKey, local_part: &str, sender: &str) -> Option<Subscriber> {
+    let prefix = local_part.get(..MAILTO_PREFIX.len())?;
+    if !prefix.eq_ignore_ascii_case(MAILTO_PREFIX) {
+        return None;
+    }
+    let rest = &local_part[MAILTO_PREFIX.len()..];
+    let mut fields = rest.splitn(3, '-');
+    let workspace_id: i64 = fields.next()?.parse().ok()?;
+    let mailbox: i64 = fields.next()?.parse().ok()?;
+    let tag = fields.next()?.to_ascii_lowercase();
+    let expected = mailto_mac(keys, workspace_id, mailbox, sender);
+    aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), tag.as_bytes()).ok()?;
+    let recipient = sender.trim().to_lowercase();
+    Some(Subscriber { workspace_id, mailbox_id: (mailbox != 0).then_some(mailbox), recipient })
+}
+
 /// Checks a token's MAC and reads it; `None` for anything forged, truncated or malformed.
 pub fn verify(keys: &MasterKey, token: &str) -> Option<Subscriber> {
     let bytes = URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
@@ -66,16 +99,16 @@ pub fn verify(keys: &MasterKey, token: &str) -> Option<Subscriber> {
 }
 
 /// The `List-Unsubscribe` and `List-Unsubscribe-Post` header lines (CRLF-terminated) for one
-/// recipient: the HTTPS link when the appliance has a base URL, and the mailto address on the
-/// From domain. The Post header (one-click) only accompanies an HTTP(S) link, as RFC 8058 asks.
-/// Empty when neither form is available.
-pub fn headers(base_url: &str, from_domain: Option<&str>, token: &str) -> String {
+/// recipient: the HTTPS link (with `token`) when the appliance has a base URL, and the mailto
+/// address when there is one. The Post header (one-click) only accompanies an HTTP(S) link, as
+/// RFC 8058 asks. Empty when neither form is available.
+pub fn headers(base_url: &str, token: &str, mailto: Option<&str>) -> String {
     let mut uris = Vec::new();
     if !base_url.is_empty() {
         uris.push(format!("<{base_url}/unsubscribe/{token}>"));
     }
-    if let Some(domain) = from_domain {
-        uris.push(format!("<mailto:unsubscribe+{token}@{domain}>"));
+    if let Some(address) = mailto {
+        uris.push(format!("<mailto:{address}?subject=unsubscribe>"));
     }
     if uris.is_empty() {
         return String::new();
@@ -210,14 +243,30 @@ mod tests {
 
     #[test]
     fn headers_name_both_uris_and_one_click_only_with_https() {
-        let both = headers("https://grove.test", Some("a.test"), "TOK");
+        let both = headers("https://grove.test", "TOK", Some("unsubscribe+1-2-ab@a.test"));
         assert_eq!(
             both,
-            "List-Unsubscribe: <https://grove.test/unsubscribe/TOK>,\r\n <mailto:unsubscribe+TOK@a.test>\r\n\
+            "List-Unsubscribe: <https://grove.test/unsubscribe/TOK>,\r\n <mailto:unsubscribe+1-2-ab@a.test?subject=unsubscribe>\r\n\
              List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         );
-        assert_eq!(headers("", Some("a.test"), "T"), "List-Unsubscribe: <mailto:unsubscribe+T@a.test>\r\n");
-        assert_eq!(headers("", None, "T"), "");
+        assert_eq!(headers("", "T", Some("u@a.test")), "List-Unsubscribe: <mailto:u@a.test?subject=unsubscribe>\r\n");
+        assert_eq!(headers("", "T", None), "");
+    }
+
+    #[test]
+    fn mailto_addresses_are_short_and_bound_to_the_recipient() {
+        let keys = keys();
+        let long = format!("{}@{}.example", "a".repeat(64), "b".repeat(60));
+        let local = mailto_local_part(&keys, 123_456, Some(7_890_123), &long);
+        assert!(local.len() <= 64 && local.starts_with("unsubscribe+123456-7890123-"), "{local}");
+        let subscriber = verify_mailto(&keys, &local, &long.to_uppercase()).expect("the recipient's own address");
+        assert_eq!(subscriber, Subscriber { workspace_id: 123_456, mailbox_id: Some(7_890_123), recipient: long });
+        assert_eq!(verify_mailto(&keys, &local.to_uppercase(), "Bob@x.test"), None, "another sender");
+        let bob = mailto_local_part(&keys, 1, None, "bob@x.test");
+        assert_eq!(verify_mailto(&keys, &bob.to_uppercase(), "BOB@x.test").unwrap().mailbox_id, None);
+        assert_eq!(verify_mailto(&MasterKey::from_bytes(&[4; 32]), &bob, "bob@x.test"), None);
+        assert_eq!(verify_mailto(&keys, "unsubscribe+1-0", "bob@x.test"), None);
+        assert_eq!(verify_mailto(&keys, "sales", "bob@x.test"), None);
     }
 
     #[tokio::test]
