@@ -60,6 +60,13 @@ pub struct SmtpConfig {
     pub max_message_size: u64,
     /// The most recipients one message may have.
     pub max_recipients: usize,
+    /// Whether inbound mail failing DMARC under a `p=reject` policy is refused (550 5.7.1); when
+    /// false it is accepted and filed to Spam instead (`p=quarantine` failures go to Spam either way).
+    pub inbound_dmarc_enforce: bool,
+    /// ARC sealers (the `d=` of ARC-Seal) whose passing chain rescues mail that fails DMARC (a
+    /// mailing list or forwarder that broke the signature): it is filed as if DMARC had passed.
+    /// Empty: ARC is reported in Authentication-Results but never overrides DMARC.
+    pub arc_trusted_sealers: Vec<String>,
 }
 
 /// Outbound delivery: how the queue reaches recipients' MX hosts (or a smarthost).
@@ -80,6 +87,13 @@ pub struct DeliveryConfig {
     pub smarthost: String,
     pub smarthost_user: String,
     pub smarthost_password: String,
+    /// TLS to `smarthost`; absent: implicit on port 465, STARTTLS (required) on any other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smarthost_tls: Option<SmarthostTls>,
+    /// Whether the smarthost's certificate is verified against the platform's trust store.
+    pub smarthost_tls_verify: bool,
+    /// Relays for one workspace's or one sending domain's mail (see [`DeliveryRoute`]).
+    pub routes: Vec<DeliveryRoute>,
     /// Source addresses that domains may be assigned for egress (bind before connect).
     pub source_ips: Vec<String>,
     /// Whether a failed STARTTLS handshake may be retried in plaintext (recorded), by default.
@@ -88,6 +102,63 @@ pub struct DeliveryConfig {
     pub destinations: std::collections::BTreeMap<String, DestinationLimits>,
     /// Limits for any destination not listed in `destinations`.
     pub default_destination: DestinationLimits,
+}
+
+/// How delivery speaks TLS to a smarthost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmarthostTls {
+    /// Plaintext greeting, then STARTTLS, required: a relay that does not offer it is deferred.
+    Starttls,
+    /// TLS from the first byte (port 465, RFC 8314).
+    Implicit,
+    /// No TLS at all; credentials, if any, go in the clear. Only when explicitly configured.
+    None,
+}
+
+impl SmarthostTls {
+    /// The mode a relay on `port` gets when none is configured: implicit TLS on 465, else STARTTLS.
+    pub fn default_for_port(port: u16) -> SmarthostTls {
+        if port == 465 { SmarthostTls::Implicit } else { SmarthostTls::Starttls }
+    }
+}
+
+/// A relay for the mail of one workspace or one sending domain (`[[delivery.routes]]`).
+///
+/// Exactly one of `workspace` (its number, or its name compared as a slug: "acme-outreach" names
+/// "Acme Outreach") and `domain` (the envelope sender's domain) is set. The most
+/// specific route wins: a domain route, then a workspace route, then `delivery.smarthost`, then
+/// direct delivery to MX hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryRoute {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub workspace: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domain: String,
+    /// The relay, "host:port".
+    pub smarthost: String,
+    pub smarthost_user: String,
+    pub smarthost_password: String,
+    /// As `delivery.smarthost_tls`: absent means implicit on 465, STARTTLS otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smarthost_tls: Option<SmarthostTls>,
+    /// As `delivery.smarthost_tls_verify`.
+    pub smarthost_tls_verify: bool,
+}
+
+impl Default for DeliveryRoute {
+    fn default() -> Self {
+        DeliveryRoute {
+            workspace: String::new(),
+            domain: String::new(),
+            smarthost: String::new(),
+            smarthost_user: String::new(),
+            smarthost_password: String::new(),
+            smarthost_tls: None,
+            smarthost_tls_verify: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +242,8 @@ impl Default for SmtpConfig {
             inbound: "127.0.0.1:2525".into(),
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
+            inbound_dmarc_enforce: true,
+            arc_trusted_sealers: Vec::new(),
         }
     }
 }
@@ -206,6 +279,9 @@ impl Default for DeliveryConfig {
             smarthost: String::new(),
             smarthost_user: String::new(),
             smarthost_password: String::new(),
+            smarthost_tls: None,
+            smarthost_tls_verify: true,
+            routes: Vec::new(),
             source_ips: Vec::new(),
             tls_fallback_plaintext: true,
             destinations,
@@ -231,6 +307,72 @@ impl DeliveryConfig {
     /// The limits that apply to a recipient domain.
     pub fn limits_for(&self, domain: &str) -> &DestinationLimits {
         self.destinations.get(domain).unwrap_or(&self.default_destination)
+    }
+
+    /// Checks `smarthost` and every route (see [`DeliveryRoute`]); route domains are stored
+    /// lower-cased, in ASCII form.
+    fn validate_relays(&mut self) -> Result<(), ConfigError> {
+        if !self.smarthost.trim().is_empty() {
+            check_host_port("delivery.smarthost", &self.smarthost)?;
+        }
+        let mut seen: Vec<(bool, String)> = Vec::new();
+        for (index, route) in self.routes.iter_mut().enumerate() {
+            let label = route_label_of(route);
+            let invalid = |reason: String| ConfigError::Invalid {
+                key: "delivery.routes",
+                reason: format!("route {} ({label}): {reason}", index + 1),
+            };
+            route.workspace = route.workspace.trim().to_string();
+            match (route.workspace.is_empty(), route.domain.trim().is_empty()) {
+                (true, true) => return Err(invalid("set `workspace` or `domain`".into())),
+                (false, false) => return Err(invalid("set only one of `workspace` and `domain`".into())),
+                (true, false) => {
+                    route.domain = crate::dns::name::normalize_domain(&route.domain)
+                        .map_err(|e| invalid(format!("`domain`: {e}")))?;
+                }
+                (false, true) => {}
+            }
+            if route.smarthost.trim().is_empty() {
+                return Err(invalid("`smarthost` is missing (\"host:port\")".into()));
+            }
+            if split_host_port(&route.smarthost).is_none() {
+                return Err(invalid(format!("`smarthost` = `{}` is not host:port", route.smarthost)));
+            }
+            let key = if route.workspace.is_empty() {
+                (true, route.domain.clone())
+            } else {
+                (false, route.workspace.to_lowercase())
+            };
+            if seen.contains(&key) {
+                return Err(invalid("another route has the same workspace or domain".into()));
+            }
+            seen.push(key);
+        }
+        Ok(())
+    }
+}
+
+/// "workspace acme" / "domain mail.acme.test", for messages about a route.
+fn route_label_of(route: &DeliveryRoute) -> String {
+    match (route.workspace.trim(), route.domain.trim()) {
+        ("", "") => "no workspace or domain".into(),
+        (workspace, "") => format!("workspace `{workspace}`"),
+        (_, domain) => format!("domain `{domain}`"),
+    }
+}
+
+/// Splits "host:port" and "[v6]:port"; `None` unless both parts are there and the port is a number.
+pub fn split_host_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.trim().rsplit_once(':')?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let port: u16 = port.parse().ok().filter(|&p| p > 0)?;
+    (!host.is_empty() && !host.contains(char::is_whitespace)).then_some((host, port))
+}
+
+fn check_host_port(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    match split_host_port(value) {
+        Some(_) => Ok(()),
+        None => Err(ConfigError::Invalid { key, reason: format!("`{value}` is not host:port") }),
     }
 }
 
@@ -310,6 +452,7 @@ impl Config {
                 reason: format!("`{ip}` is not an IP address"),
             })?;
         }
+        self.delivery.validate_relays()?;
         for ns in &self.dns.nameservers {
             parse_listen("dns.nameservers", ns)?;
         }
@@ -356,6 +499,11 @@ impl Config {
         if !shown.delivery.smarthost_password.is_empty() {
             shown.delivery.smarthost_password = "<redacted>".into();
         }
+        for route in &mut shown.delivery.routes {
+            if !route.smarthost_password.is_empty() {
+                route.smarthost_password = "<redacted>".into();
+            }
+        }
         toml::to_string_pretty(&shown).unwrap_or_default()
     }
 }
@@ -391,7 +539,89 @@ mod tests {
     fn secrets_are_redacted() {
         let mut config = Config::default();
         config.delivery.smarthost_password = "hunter2".into();
+        config.delivery.routes.push(DeliveryRoute {
+            domain: "mail.acme.test".into(),
+            smarthost: "relay.test:587".into(),
+            smarthost_password: "route-secret".into(),
+            ..DeliveryRoute::default()
+        });
         let shown = config.redacted_toml();
-        assert!(!shown.contains("hunter2") && shown.contains("<redacted>"));
+        assert!(!shown.contains("hunter2") && !shown.contains("route-secret"), "{shown}");
+        assert_eq!(shown.matches("<redacted>").count(), 2, "{shown}");
+        assert!(shown.contains("[[delivery.routes]]"), "{shown}");
+    }
+
+    /// Loads `toml` as a config file (no environment), for the validation tests.
+    fn load_toml(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, toml).unwrap();
+        Config::load(Some(&file), None)
+    }
+
+    #[test]
+    fn routes_load_and_are_normalized() {
+        let config = load_toml(
+            "[delivery]\nsmarthost = \"relay.example:587\"\n\
+             [[delivery.routes]]\nworkspace = \"Acme\"\nsmarthost = \"relay.acme.test:465\"\n\
+             smarthost_user = \"acme\"\nsmarthost_password = \"pw\"\n\
+             [[delivery.routes]]\ndomain = \"Mail.Acme.TEST.\"\nsmarthost = \"[::1]:2525\"\n\
+             smarthost_tls = \"none\"\nsmarthost_tls_verify = false\n",
+        )
+        .unwrap();
+        let routes = &config.delivery.routes;
+        assert_eq!(routes.len(), 2);
+        assert_eq!(
+            (routes[0].workspace.as_str(), routes[0].smarthost_tls, routes[0].smarthost_tls_verify),
+            ("Acme", None, true)
+        );
+        assert_eq!(routes[1].domain, "mail.acme.test");
+        assert_eq!((routes[1].smarthost_tls, routes[1].smarthost_tls_verify), (Some(SmarthostTls::None), false));
+        assert_eq!(SmarthostTls::default_for_port(465), SmarthostTls::Implicit);
+        assert_eq!(SmarthostTls::default_for_port(587), SmarthostTls::Starttls);
+        assert_eq!(SmarthostTls::default_for_port(25), SmarthostTls::Starttls);
+    }
+
+    #[test]
+    fn bad_routes_are_refused_with_a_clear_message() {
+        let cases = [
+            ("[[delivery.routes]]\nsmarthost = \"r.test:587\"\n", "set `workspace` or `domain`"),
+            (
+                "[[delivery.routes]]\nworkspace = \"a\"\ndomain = \"a.test\"\nsmarthost = \"r.test:587\"\n",
+                "only one of",
+            ),
+            ("[[delivery.routes]]\ndomain = \"a.test\"\n", "`smarthost` is missing"),
+            ("[[delivery.routes]]\ndomain = \"a.test\"\nsmarthost = \"r.test\"\n", "is not host:port"),
+            ("[[delivery.routes]]\ndomain = \"a.test\"\nsmarthost = \"r.test:99999\"\n", "is not host:port"),
+            ("[[delivery.routes]]\ndomain = \"not a domain\"\nsmarthost = \"r.test:25\"\n", "`domain`"),
+            (
+                "[[delivery.routes]]\ndomain = \"a.test\"\nsmarthost = \"r.test:25\"\n\
+                 [[delivery.routes]]\ndomain = \"A.test\"\nsmarthost = \"s.test:25\"\n",
+                "same workspace or domain",
+            ),
+            (
+                "[[delivery.routes]]\ndomain = \"a.test\"\nsmarthost = \"r.test:25\"\nsmarthost_tls = \"maybe\"\n",
+                "maybe",
+            ),
+            ("[[delivery.routes]]\ndomain = \"a.test\"\nsmarthost = \"r.test:25\"\nrelay = \"x\"\n", "relay"),
+            ("[delivery]\nsmarthost = \"relay-without-port\"\n", "delivery.smarthost"),
+        ];
+        for (toml, expected) in cases {
+            let error = load_toml(toml).expect_err(toml).to_string();
+            assert!(error.contains(expected), "{toml}: {error}");
+        }
+    }
+
+    #[test]
+    fn routes_can_come_from_the_environment() {
+        let figment = Figment::from(Serialized::defaults(Config::default())).merge(Serialized::default(
+            "delivery.routes",
+            "[{workspace = \"acme\", smarthost = \"127.0.0.1:465\", smarthost_tls_verify = false}]"
+                .parse::<figment::value::Value>()
+                .unwrap(),
+        ));
+        let config: Config = figment.extract().unwrap();
+        assert_eq!(config.delivery.routes[0].workspace, "acme");
+        assert!(!config.delivery.routes[0].smarthost_tls_verify);
     }
 }

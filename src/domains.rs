@@ -2,6 +2,10 @@
 //! generates a DKIM key outside the transaction (RSA generation takes a moment), seals the private
 //! key under the master key and stores everything in one transaction with its audit entry.
 //! The records to publish are derived from the config and the active key whenever shown.
+//!
+//! A domain may be given an egress address (`source_ip`): one of `[delivery] source_ips`, which
+//! delivery binds to before connecting; NULL means automatic (a stable hash of the domain over
+//! the configured addresses, see `mta::deliver::session`).
 
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
@@ -30,10 +34,13 @@ pub struct Domain {
     pub dkim_selector: String,
     pub dkim_algorithm: String,
     pub dkim_public_key: String,
+    /// The assigned egress address; `None`: automatic.
+    pub source_ip: Option<String>,
 }
 
 const SELECT: &str = "SELECT d.id, d.name, d.created_at, \
-    (SELECT count(*) FROM mailboxes m WHERE m.domain_id = d.id), k.selector, k.algorithm, k.public_key \
+    (SELECT count(*) FROM mailboxes m WHERE m.domain_id = d.id), k.selector, k.algorithm, k.public_key, \
+    d.source_ip \
     FROM domains d JOIN dkim_keys k ON k.domain_id = d.id AND k.active = 1";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
@@ -47,6 +54,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
         dkim_selector: row.get(4)?,
         dkim_algorithm: row.get(5)?,
         dkim_public_key: row.get(6)?,
+        source_ip: row.get(7)?,
     })
 }
 
@@ -120,6 +128,53 @@ pub async fn add(app: &App, access: &Access, input: &str, algorithm: DkimAlgorit
         .await
 }
 
+/// Assigns `input` (an address of `[delivery] source_ips`, or "auto" / empty for automatic) as
+/// the domain's egress address, with an audit entry. Needs the admin role.
+pub async fn set_source_ip(app: &App, access: &Access, id: i64, input: &str) -> Result<Domain> {
+    access.workspace.role.require(Role::Admin)?;
+    let source_ip = parse_source_ip(&app.config.delivery.source_ips, input)?;
+    let (workspace, actor, now) = (access.workspace.id, access.actor.clone(), app.clock.unix());
+    app.store
+        .write(move |tx| {
+            let domain = get(tx, workspace, id)?;
+            tx.execute(
+                "UPDATE domains SET source_ip = ?1 WHERE id = ?2 AND workspace_id = ?3",
+                (&source_ip, id, workspace),
+            )?;
+            let detail = format!("egress address {}", source_ip.as_deref().unwrap_or("automatic"));
+            audit::record(tx, Some(workspace), &actor, "domain.source_ip", &domain.name, &detail, now)?;
+            get(tx, workspace, id)
+        })
+        .await
+}
+
+/// "auto" or "" → `None`; otherwise an address that must be one of `configured`, in its
+/// canonical form.
+pub fn parse_source_ip(configured: &[String], input: &str) -> Result<Option<String>> {
+    let input = input.trim();
+    if input.is_empty() || input.eq_ignore_ascii_case("auto") || input.eq_ignore_ascii_case("automatic") {
+        return Ok(None);
+    }
+    let ip: std::net::IpAddr =
+        input.parse().map_err(|_| Error::invalid("source_ip", format!("`{input}` is not an IP address.")))?;
+    if configured.is_empty() {
+        return Err(Error::invalid(
+            "source_ip",
+            "No source addresses are configured: list them in `[delivery] source_ips` first.",
+        ));
+    }
+    if !configured.iter().any(|c| c.parse::<std::net::IpAddr>().is_ok_and(|c| c == ip)) {
+        return Err(Error::invalid(
+            "source_ip",
+            format!(
+                "{ip} is not one of the configured source addresses ([delivery] source_ips: {}).",
+                configured.join(", ")
+            ),
+        ));
+    }
+    Ok(Some(ip.to_string()))
+}
+
 fn duplicate(name: &str, same_workspace: bool) -> Error {
     if same_workspace {
         Error::Conflict(format!("{} is already added to this workspace.", display_domain(name)))
@@ -157,4 +212,22 @@ pub fn records_text(config: &Config, domain: &Domain) -> String {
         out.push_str(&format!("  value: {}\n\n", record.value));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_ip_must_be_configured_or_automatic() {
+        let configured = vec!["127.0.0.5".to_string(), "2001:db8::1".to_string()];
+        assert_eq!(parse_source_ip(&configured, "auto").unwrap(), None);
+        assert_eq!(parse_source_ip(&configured, " ").unwrap(), None);
+        assert_eq!(parse_source_ip(&configured, "127.0.0.5").unwrap().as_deref(), Some("127.0.0.5"));
+        assert_eq!(parse_source_ip(&configured, "2001:DB8:0::1").unwrap().as_deref(), Some("2001:db8::1"));
+        let other = parse_source_ip(&configured, "127.0.0.6").unwrap_err().to_string();
+        assert!(other.contains("not one of the configured") && other.contains("127.0.0.5"), "{other}");
+        assert!(parse_source_ip(&configured, "mail.test").unwrap_err().to_string().contains("not an IP"));
+        assert!(parse_source_ip(&[], "127.0.0.5").unwrap_err().to_string().contains("No source addresses"));
+    }
 }

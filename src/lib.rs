@@ -1,6 +1,7 @@
 //! InboxGrove: a self-hosted cold-email appliance in one process. See `DESIGN.md`-style overview
 //! in the README; each module's own doc says what it is for.
 
+pub mod aliases;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -10,6 +10,13 @@
 //! - A null MX and an NXDOMAIN bounce at once; an MX where nothing listens (127.0.0.4) defers,
 //!   and expires (with a DSN) once `delivery.max_age` has passed.
 //! - Over a destination's per-minute limit, a message waits without an attempt being counted.
+//! - Egress: two domains assigned two source addresses (CLI, then swapped) reach a server that
+//!   records the peer address from exactly those; an assignment no longer configured falls back
+//!   to the automatic pick with a warning; the domain page's form sets it (CSRF, errors, audit).
+//! - A server that refuses EHLO (502) gets HELO and 7-bit mail only (8-bit mail bounces 5.6.3);
+//!   MAIL FROM carries SIZE, BODY=8BITMIME and SMTPUTF8 as advertised and needed; a message over
+//!   the advertised SIZE bounces 5.3.4 at once; a UTF-8 recipient at a server without SMTPUTF8
+//!   bounces 5.6.7; Postfix takes an 8-bit message with those parameters.
 //!
 //! Mail goes in through the submission port with swaks when the appliance listens there;
 //! otherwise it is queued by writing `messages` + `queue` rows into the database (the test then
@@ -23,7 +30,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::peers::{Dns, PostfixMx, ScriptedSmtp, Zone, dkim_available, dkim_verify, free_port, txt_record};
+use common::peers::{
+    Dns, PostfixMx, ScriptedSmtp, SmtpOptions, Zone, dkim_available, dkim_verify, free_port, txt_record,
+};
 use common::{Appliance, cli};
 use inboxgrove::dns::dkim::{self, DkimAlgorithm};
 use rusqlite::{Connection, OptionalExtension};
@@ -525,4 +534,243 @@ fn a_null_mx_or_missing_domain_bounces_at_once_and_an_unreachable_mx_defers_then
     assert_eq!(notices.len(), 3, "one more DSN, for the expiry");
     let expiry = notices.iter().find(|n| n.contains("rfc822; b@down.test")).expect("the expiry DSN");
     assert!(expiry.contains("Action: failed") && expiry.contains("Status: 4.4.7"), "{expiry}");
+}
+
+/// Runs the CLI on the rig's data dir with extra environment (the appliance's config comes from
+/// the environment, and the CLI must see the same `[delivery] source_ips`).
+fn cli_env(rig: &Rig, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(common::BIN);
+    command.args(args).arg("--data").arg(rig.appliance.data_dir()).env("INBOXGROVE_HOSTNAME", "mail.grove.test");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.env_remove("INBOXGROVE_MASTER_KEY").output().expect("run inboxgrove")
+}
+
+/// The peer address each accepted message came from, by envelope sender.
+fn peers_by_sender(server: &ScriptedSmtp) -> Vec<(String, String)> {
+    server.envelopes().into_iter().zip(server.metas()).map(|(env, meta)| (env.mail_from, meta.peer_ip)).collect()
+}
+
+/// Waits (bounded) for a line of the appliance's output containing `needle`.
+fn wait_output(rig: &Rig, needle: &str) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        match rig.appliance.output.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if line.contains(needle) => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_domain_leaves_from_its_assigned_source_address() {
+    if !(Dns::available() && ScriptedSmtp::available()) {
+        return;
+    }
+    let port = shared_port(&["127.0.0.5"]);
+    let dns = Dns::start(&[Zone::new("dest.test", &["@ MX 10 mx.dest.test.", "mx A 127.0.0.5"])]);
+    let server = ScriptedSmtp::start("127.0.0.5", port, &[]);
+    let sources = [("INBOXGROVE_DELIVERY__SOURCE_IPS", "[\"127.0.0.21\", \"127.0.0.22\"]")];
+    let sending = [("egress-one.test", DkimAlgorithm::Ed25519), ("egress-two.test", DkimAlgorithm::Ed25519)];
+    let rig = start_rig_with(&dns, port, &sending, &sources);
+    let (one, two) = (&rig.senders[0], &rig.senders[1]);
+
+    let assign = |domain: &str, ip: &str| {
+        let output = cli_env(&rig, &["domain", "set", domain, "--source-ip", ip], &sources);
+        assert!(output.status.success(), "domain set: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let send_round = |round: usize| {
+        for sender in [one, two] {
+            let to = format!("r{round}-{}@dest.test", sender.domain);
+            let ids = queue_mail(&rig, sender, &[&to], &message(sender, &to, &format!("Egress {round}")));
+            wait_row(&rig, ids[0], "delivered", |r| r.status == "delivered");
+        }
+        server.wait_for(2 * round, WAIT);
+        peers_by_sender(&server)[2 * (round - 1)..].to_vec()
+    };
+    assign("egress-one.test", "127.0.0.21");
+    assign("egress-two.test", "127.0.0.22");
+    let first = send_round(1);
+    assert!(first.contains(&(one.address.clone(), "127.0.0.21".into())), "{first:?}");
+    assert!(first.contains(&(two.address.clone(), "127.0.0.22".into())), "{first:?}");
+
+    // Swapped: whatever the automatic pick would be, the assignment decides.
+    assign("egress-one.test", "127.0.0.22");
+    assign("egress-two.test", "127.0.0.21");
+    let second = send_round(2);
+    assert!(second.contains(&(one.address.clone(), "127.0.0.22".into())), "{second:?}");
+    assert!(second.contains(&(two.address.clone(), "127.0.0.21".into())), "{second:?}");
+
+    // An address that is not configured is refused by the CLI...
+    let refused = cli_env(&rig, &["domain", "set", "egress-one.test", "--source-ip", "127.0.0.99"], &sources);
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && error.contains("not one of the configured source addresses"), "{error}");
+    // ...and one that was configured once but no longer is falls back to the automatic pick.
+    open(&rig.db)
+        .execute("UPDATE domains SET source_ip = '127.0.0.99' WHERE name = 'egress-one.test'", [])
+        .expect("stale assignment");
+    let to = "stale@dest.test";
+    let ids = queue_mail(&rig, one, &[to], &message(one, to, "Stale egress"));
+    let done = wait_row(&rig, ids[0], "delivered", |r| r.status == "delivered");
+    assert_eq!(done.attempts, 1);
+    server.wait_for(5, WAIT);
+    let (_, stale_peer) = peers_by_sender(&server).pop().expect("the stale message");
+    assert!(["127.0.0.21", "127.0.0.22"].contains(&stale_peer.as_str()), "automatic pick: {stale_peer}");
+    assert!(wait_output(&rig, "not in delivery.source_ips"), "a warning about the stale address");
+
+    // The domain page: a select of the configured addresses, CSRF form, inline error, audit.
+    let browser = rig.appliance.browser();
+    let login = browser.get("/login").await;
+    let signed_in = browser
+        .post_form("/login", &login.body, &[("email", "admin@grove.test"), ("password", common::PASSWORD)])
+        .await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    let domain_id: i64 = open(&rig.db)
+        .query_row("SELECT id FROM domains WHERE name = 'egress-two.test'", [], |r| r.get(0))
+        .expect("domain id");
+    let page_url = format!("/w/{}/domains/{domain_id}", two.workspace_id);
+    let page = browser.get(&page_url).await;
+    assert_eq!(common::select_attr(&page.body, "#source-ip option", "value"), ["auto", "127.0.0.21", "127.0.0.22"]);
+    assert_eq!(common::select_attr(&page.body, "#source-ip option[selected]", "value"), ["127.0.0.21"]);
+    let form_url = format!("{page_url}/source-ip");
+    let without_csrf = browser.post_raw(&form_url, &[("source_ip", "auto")]).await;
+    assert!(without_csrf.status >= 400, "no CSRF, no change: {}", without_csrf.status);
+    let bad = browser.post_form(&form_url, &page.body, &[("source_ip", "127.0.0.99")]).await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    let shown = common::select_text(&bad.body, "#source-ip-error");
+    assert!(shown.iter().any(|e| e.contains("not one of the configured")), "{shown:?}");
+    let saved = browser.post_form(&form_url, &page.body, &[("source_ip", "auto")]).await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert!(common::select_text(&saved.body, "#source-ip-current")[0].contains("automatically"), "{}", saved.body);
+    let stored: Option<String> = open(&rig.db)
+        .query_row("SELECT source_ip FROM domains WHERE id = ?1", [domain_id], |r| r.get(0))
+        .expect("source_ip");
+    assert_eq!(stored, None);
+    let audited: Vec<String> = open(&rig.db)
+        .prepare(
+            "SELECT detail FROM audit_log WHERE action = 'domain.source_ip' AND target = 'egress-two.test' ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(audited.last().map(String::as_str), Some("egress address automatic"), "{audited:?}");
+}
+
+/// An 8-bit message (UTF-8 body, declared as such).
+fn eight_bit_message(sender: &Sender, to: &str, subject: &str) -> Vec<u8> {
+    String::from_utf8(message(sender, to, subject))
+        .unwrap()
+        .replace("charset=us-ascii", "charset=utf-8\r\nContent-Transfer-Encoding: 8bit")
+        .replace("Hello from", "Grüße aus")
+        .into_bytes()
+}
+
+/// Queues through the database (so any envelope and body can be tried) and wakes the workers.
+fn queue_direct(rig: &Rig, sender: &Sender, to: &str, raw: &[u8]) -> i64 {
+    let before = max_queue_id(rig);
+    insert(rig, sender, &[to], raw);
+    advance_clock(rig, 0);
+    let id: i64 = open(&rig.db).query_row("SELECT MIN(id) FROM queue WHERE id > ?1", [before], |r| r.get(0)).unwrap();
+    id
+}
+
+#[test]
+fn a_server_that_refuses_ehlo_gets_helo_and_seven_bit_mail_only() {
+    if !(Dns::available() && ScriptedSmtp::available()) {
+        return;
+    }
+    let port = shared_port(&["127.0.0.6"]);
+    let dns = Dns::start(&[Zone::new("old.test", &["@ MX 10 mx.old.test.", "mx A 127.0.0.6"])]);
+    let options = SmtpOptions { refuse_ehlo: true, ..SmtpOptions::default() };
+    let server = ScriptedSmtp::start_with("127.0.0.6", port, &[], &options);
+    let rig = start_rig(&dns, port, &[("grove-ed.test", DkimAlgorithm::Ed25519)]);
+    let sender = &rig.senders[0];
+
+    let plain = queue_direct(&rig, sender, "seven@old.test", &message(sender, "seven@old.test", "Seven bits"));
+    let done = wait_row(&rig, plain, "delivered", |r| r.status == "delivered");
+    assert_eq!(done.attempts, 1, "{done:?}");
+    server.wait_for(1, WAIT);
+    let meta = &server.metas()[0];
+    assert!(!meta.esmtp && meta.mail_options.is_empty(), "HELO, no parameters: {meta:?}");
+
+    let raw = eight_bit_message(sender, "eight@old.test", "Eight bits");
+    let eight = queue_direct(&rig, sender, "eight@old.test", &raw);
+    let bounced = wait_row(&rig, eight, "bounced", |r| r.status == "bounced");
+    assert_eq!((bounced.attempts, bounced.last_status.as_str()), (1, "5.6.3"), "{bounced:?}");
+    assert!(bounced.last_reply.contains("8BITMIME"), "{bounced:?}");
+    assert_eq!(server.messages().len(), 1, "the 8-bit message was not sent");
+}
+
+#[test]
+fn mail_from_parameters_follow_the_servers_extensions() {
+    if !(Dns::available() && ScriptedSmtp::available() && PostfixMx::available()) {
+        return;
+    }
+    let port = shared_port(&["127.0.0.7", "127.0.0.8", "127.0.0.2"]);
+    let dns = Dns::start(&[
+        Zone::new("sized.test", &["@ MX 10 mx.sized.test.", "mx A 127.0.0.7"]),
+        Zone::new("ascii.test", &["@ MX 10 mx.ascii.test.", "mx A 127.0.0.8"]),
+        Zone::new("dest.test", &["@ MX 10 mx.dest.test.", "mx A 127.0.0.2"]),
+    ]);
+    let sized =
+        ScriptedSmtp::start_with("127.0.0.7", port, &[], &SmtpOptions { size: Some(20_000), ..SmtpOptions::default() });
+    let ascii_only =
+        ScriptedSmtp::start_with("127.0.0.8", port, &[], &SmtpOptions { no_smtputf8: true, ..SmtpOptions::default() });
+    let mx = PostfixMx::start("127.0.0.2", port, &["dest.test"]);
+    let rig = start_rig(&dns, port, &[("grove-ed.test", DkimAlgorithm::Ed25519)]);
+    let sender = &rig.senders[0];
+
+    // SIZE and BODY=8BITMIME, then SMTPUTF8 for a UTF-8 recipient.
+    let raw = eight_bit_message(sender, "eight@sized.test", "Sized");
+    let id = queue_direct(&rig, sender, "eight@sized.test", &raw);
+    wait_row(&rig, id, "delivered", |r| r.status == "delivered");
+    let utf8 = queue_direct(&rig, sender, "jürgen@sized.test", &message(sender, "jürgen@sized.test", "UTF-8"));
+    wait_row(&rig, utf8, "delivered", |r| r.status == "delivered");
+    server_options(&sized, 2, &[&["SIZE=", "BODY=8BITMIME"], &["SIZE=", "SMTPUTF8"]]);
+    assert_eq!(sized.envelopes()[1].rcpt_to, ["jürgen@sized.test"]);
+
+    // Over the advertised limit: bounced at once, nothing sent.
+    let mut big = message(sender, "big@sized.test", "Too big");
+    big.extend(std::iter::repeat_n(b'x', 30_000));
+    big.extend_from_slice(b"\r\n");
+    let too_big = queue_direct(&rig, sender, "big@sized.test", &big);
+    let bounced = wait_row(&rig, too_big, "bounced", |r| r.status == "bounced");
+    assert_eq!((bounced.attempts, bounced.last_status.as_str()), (1, "5.3.4"), "{bounced:?}");
+    assert_eq!(sized.messages().len(), 2);
+
+    // No SMTPUTF8: a UTF-8 recipient bounces 5.6.7, an ASCII one of the same message is sent.
+    let to = ["jürgen@ascii.test", "plain@ascii.test"];
+    let before = max_queue_id(&rig);
+    insert(&rig, sender, &to, &message(sender, "plain@ascii.test", "Mixed"));
+    advance_clock(&rig, 0);
+    let utf8_row = wait_row(&rig, before + 1, "bounced", |r| r.status == "bounced");
+    assert_eq!(utf8_row.last_status, "5.6.7", "{utf8_row:?}");
+    wait_row(&rig, before + 2, "delivered", |r| r.status == "delivered");
+    assert_eq!(ascii_only.envelopes()[0].rcpt_to, ["plain@ascii.test"]);
+
+    // Postfix takes an 8-bit message sent with SIZE and BODY=8BITMIME.
+    let raw = eight_bit_message(sender, "user@dest.test", "Eight bits to Postfix");
+    let id = queue_direct(&rig, sender, "user@dest.test", &raw);
+    let done = wait_row(&rig, id, "delivered", |r| r.status == "delivered");
+    assert_eq!(done.last_code, Some(250));
+    let arrived = mx.wait_for(1, WAIT);
+    assert!(String::from_utf8_lossy(&arrived[0]).contains("Grüße aus"), "8-bit body intact");
+    let log = mx.log();
+    assert!(log.contains("size="), "Postfix logged the message: {log}");
+}
+
+/// Asserts the MAIL FROM parameters of the first `n` transactions `server` accepted contain
+/// the expected prefixes.
+fn server_options(server: &ScriptedSmtp, n: usize, expected: &[&[&str]]) {
+    server.wait_for(n, WAIT);
+    let metas = server.metas();
+    for (meta, wanted) in metas.iter().zip(expected) {
+        for prefix in *wanted {
+            assert!(meta.mail_options.iter().any(|o| o.starts_with(prefix)), "{prefix} missing: {meta:?}");
+        }
+    }
 }

@@ -1,11 +1,21 @@
-//! IMAP end to end, with real clients against the real binary: Python's imaplib over implicit
-//! TLS and STARTTLS (login, LIST with SPECIAL-USE, SELECT, FETCH of every common item, SEARCH,
-//! STORE, UID MOVE to Spam and back, COPY, EXPUNGE, APPEND to Sent without duplicating the
-//! appliance's own copy, sequence numbers kept while another session expunges); an IDLE client
-//! woken within a second by a delivery submitted with swaks and by another session's APPEND; raw
-//! sockets feeding bad input (commands before login, LOGINDISABLED, another mailbox's password, a
-//! literal larger than allowed, a literal shorter than announced, garbage, an oversize line); and
-//! mbsync syncing a mailbox to a Maildir and back.
+//! IMAP end to end, with real clients against the real binary:
+//! - Python's imaplib over implicit TLS and STARTTLS (login, LIST with SPECIAL-USE, SELECT, FETCH
+//!   of every common item, SEARCH, STORE, UID MOVE to Spam and back, COPY, EXPUNGE, APPEND to
+//!   Sent without duplicating the appliance's own copy, sequence numbers kept while another
+//!   session expunges);
+//! - an IDLE client woken within a second by a delivery submitted with swaks and by another
+//!   session's APPEND;
+//! - raw sockets feeding bad input (commands before login, LOGINDISABLED, another mailbox's
+//!   password, a literal larger than allowed, a literal shorter than announced, garbage, an
+//!   oversize line);
+//! - mbsync syncing a mailbox to a Maildir and back;
+//! - raw sockets checking \Recent (SELECT, EXAMINE, STATUS, SEARCH, new mail), subscriptions
+//!   (LSUB, defaults, RENAME, DELETE), modified UTF-7 folder names, and the sequence/UID edge
+//!   cases clients hit (`FETCH 1:*` on an empty folder, `UID FETCH 4294967295:*`, STORE on an
+//!   expunged message, SEARCH CHARSET UTF-8 with non-ASCII literals);
+//! - a message submitted with smtplib to a recipient a real Postfix MX (found through Knot)
+//!   refuses, whose DSN is then searched and fetched over IMAP (multipart/report, the
+//!   delivery-status part, the original headers).
 
 mod common;
 
@@ -15,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Appliance;
+use common::peers::{Dns, PostfixMx, Zone, free_port};
 
 const DOMAIN: &str = "grove-imap.test";
 const IMAP_PORT: u16 = 2143;
@@ -30,9 +41,13 @@ struct Fixture {
 
 impl Fixture {
     fn start(count: usize) -> Fixture {
-        let dead_dns = format!("[\"127.0.0.1:{}\"]", common::peers::free_port("127.0.0.1"));
-        let env = [("INBOXGROVE_DNS__NAMESERVERS", dead_dns.as_str())];
-        let appliance = Appliance::start_with(tempfile::tempdir().expect("temp dir"), &env);
+        let dead_dns = format!("[\"127.0.0.1:{}\"]", free_port("127.0.0.1"));
+        Fixture::start_with(count, &[("INBOXGROVE_DNS__NAMESERVERS", dead_dns.as_str())])
+    }
+
+    /// [`Fixture::start`] with the appliance's environment given (DNS, clock, delivery port).
+    fn start_with(count: usize, env: &[(&str, &str)]) -> Fixture {
+        let appliance = Appliance::start_with(tempfile::tempdir().expect("temp dir"), env);
         run_ok(
             &appliance,
             &["admin", "create", "--email", "admin@grove.test"],
@@ -419,6 +434,9 @@ M.sock.settimeout(5)
 line = M.readline()
 elapsed = time.monotonic() - woken
 assert line == f'* {before + 1} EXISTS\r\n'.encode(), line
+# The new message is \Recent here (what an earlier session was told of is not).
+recent = M.readline()
+assert recent == b'* 1 RECENT\r\n', recent
 M.send(b'DONE\r\n')
 done = M.readline()
 assert done.startswith(f'{tag} OK'.encode()), done
@@ -640,4 +658,346 @@ fn mbsync_syncs_to_a_maildir_and_back() {
     assert_eq!(stored.len(), 2, "the trashed message was expunged on the server: {stored:?}");
     assert_eq!(stored.iter().filter(|(_, flags)| flags.contains("\\Flagged")).count(), 1, "{stored:?}");
     assert_eq!(maildir_files(&maildir.join("INBOX")).len(), 2);
+}
+
+/// Submits a message to a recipient the destination refuses (smtplib, STARTTLS + AUTH), waits
+/// (bounded, waking the queue through the test clock) for the DSN in the sender's INBOX, then
+/// reads it over IMAP: SEARCH, BODYSTRUCTURE (parsed here as an IMAP list), and each part.
+const DSN_OVER_IMAP: &str = r#"
+import imaplib, os, smtplib, ssl, time, urllib.request
+
+host, user, pw = os.environ['IMAP_HOST'], os.environ['IMAP_USER'], os.environ['IMAP_PASS']
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+def ok(result):
+    typ, data = result
+    assert typ == 'OK', result
+    return data
+
+def joined(data):
+    out = b''
+    for item in data:
+        if isinstance(item, tuple):
+            out += item[0] + item[1]
+        elif item is not None:
+            out += item
+    return out.decode('utf-8', 'replace')
+
+def parse_list(text):
+    """Parses an IMAP parenthesized list (atoms, quoted strings, literals, NIL) into lists."""
+    pos = 0
+    def skip():
+        nonlocal pos
+        while pos < len(text) and text[pos] == ' ':
+            pos += 1
+    def value():
+        nonlocal pos
+        skip()
+        c = text[pos]
+        if c == '(':
+            pos += 1
+            items = []
+            while True:
+                skip()
+                if text[pos] == ')':
+                    pos += 1
+                    return items
+                items.append(value())
+        if c == '"':
+            pos += 1
+            out = ''
+            while text[pos] != '"':
+                if text[pos] == '\\':
+                    pos += 1
+                out += text[pos]
+                pos += 1
+            pos += 1
+            return out
+        if c == '{':
+            end = text.index('}', pos)
+            size = int(text[pos + 1:end])
+            start = end + 1
+            pos = start + size
+            return text[start:pos]
+        start = pos
+        while pos < len(text) and text[pos] not in ' ()':
+            pos += 1
+        atom = text[start:pos]
+        return None if atom.upper() == 'NIL' else atom
+    return value()
+
+# Submit like a mail client: STARTTLS, AUTH, one refused recipient.
+sub_host, sub_port = os.environ['SUBMISSION'].rsplit(':', 1)
+smtp = smtplib.SMTP(sub_host, int(sub_port), timeout=30)
+smtp.starttls(context=ctx)
+smtp.login(user, pw)
+original = (f'From: Grove Sender <{user}>\r\nTo: <reject@dest.test>\r\nSubject: Quarterly numbers\r\n'
+            'Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bounce-me-1@grove-imap.test>\r\n'
+            'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nHello there.\r\n')
+refused = smtp.sendmail(user, ['reject@dest.test'], original)
+assert refused == {}, refused
+smtp.quit()
+
+# Wait for the DSN: wake the queue through the test clock, poll STATUS.
+M = imaplib.IMAP4_SSL(host, int(os.environ['IMAPS_PORT']), ssl_context=ctx)
+ok(M.login(user, pw))
+deadline = time.monotonic() + 60
+while True:
+    request = urllib.request.Request(os.environ['CLOCK_URL'], data=b'0', method='POST',
+                                     headers={'Content-Type': 'text/plain'})
+    urllib.request.urlopen(request, timeout=10).read()
+    status = ok(M.status('INBOX', '(MESSAGES RECENT)'))[0]
+    if b'MESSAGES 1' in status:
+        break
+    assert time.monotonic() < deadline, ('no DSN in INBOX', status)
+    time.sleep(0.25)
+assert b'RECENT 1' in status, status
+
+# The first session to select the folder sees the DSN as \Recent; later ones do not.
+assert ok(M.select('INBOX')) == [b'1']
+assert M.untagged_responses.get('RECENT') == [b'1'], M.untagged_responses
+assert '\\Recent' in joined(ok(M.fetch('1', '(FLAGS)')))
+assert ok(M.search(None, 'NEW')) == [b'1']
+later = imaplib.IMAP4_SSL(host, int(os.environ['IMAPS_PORT']), ssl_context=ctx)
+ok(later.login(user, pw))
+assert b'RECENT 0' in ok(later.status('INBOX', '(RECENT)'))[0]
+ok(later.select('INBOX'))
+assert later.untagged_responses.get('RECENT') == [b'0'], later.untagged_responses
+assert '\\Recent' not in joined(ok(later.fetch('1', '(FLAGS)')))
+assert ok(later.search(None, 'RECENT')) == [b'']
+later.logout()
+assert ok(M.search(None, 'SUBJECT', 'Undelivered')) == [b'1']
+assert ok(M.search(None, 'FROM', 'MAILER-DAEMON')) == [b'1']
+assert ok(M.search(None, 'HEADER', 'Content-Type', 'delivery-status')) == [b'1']
+assert ok(M.uid('SEARCH', 'UNSEEN')) == [b'1']
+
+fetched = joined(ok(M.fetch('1', '(BODYSTRUCTURE)')))
+structure = parse_list(fetched[fetched.index('(BODYSTRUCTURE ') + len('(BODYSTRUCTURE '):])
+print('BODYSTRUCTURE', structure)
+parts = [item for item in structure if isinstance(item, list) and item and isinstance(item[0], str)
+         and item[0].upper() in ('TEXT', 'MESSAGE', 'APPLICATION')]
+assert len(parts) == 3, structure
+subtype = structure[3]
+assert subtype.upper() == 'REPORT', structure
+params = structure[4]
+pairs = {params[i].upper(): params[i + 1] for i in range(0, len(params), 2)}
+assert pairs.get('REPORT-TYPE', '').lower() == 'delivery-status', pairs
+assert [p[0].upper() + '/' + p[1].upper() for p in parts] == \
+    ['TEXT/PLAIN', 'MESSAGE/DELIVERY-STATUS', 'TEXT/RFC822-HEADERS'], parts
+
+header = joined(ok(M.fetch('1', '(BODY.PEEK[HEADER])')))
+assert 'multipart/report' in header and 'delivery-status' in header, header
+status_part = joined(ok(M.fetch('1', '(BODY.PEEK[2])')))
+assert 'Final-Recipient: rfc822; reject@dest.test' in status_part, status_part
+assert 'Action: failed' in status_part and 'Status: 5.1.1' in status_part, status_part
+headers_part = joined(ok(M.fetch('1', '(BODY.PEEK[3])')))
+assert 'Message-ID: <bounce-me-1@grove-imap.test>' in headers_part, headers_part
+assert 'Subject: Quarterly numbers' in headers_part and 'To: <reject@dest.test>' in headers_part, headers_part
+text = joined(ok(M.fetch('1', '(BODY[1])')))
+assert 'reject@dest.test' in text, text
+assert '\\Seen' in joined(ok(M.fetch('1', '(FLAGS)')))
+M.logout()
+print('DONE')
+"#;
+
+#[test]
+fn a_refused_recipient_comes_back_as_a_dsn_read_over_imap() {
+    if !(Dns::available() && PostfixMx::available()) {
+        return;
+    }
+    let mx_port = free_port("127.0.0.2");
+    let dns = Dns::start(&[Zone::new("dest.test", &["@ MX 10 mx.dest.test.", "mx A 127.0.0.2"])]);
+    let mx = PostfixMx::start("127.0.0.2", mx_port, &["dest.test"]);
+    let nameservers = format!("[\"{}\"]", dns.nameserver());
+    let mx_port_text = mx_port.to_string();
+    let env = [
+        ("INBOXGROVE_TEST_CLOCK", "1"),
+        ("INBOXGROVE_DNS__NAMESERVERS", nameservers.as_str()),
+        ("INBOXGROVE_DELIVERY__MX_PORT", mx_port_text.as_str()),
+        ("INBOXGROVE_DELIVERY__TIMEOUT", "10s"),
+    ];
+    let fixture = Fixture::start_with(1, &env);
+    let extra = [
+        ("SUBMISSION", fixture.appliance.smtp_submission.clone()),
+        ("CLOCK_URL", fixture.appliance.url("/_test/clock")),
+    ];
+    let output = fixture.python("dsn_over_imap.py", DSN_OVER_IMAP, 0, &extra);
+    assert!(output.contains("DONE"), "{output}\nPostfix log:\n{}", mx.log());
+    assert!(mx.messages().is_empty(), "the refused message was not delivered");
+}
+
+/// \Recent, subscriptions, modified UTF-7 names and the sequence/UID edge cases real clients
+/// hit, over raw sockets (so every untagged line can be checked); prints DONE.
+const SESSION_STATE: &str = r#"
+import os, re, socket, ssl
+
+host, user, pw = os.environ['IMAP_HOST'], os.environ['IMAP_USER'], os.environ['IMAP_PASS']
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+class Client:
+    def __init__(self):
+        sock = socket.create_connection((host, int(os.environ['IMAPS_PORT'])), timeout=30)
+        self.sock = ctx.wrap_socket(sock)
+        self.file = self.sock.makefile('rb')
+        self.count = 0
+        assert self.file.readline().startswith(b'* OK')
+        self.ok(f'LOGIN "{user}" "{pw}"')
+    def line(self):
+        line = self.file.readline()
+        match = re.search(rb'\{(\d+)\}\r\n$', line)
+        if match:
+            line += self.file.read(int(match.group(1)))
+            line += self.line()
+        return line
+    def run(self, command):
+        """Sends one command; returns (untagged lines, tagged line), both decoded."""
+        self.count += 1
+        tag = f't{self.count}'
+        self.sock.sendall(tag.encode() + b' ' + (command if isinstance(command, bytes) else command.encode()) + b'\r\n')
+        untagged = []
+        while True:
+            line = self.line().decode('utf-8', 'replace').rstrip('\r\n')
+            if line.startswith(tag + ' '):
+                return untagged, line[len(tag) + 1:]
+            untagged.append(line)
+    def ok(self, command):
+        untagged, done = self.run(command)
+        assert done.startswith('OK'), (command, untagged, done)
+        return untagged
+    def no(self, command):
+        untagged, done = self.run(command)
+        assert done.startswith('NO') or done.startswith('BAD'), (command, untagged, done)
+        return done
+
+def fetches(lines):
+    return [line for line in lines if re.match(r'\* \d+ FETCH', line)]
+
+def unquoted(lines):
+    return [line.replace('"', '') for line in lines]
+
+def lsub(client):
+    return sorted(line.split(' / ')[1] for line in unquoted(client.ok('LSUB "" "*"')) if line.startswith('* LSUB'))
+
+def literal(text):
+    data = text.encode('utf-8')
+    return b'{%d+}\r\n' % len(data) + data
+
+a, b = Client(), Client()
+
+# \Recent: the first session to select INBOX gets its three messages as \Recent, no other does.
+assert 'RECENT 3' in a.ok('STATUS INBOX (MESSAGES RECENT)')[0]
+# EXAMINE shows recent mail without claiming it.
+examined = b.ok('EXAMINE INBOX')
+assert '* 3 RECENT' in examined, examined
+selected = a.ok('SELECT INBOX')
+assert '* 3 EXISTS' in selected and '* 3 RECENT' in selected, selected
+assert '\\Recent' in a.ok('FETCH 1 (FLAGS)')[0]
+assert a.ok('SEARCH RECENT') == ['* SEARCH 1 2 3'] and a.ok('SEARCH NEW') == ['* SEARCH 1 2 3']
+assert a.ok('SEARCH OLD') == ['* SEARCH']
+reselected = b.ok('SELECT INBOX')
+assert '* 0 RECENT' in reselected, reselected
+assert '\\Recent' not in b.ok('FETCH 1 (FLAGS)')[0]
+assert 'RECENT 0' in b.ok('STATUS INBOX (RECENT)')[0]
+# \Recent is no flag a client can store.
+a.ok('STORE 1 FLAGS (\\Seen)')
+assert a.ok('FETCH 1 (FLAGS)') == ['* 1 FETCH (FLAGS (\\Seen \\Recent))']
+assert a.ok('SEARCH NEW') == ['* SEARCH 2 3']
+# New mail: the session selected read-write when it arrives is told EXISTS and RECENT.
+b.ok('UNSELECT')
+b.ok(b'APPEND INBOX ' + literal('Subject: arrives later\r\n\r\nhi\r\n'))
+noop = a.ok('NOOP')
+assert '* 4 EXISTS' in noop and '* 4 RECENT' in noop, noop
+assert a.ok('UID SEARCH RECENT') == ['* SEARCH 1 2 3 4']
+assert '* 0 RECENT' in b.ok('SELECT INBOX')
+
+# Sequence and UID edge cases.
+a.ok('CREATE Empty')
+empty = a.ok('SELECT Empty')
+assert '* 0 EXISTS' in empty and '* 0 RECENT' in empty, empty
+assert a.ok('FETCH 1:* (FLAGS)') == []
+assert a.ok('UID FETCH 4294967295:* (FLAGS)') == []
+assert a.ok('UID FETCH 1:* (UID)') == []
+assert a.ok('SEARCH ALL') == ['* SEARCH']
+assert a.ok('UID STORE 1:* +FLAGS (\\Seen)') == []
+a.ok('SELECT INBOX')
+highest = a.ok('UID FETCH 4294967295:* (UID)')
+assert highest == ['* 4 FETCH (UID 4)'], highest
+assert a.ok('UID FETCH *:4294967295 (UID)') == ['* 4 FETCH (UID 4)']
+# STORE on a UID this session just expunged: no error, no output.
+a.ok('STORE 4 +FLAGS (\\Deleted)')
+assert a.ok('EXPUNGE') == ['* 4 EXPUNGE']
+assert a.ok('UID STORE 4 +FLAGS (\\Seen)') == []
+assert a.ok('UID FETCH 4 (FLAGS)') == []
+# STORE on a message another session expunged, before this one was told: no error either.
+b.ok('STORE 3 +FLAGS (\\Deleted)')
+b.ok('EXPUNGE')
+stored = a.ok('STORE 3 +FLAGS (\\Flagged)')
+assert fetches(stored) == [] and not any('EXPUNGE' in line for line in stored), stored
+assert a.ok('FETCH 3 (FLAGS)') == [], 'a vanished message yields nothing, and FETCH may not expunge'
+assert a.ok('NOOP') == ['* 3 EXPUNGE']
+
+# SEARCH with CHARSET UTF-8 and non-ASCII literals: an encoded subject, a quoted-printable body.
+assert a.ok(b'SEARCH CHARSET UTF-8 SUBJECT ' + literal('grüße')) == ['* SEARCH 2']
+assert a.ok(b'UID SEARCH CHARSET UTF-8 BODY ' + literal('Köln')) == ['* SEARCH 2']
+assert a.ok(b'SEARCH CHARSET UTF-8 TEXT ' + literal('Zürich')) == ['* SEARCH']
+assert 'BADCHARSET' in a.no('SEARCH CHARSET KOI8-R SUBJECT x')
+
+# Modified UTF-7 folder names: stored decoded, encoded on the wire, invalid ones refused.
+a.ok('CREATE "Entw&APw-rfe"')
+assert unquoted(a.ok('LIST "" "Entw*"')) == ['* LIST (\\HasNoChildren) / Entw&APw-rfe']
+assert 'MESSAGES 0' in a.ok('STATUS "Entw&APw-rfe" (MESSAGES)')[0]
+a.ok('COPY 1 "Entw&APw-rfe"')
+assert '* 1 EXISTS' in a.ok('SELECT "Entw&APw-rfe"')
+a.ok('CREATE "Entw&APw-rfe/&ZeVnLIqe-"')
+assert unquoted(a.ok('LIST "Entw&APw-rfe/" "%"')) == ['* LIST (\\HasNoChildren) / Entw&APw-rfe/&ZeVnLIqe-']
+for bad in ['"Entw&APx-"', '"&AGE-"', '"Entw&APw"', '"&APw-&APw-"']:
+    assert 'CANNOT' in a.no('CREATE ' + bad), bad
+a.no(b'CREATE ' + literal('Entwürfe'))
+assert 'CANNOT' in a.no('SELECT "&AGE-"')
+assert 'CANNOT' in a.no('RENAME "Entw&APw-rfe" "x&-&AGE-"')
+
+# Subscriptions: the special folders by default; SUBSCRIBE and UNSUBSCRIBE are stored.
+assert lsub(a) == ['Drafts', 'INBOX', 'Sent', 'Spam', 'Trash'], lsub(a)
+a.ok('SUBSCRIBE "Entw&APw-rfe"')
+a.ok('UNSUBSCRIBE Trash')
+assert lsub(a) == ['Drafts', 'Entw&APw-rfe', 'INBOX', 'Sent', 'Spam'], lsub(a)
+assert lsub(b) == lsub(a), 'another session sees the same subscriptions'
+assert unquoted(b.ok('LSUB "" "Entw%"')) == ['* LSUB (\\HasChildren) / Entw&APw-rfe']
+a.ok('RENAME "Entw&APw-rfe/&ZeVnLIqe-" "Archiv"')
+a.ok('SUBSCRIBE Archiv')
+a.ok('DELETE Archiv')
+assert unquoted(a.ok('LSUB "" "Archiv"')) == ['* LSUB (\\Noselect) / Archiv'], 'a deleted folder stays subscribed'
+a.ok('UNSUBSCRIBE Archiv')
+assert a.ok('LSUB "" "Archiv"') == []
+# RFC 3501 §6.3.9: where % stops above a subscribed name, its parent is answered \Noselect.
+a.ok('SUBSCRIBE "Projekte/2026"')
+assert '* LSUB (\\Noselect) / Projekte' in unquoted(a.ok('LSUB "" "%"'))
+a.ok('LOGOUT')
+b.ok('LOGOUT')
+print('DONE')
+"#;
+
+#[test]
+fn recent_subscriptions_utf7_names_and_edge_cases() {
+    let fixture = Fixture::start(1);
+    let address = fixture.mailboxes[0].0.clone();
+    fixture.deliver(&address, "INBOX", &simple_message(), 1_768_046_400);
+    let encoded = "From: a@prospect.test\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMIME-Version: 1.0\r\n\
+        Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+        Viele Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r\n";
+    fixture.deliver(&address, "INBOX", encoded, 1_768_046_500);
+    fixture.deliver(&address, "INBOX", &multipart_message(), 1_769_904_000);
+    let output = fixture.python("session_state.py", SESSION_STATE, 0, &[]);
+    assert!(output.contains("DONE"), "{output}");
+    let names: Vec<String> = {
+        let db = fixture.db();
+        let mut stmt = db.prepare("SELECT name FROM folders ORDER BY name").expect("prepare");
+        stmt.query_map([], |row| row.get(0)).expect("query").collect::<Result<_, _>>().expect("names")
+    };
+    assert!(names.contains(&"Entwürfe".to_string()), "stored decoded: {names:?}");
+    assert!(!names.iter().any(|name| name.contains('&')), "{names:?}");
 }

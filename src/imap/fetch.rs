@@ -3,8 +3,10 @@
 //! FETCH loads messages in batches of [`BATCH`] and streams each response as it is built, so a
 //! `FETCH 1:* BODY[]` over a large folder never holds more than one batch. A message that has
 //! vanished since the client last heard (moved or expunged by another session) simply yields no
-//! response. A non-peek body fetch in a read-write folder sets `\Seen` (one write per batch) and
-//! reports the new FLAGS with the data.
+//! response; a STORE on one changes nothing, reports nothing and is no error (the message is
+//! marked vanished in the view; its EXPUNGE follows at the next sync that may send one). A
+//! non-peek body fetch in a read-write folder sets `\Seen` (one write per batch) and reports
+//! the new FLAGS with the data.
 
 use std::num::NonZeroU32;
 
@@ -18,7 +20,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::connection::End;
 use super::mime::Parsed;
-use super::selected::{apply_store, flags_string, has_flag, parse_flags, seq_of};
+use super::selected::{apply_store, fetch_flags, flags_string, has_flag, seq_of};
 use super::session::Session;
 use crate::mailstore::imap_ops::{self, MessageBody, MessageFlags};
 
@@ -157,8 +159,8 @@ impl Session {
         let Some(position) = selected.messages.iter().position(|k| i64::from(k.uid) == message.uid) else {
             return Ok(());
         };
-        let flags = selected.messages[position].flags.clone();
-        let items = message_items(names, message, &flags);
+        let known = &selected.messages[position];
+        let items = message_items(names, message, &fetch_flags(&known.flags, known.recent));
         let Ok(items) = items.try_into() else { return Ok(()) };
         let Some(seq) = NonZeroU32::new(seq_of(position)) else { return Ok(()) };
         self.conn.send(&Response::Data(Data::Fetch { seq, items }));
@@ -195,9 +197,12 @@ impl Session {
             let stored = self.app.store.write(move |tx| imap_ops::set_flags(tx, folder_id, &written)).await;
             match stored {
                 Ok(existing) => {
-                    let applied: Vec<MessageFlags> =
-                        changes.into_iter().filter(|c| existing.contains(&c.uid)).collect();
+                    let (applied, gone): (Vec<MessageFlags>, Vec<MessageFlags>) =
+                        changes.into_iter().partition(|c| existing.contains(&c.uid));
                     self.apply_own_flag_changes(&applied);
+                    if let Some(selected) = &mut self.selected {
+                        selected.mark_vanished(&gone.iter().map(|c| c.uid).collect::<Vec<_>>());
+                    }
                 }
                 Err(e) => return self.internal_error(tag, &e.into()),
             }
@@ -215,12 +220,12 @@ impl Session {
         let Some(selected) = &self.selected else { return };
         let mut responses = Vec::new();
         for &position in positions {
-            let Some(known) = selected.messages.get(position) else { continue };
+            let Some(known) = selected.messages.get(position).filter(|known| !known.vanished) else { continue };
             let mut items = Vec::new();
             if uid && let Some(value) = NonZeroU32::new(known.uid) {
                 items.push(MessageDataItem::Uid(value));
             }
-            items.push(MessageDataItem::Flags(parse_flags(&known.flags).into_iter().map(FlagFetch::from).collect()));
+            items.push(MessageDataItem::Flags(fetch_flags(&known.flags, known.recent)));
             if let (Some(seq), Ok(items)) = (NonZeroU32::new(seq_of(position)), items.try_into()) {
                 responses.push(Response::Data(Data::Fetch { seq, items }));
             }
@@ -231,11 +236,11 @@ impl Session {
     }
 }
 
-/// The FETCH items for one message.
+/// The FETCH items for one message, `flags` being what FLAGS shows.
 fn message_items(
     names: &[MessageDataItemName<'static>],
     message: &MessageBody,
-    flags: &str,
+    flags: &[FlagFetch<'static>],
 ) -> Vec<MessageDataItem<'static>> {
     let parsed = names.iter().any(needs_body).then(|| Parsed::parse(&message.raw));
     let mut items = Vec::with_capacity(names.len());
@@ -245,9 +250,7 @@ fn message_items(
                 Some(uid) => MessageDataItem::Uid(uid),
                 None => continue,
             },
-            (MessageDataItemName::Flags, _) => {
-                MessageDataItem::Flags(parse_flags(flags).into_iter().map(FlagFetch::from).collect())
-            }
+            (MessageDataItemName::Flags, _) => MessageDataItem::Flags(flags.to_vec()),
             (MessageDataItemName::InternalDate, _) => MessageDataItem::InternalDate(internal_date(message.received_at)),
             (MessageDataItemName::Rfc822Size, _) => {
                 MessageDataItem::Rfc822Size(u32::try_from(message.size).unwrap_or(u32::MAX))
@@ -328,17 +331,17 @@ mod tests {
             MessageDataItemName::InternalDate,
             MessageDataItemName::BodyExt { section: None, partial: Some((0, NonZeroU32::new(7).unwrap())), peek: true },
         ];
-        let text = encoded(message_items(&names, &message, &message.flags));
+        let text = encoded(message_items(&names, &message, &fetch_flags(&message.flags, true)));
         assert_eq!(
             text,
-            "* 1 FETCH (UID 7 FLAGS (\\Seen) INTERNALDATE \"01-Jan-1970 00:00:00 +0000\" BODY[]<0> {7}\r\nSubject)\r\n"
+            "* 1 FETCH (UID 7 FLAGS (\\Seen \\Recent) INTERNALDATE \"01-Jan-1970 00:00:00 +0000\" BODY[]<0> {7}\r\nSubject)\r\n"
         );
-        let structure = encoded(message_items(&[MessageDataItemName::BodyStructure], &message, ""));
+        let structure = encoded(message_items(&[MessageDataItemName::BodyStructure], &message, &[]));
         assert!(
             structure.contains("(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 7 1"),
             "{structure}"
         );
-        let envelope = encoded(message_items(&[MessageDataItemName::Envelope], &message, ""));
+        let envelope = encoded(message_items(&[MessageDataItemName::Envelope], &message, &[]));
         assert!(envelope.contains("ENVELOPE (NIL \"hi\" ((NIL NIL \"a\" \"b.test\"))"), "{envelope}");
         assert_eq!(window(b"abcdef", 4, NonZeroU32::new(10).unwrap()), b"ef");
         assert_eq!(window(b"abc", 9, NonZeroU32::new(1).unwrap()), b"");

@@ -1,10 +1,14 @@
 //! Folder commands: SELECT/EXAMINE, LIST/LSUB (with SPECIAL-USE attributes, RFC 6154), STATUS,
-//! CREATE, DELETE, RENAME.
+//! CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE.
 //!
-//! Folder names are kept as the client sends them (modified UTF-7 stays encoded); the hierarchy
-//! delimiter is `/`. LIST patterns: `*` matches anything, `%` anything but the delimiter, and
-//! `INBOX` matches in any case. Every folder counts as subscribed, so LSUB lists what LIST lists
-//! and SUBSCRIBE/UNSUBSCRIBE simply succeed.
+//! Folder names travel in modified UTF-7 ([`super::mutf7`]) and are stored decoded: every name a
+//! command gives is decoded first (a name that is not valid modified UTF-7 gets `NO [CANNOT]`),
+//! every name a response gives is encoded. The hierarchy delimiter is `/`. LIST patterns: `*`
+//! matches anything, `%` anything but the delimiter, and `INBOX` matches in any case.
+//! Subscriptions are stored per name (see `imap_ops::subscriptions`: INBOX and the special-use
+//! folders are subscribed by default); LSUB lists the subscribed names that match, with
+//! `\Noselect` a name whose folder does not exist (any more) and an unsubscribed parent that
+//! stands for a subscribed child where `%` stops (RFC 3501 §6.3.9).
 
 use std::borrow::Cow;
 
@@ -15,6 +19,7 @@ use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::connection::End;
+use super::mutf7;
 use super::selected::{Selected, has_flag};
 use super::session::{Session, code};
 use crate::error::Error;
@@ -23,17 +28,18 @@ use crate::mailstore::imap_ops::{self, Folder, FolderCounts};
 /// The hierarchy delimiter.
 pub const DELIMITER: char = '/';
 
-/// A mailbox name as text.
-pub fn mailbox_name(mailbox: &Mailbox<'_>) -> String {
+/// The folder name a command's mailbox stands for (decoded from modified UTF-7), or `None`
+/// when it is not valid modified UTF-7.
+pub fn mailbox_name(mailbox: &Mailbox<'_>) -> Option<String> {
     match mailbox {
-        Mailbox::Inbox => "INBOX".to_string(),
-        Mailbox::Other(other) => String::from_utf8_lossy(other.as_ref()).into_owned(),
+        Mailbox::Inbox => Some("INBOX".to_string()),
+        Mailbox::Other(other) => std::str::from_utf8(other.as_ref()).ok().and_then(mutf7::decode),
     }
 }
 
-/// The name as a response mailbox.
+/// A stored folder name as a response mailbox (modified UTF-7).
 fn response_mailbox(name: &str) -> Option<Mailbox<'static>> {
-    Mailbox::try_from(name.to_string()).ok()
+    Mailbox::try_from(mutf7::encode(name)).ok()
 }
 
 /// Whether a folder name matches a LIST pattern.
@@ -66,6 +72,27 @@ fn attributes(folder: &Folder, all: &[Folder]) -> Vec<FlagNameAttribute<'static>
     names.into_iter().filter_map(|name| Atom::try_from(name).ok().map(FlagNameAttribute::from)).collect()
 }
 
+/// The names LSUB answers: each subscribed name that matches the pattern, and, for one that
+/// does not, its nearest parent that does when that parent is not subscribed itself (RFC 3501
+/// §6.3.9: `foo/bar` subscribed, `LSUB "" "%"` answers `foo`), marked `true` (`\Noselect`).
+fn lsub_names(subscribed: &[String], matches: impl Fn(&str) -> bool) -> Vec<(String, bool)> {
+    let mut names: Vec<(String, bool)> = Vec::new();
+    for name in subscribed {
+        if matches(name) {
+            names.push((name.clone(), false));
+            continue;
+        }
+        let mut parents = name.match_indices(DELIMITER).rev().map(|(at, _)| &name[..at]);
+        if let Some(parent) = parents.find(|parent| matches(parent))
+            && !subscribed.iter().any(|other| other == parent)
+            && !names.iter().any(|(listed, _)| listed == parent)
+        {
+            names.push((parent.to_string(), true));
+        }
+    }
+    names
+}
+
 fn system_flags() -> Vec<Flag<'static>> {
     vec![Flag::Answered, Flag::Flagged, Flag::Deleted, Flag::Seen, Flag::Draft]
 }
@@ -75,10 +102,31 @@ impl Session {
         self.user.as_ref().map_or(0, |user| user.mailbox_id)
     }
 
+    /// The folder name a command gives, decoded; `None` (and `NO [CANNOT]` to the client) when
+    /// it is not valid modified UTF-7.
+    pub(super) fn folder_name(&mut self, tag: &Tag<'static>, mailbox: &Mailbox<'_>) -> Option<String> {
+        let name = mailbox_name(mailbox);
+        if name.is_none() {
+            self.no(tag, Some(code("CANNOT")), "The folder name is not valid modified UTF-7 (RFC 3501 section 5.1.3)");
+        }
+        name
+    }
+
     /// Looks up a folder of the logged-in mailbox.
     pub(super) async fn find_folder(&mut self, name: &str) -> Result<Option<Folder>, Error> {
         let (mailbox_id, name) = (self.mailbox_id(), name.to_string());
         self.app.store.read(move |conn| imap_ops::folder(conn, mailbox_id, &name)).await.map_err(Error::from)
+    }
+
+    /// The `\Recent` mark the view's undecided messages are judged by: for a read-write view,
+    /// the folder's mark before this session claimed every message it knows of (a write, unless
+    /// `mark`, the mark as last read, shows nothing to claim); for a read-only one, `mark`.
+    pub(super) async fn claim_recent(&mut self, selected: &Selected, mark: i64) -> Result<i64, Error> {
+        let (folder_id, up_to) = (selected.folder.id, i64::from(selected.highest_uid()));
+        if selected.read_only || up_to <= mark {
+            return Ok(mark);
+        }
+        self.app.store.write(move |tx| imap_ops::claim_recent(tx, folder_id, up_to)).await.map_err(Error::from)
     }
 
     /// SELECT (`read_only` false) and EXAMINE.
@@ -89,7 +137,7 @@ impl Session {
         read_only: bool,
     ) -> Result<(), End> {
         self.selected = None;
-        let name = mailbox_name(mailbox);
+        let Some(name) = self.folder_name(tag, mailbox) else { return Ok(()) };
         let folder = match self.find_folder(&name).await {
             Ok(Some(folder)) => folder,
             Ok(None) => {
@@ -99,11 +147,25 @@ impl Session {
             Err(e) => return self.internal_error(tag, &e),
         };
         let folder_id = folder.id;
-        let listed = match self.app.store.read(move |conn| imap_ops::message_flags(conn, folder_id)).await {
-            Ok(listed) => listed,
+        let read = self
+            .app
+            .store
+            .read(move |conn| {
+                Ok::<_, rusqlite::Error>((
+                    imap_ops::message_flags(conn, folder_id)?,
+                    imap_ops::recent_mark(conn, folder_id)?,
+                ))
+            })
+            .await;
+        let (listed, mark) = match read {
+            Ok(read) => read,
             Err(e) => return self.internal_error(tag, &e.into()),
         };
-        let selected = Selected::new(folder, read_only, listed);
+        let mut selected = Selected::new(folder, read_only, listed);
+        match self.claim_recent(&selected, mark).await {
+            Ok(before) => selected.settle_recent(before),
+            Err(e) => return self.internal_error(tag, &e),
+        }
         self.send_selection(&selected);
         self.selected = Some(selected);
         let (access, done) =
@@ -120,7 +182,7 @@ impl Session {
         let permanent = if selected.read_only { Vec::new() } else { permanent };
         self.untagged(StatusKind::Ok, Some(Code::PermanentFlags(permanent)), "Flags permitted");
         self.conn.send(&Response::Data(Data::Exists(selected.exists())));
-        self.conn.send(&Response::Data(Data::Recent(0)));
+        self.conn.send(&Response::Data(Data::Recent(selected.recent_count())));
         if let Some(first) = selected.messages.iter().position(|m| !has_flag(&m.flags, "\\Seen"))
             && let Ok(code) = Code::unseen(super::selected::seq_of(first))
         {
@@ -143,13 +205,14 @@ impl Session {
         lsub: bool,
     ) -> Result<(), End> {
         let pattern = match pattern {
-            ListMailbox::Token(token) => String::from_utf8_lossy(token.as_ref()).into_owned(),
-            ListMailbox::String(string) => String::from_utf8_lossy(&string.clone().into_inner()).into_owned(),
+            ListMailbox::Token(token) => String::from_utf8(token.as_ref().to_vec()).ok(),
+            ListMailbox::String(string) => String::from_utf8(string.clone().into_inner().into_owned()).ok(),
         };
-        let reference = match reference {
-            Mailbox::Inbox => "INBOX".to_string(),
-            other => mailbox_name(other),
+        let Some(pattern) = pattern.as_deref().and_then(mutf7::decode) else {
+            self.no(tag, Some(code("CANNOT")), "The pattern is not valid modified UTF-7 (RFC 3501 section 5.1.3)");
+            return Ok(());
         };
+        let Some(reference) = self.folder_name(tag, reference) else { return Ok(()) };
         let done = if lsub { "LSUB completed" } else { "LIST completed" };
         if pattern.is_empty() && !lsub {
             // The delimiter query (RFC 3501 §6.3.8).
@@ -158,26 +221,64 @@ impl Session {
             return Ok(());
         }
         let mailbox_id = self.mailbox_id();
-        let all = match self.app.store.read(move |conn| imap_ops::folders(conn, mailbox_id)).await {
-            Ok(all) => all,
+        let read = self
+            .app
+            .store
+            .read(move |conn| {
+                let subscribed = if lsub { imap_ops::subscriptions(conn, mailbox_id)? } else { Vec::new() };
+                Ok::<_, rusqlite::Error>((imap_ops::folders(conn, mailbox_id)?, subscribed))
+            })
+            .await;
+        let (all, subscribed) = match read {
+            Ok(read) => read,
             Err(e) => return self.internal_error(tag, &e.into()),
         };
         let full = format!("{reference}{pattern}");
-        for folder in &all {
-            let matched = pattern_matches(&full, &folder.name)
-                || (folder.name == "INBOX" && pattern_matches(&full.to_ascii_uppercase(), "INBOX"));
-            if !matched {
-                continue;
+        let matches = |name: &str| {
+            pattern_matches(&full, name) || (name == "INBOX" && pattern_matches(&full.to_ascii_uppercase(), "INBOX"))
+        };
+        let delimiter = QuotedChar::try_from(DELIMITER).ok();
+        let mut listed = Vec::new();
+        if lsub {
+            for (name, parent_only) in lsub_names(&subscribed, matches) {
+                let items = match all.iter().find(|folder| folder.name == name) {
+                    Some(folder) if !parent_only => attributes(folder, &all),
+                    _ => vec![FlagNameAttribute::Noselect],
+                };
+                listed.extend(response_mailbox(&name).map(|mailbox| Data::Lsub { items, delimiter, mailbox }));
             }
-            let Some(mailbox) = response_mailbox(&folder.name) else { continue };
-            let items = attributes(folder, &all);
-            let delimiter = QuotedChar::try_from(DELIMITER).ok();
-            let data =
-                if lsub { Data::Lsub { items, delimiter, mailbox } } else { Data::List { items, delimiter, mailbox } };
+        } else {
+            for folder in all.iter().filter(|folder| matches(&folder.name)) {
+                let items = attributes(folder, &all);
+                listed.extend(response_mailbox(&folder.name).map(|mailbox| Data::List { items, delimiter, mailbox }));
+            }
+        }
+        for data in listed {
             self.conn.send(&Response::Data(data));
         }
         self.ok(tag, None, done);
         Ok(())
+    }
+
+    /// SUBSCRIBE (`subscribed`) and UNSUBSCRIBE. Any valid name may be subscribed, existing or
+    /// not (RFC 3501 §6.3.6 lets a server accept names of folders that do not exist).
+    pub(super) async fn subscribe(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'_>,
+        subscribed: bool,
+    ) -> Result<(), End> {
+        let Some(name) = self.folder_name(tag, mailbox) else { return Ok(()) };
+        let name = name.trim_end_matches(DELIMITER).to_string();
+        let mailbox_id = self.mailbox_id();
+        let stored = self.app.store.write(move |tx| imap_ops::set_subscribed(tx, mailbox_id, &name, subscribed)).await;
+        match stored {
+            Ok(()) => {
+                self.ok(tag, None, if subscribed { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" });
+                Ok(())
+            }
+            Err(e) => self.internal_error(tag, &e.into()),
+        }
     }
 
     /// STATUS.
@@ -187,7 +288,8 @@ impl Session {
         mailbox: &Mailbox<'_>,
         names: &[StatusDataItemName],
     ) -> Result<(), End> {
-        let folder = match self.find_folder(&mailbox_name(mailbox)).await {
+        let Some(name) = self.folder_name(tag, mailbox) else { return Ok(()) };
+        let folder = match self.find_folder(&name).await {
             Ok(Some(folder)) => folder,
             Ok(None) => {
                 self.no(tag, Some(code("NONEXISTENT")), "No such folder");
@@ -209,7 +311,8 @@ impl Session {
 
     /// CREATE.
     pub(super) async fn create(&mut self, tag: &Tag<'static>, mailbox: &Mailbox<'_>) -> Result<(), End> {
-        let name = mailbox_name(mailbox).trim_end_matches(DELIMITER).to_string();
+        let Some(name) = self.folder_name(tag, mailbox) else { return Ok(()) };
+        let name = name.trim_end_matches(DELIMITER).to_string();
         if name.is_empty() || name.split(DELIMITER).any(str::is_empty) {
             self.no(tag, Some(code("CANNOT")), "That is not a valid folder name");
             return Ok(());
@@ -221,7 +324,7 @@ impl Session {
 
     /// DELETE.
     pub(super) async fn delete(&mut self, tag: &Tag<'static>, mailbox: &Mailbox<'_>) -> Result<(), End> {
-        let name = mailbox_name(mailbox);
+        let Some(name) = self.folder_name(tag, mailbox) else { return Ok(()) };
         if self.selected.as_ref().is_some_and(|s| s.folder.name == imap_ops::canonical_name(&name)) {
             self.selected = None;
         }
@@ -232,8 +335,10 @@ impl Session {
 
     /// RENAME.
     pub(super) async fn rename(&mut self, tag: &Tag<'static>, from: &Mailbox<'_>, to: &Mailbox<'_>) -> Result<(), End> {
-        let (from, to) = (mailbox_name(from), mailbox_name(to).trim_end_matches(DELIMITER).to_string());
-        if to.is_empty() {
+        let Some(from) = self.folder_name(tag, from) else { return Ok(()) };
+        let Some(to) = self.folder_name(tag, to) else { return Ok(()) };
+        let to = to.trim_end_matches(DELIMITER).to_string();
+        if to.is_empty() || to.split(DELIMITER).any(str::is_empty) {
             self.no(tag, Some(code("CANNOT")), "That is not a valid folder name");
             return Ok(());
         }
@@ -284,7 +389,7 @@ fn status_items(names: &[StatusDataItemName], folder: &Folder, counts: FolderCou
         .iter()
         .filter_map(|name| match name {
             StatusDataItemName::Messages => Some(StatusDataItem::Messages(count(counts.messages))),
-            StatusDataItemName::Recent => Some(StatusDataItem::Recent(0)),
+            StatusDataItemName::Recent => Some(StatusDataItem::Recent(count(counts.recent))),
             StatusDataItemName::UidNext => Some(StatusDataItem::UidNext(nonzero(folder.uid_next))),
             StatusDataItemName::UidValidity => Some(StatusDataItem::UidValidity(nonzero(folder.uid_validity))),
             StatusDataItemName::Unseen => Some(StatusDataItem::Unseen(count(counts.unseen))),
@@ -305,6 +410,15 @@ mod tests {
         assert!(pattern_matches("Projects/%", "Projects/2026"));
         assert!(pattern_matches("S*", "Sent") && !pattern_matches("S*", "Trash"));
         assert!(pattern_matches("INBOX", "INBOX") && !pattern_matches("", "INBOX"));
+    }
+
+    #[test]
+    fn lsub_answers_unsubscribed_parents_as_noselect() {
+        let subscribed: Vec<String> = ["INBOX", "Projects/2026/Q1", "Projects/2027", "Sent"].map(String::from).into();
+        let listed = |pattern: &str| lsub_names(&subscribed, |name| pattern_matches(pattern, name));
+        assert_eq!(listed("%"), [("INBOX".into(), false), ("Projects".into(), true), ("Sent".into(), false)]);
+        assert_eq!(listed("Projects/%"), [("Projects/2026".into(), true), ("Projects/2027".into(), false)]);
+        assert_eq!(listed("*").len(), 4);
     }
 
     #[test]

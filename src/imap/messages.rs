@@ -18,7 +18,6 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::connection::End;
 use super::fetch::stored_flags;
-use super::folders::mailbox_name;
 use super::session::Session;
 use crate::error::Error;
 use crate::mailstore::imap_ops::{self, Copied};
@@ -70,7 +69,8 @@ impl Session {
             self.no(tag, Some(Code::TooBig), "Message too large");
             return Ok(());
         }
-        let folder = match self.find_folder(&mailbox_name(mailbox)).await {
+        let Some(name) = self.folder_name(tag, mailbox) else { return Ok(()) };
+        let folder = match self.find_folder(&name).await {
             Ok(Some(folder)) => folder,
             Ok(None) => {
                 self.no(tag, Some(Code::TryCreate), "No such folder");
@@ -115,7 +115,8 @@ impl Session {
         }
         let source = selected.folder.id;
         let uids = selected.uids_at(&selected.resolve(set, uid));
-        let target = match self.find_folder(&mailbox_name(mailbox)).await {
+        let Some(name) = self.folder_name(tag, mailbox) else { return Ok(()) };
+        let target = match self.find_folder(&name).await {
             Ok(Some(folder)) => folder,
             Ok(None) => {
                 self.no(tag, Some(Code::TryCreate), "No such folder");

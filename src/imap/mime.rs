@@ -83,6 +83,23 @@ impl<'a> Parsed<'a> {
         }
     }
 
+    /// The decoded text of the message's text parts (transfer encoding and charset undone),
+    /// those of encapsulated messages included, for SEARCH BODY and TEXT.
+    pub fn decoded_texts(&self) -> Vec<&str> {
+        let mut texts: Vec<&str> = self
+            .parts()
+            .iter()
+            .filter_map(|part| match &part.body {
+                PartType::Text(text) | PartType::Html(text) => Some(text.as_ref()),
+                _ => None,
+            })
+            .collect();
+        for (_, inner) in &self.nested {
+            texts.extend(inner.decoded_texts());
+        }
+        texts
+    }
+
     /// The whole message.
     pub fn raw(&self) -> &'a [u8] {
         self.raw

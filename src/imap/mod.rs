@@ -14,6 +14,7 @@ pub mod folders;
 pub mod login;
 pub mod messages;
 pub mod mime;
+pub mod mutf7;
 pub mod search;
 pub mod selected;
 pub mod session;

@@ -5,7 +5,7 @@
 //! each message's row; header and text criteria parse the message (loaded in batches). Text
 //! matches are case-insensitive substring matches, against the raw header value and its decoded
 //! form (so both `=?utf-8?...` and the words it encodes are found); BODY and TEXT look at the raw
-//! body (no transfer decoding). `\Recent` is never set here, so RECENT and NEW match nothing.
+//! body and at each text part decoded (transfer encoding and charset undone). RECENT, NEW and OLD follow the session's `\Recent` flags.
 
 use imap_codec::imap_types::core::{AString, Charset, Tag, Vec1};
 use imap_codec::imap_types::response::{Code, Data, Response};
@@ -25,6 +25,8 @@ pub struct Candidate<'a> {
     pub seq: u32,
     pub uid: u32,
     pub flags: &'a str,
+    /// `\Recent` in this session.
+    pub recent: bool,
     pub message: &'a MessageBody,
     pub parsed: Option<&'a Parsed<'a>>,
 }
@@ -66,8 +68,10 @@ pub fn matches(key: &SearchKey<'_>, candidate: &Candidate<'_>, largest: Largest)
         SearchKey::Or(a, b) => matches(a, candidate, largest) || matches(b, candidate, largest),
         SearchKey::SequenceSet(set) => in_set(set, candidate.seq, largest.seq),
         SearchKey::Uid(set) => in_set(set, candidate.uid, largest.uid),
-        SearchKey::All | SearchKey::Old => true,
-        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::All => true,
+        SearchKey::Recent => candidate.recent,
+        SearchKey::New => candidate.recent && !flag("\\Seen"),
+        SearchKey::Old => !candidate.recent,
         SearchKey::Answered => flag("\\Answered"),
         SearchKey::Deleted => flag("\\Deleted"),
         SearchKey::Draft => flag("\\Draft"),
@@ -134,8 +138,13 @@ fn header_contains(candidate: &Candidate<'_>, name: &str, text: &AString<'_>) ->
         || parsed.decoded_header(name).is_some_and(|decoded| contains(&decoded, &needle))
 }
 
+/// Whether the body contains the text, raw or in a decoded text part (so UTF-8 words are found
+/// in quoted-printable and base64 parts too).
 fn body_contains(candidate: &Candidate<'_>, text: &AString<'_>) -> bool {
-    candidate.parsed.is_some_and(|p| contains(&String::from_utf8_lossy(p.text()), &lossy(text)))
+    let Some(parsed) = candidate.parsed else { return false };
+    let needle = lossy(text);
+    contains(&String::from_utf8_lossy(parsed.text()), &needle)
+        || parsed.decoded_texts().iter().any(|decoded| contains(decoded, &needle))
 }
 
 /// Whether SEARCH can read text in this charset (UTF-8 and its subset US-ASCII).
@@ -173,29 +182,32 @@ impl Session {
         let with_body = needs_message(&key);
         let folder_id = selected.folder.id;
         let largest = Largest { seq: selected.exists(), uid: selected.messages.last().map_or(0, |m| m.uid) };
-        let live: Vec<(u32, u32, String)> = selected
+        let live: Vec<(u32, u32, String, bool)> = selected
             .messages
             .iter()
             .enumerate()
             .filter(|(_, known)| !known.vanished)
-            .map(|(index, known)| (seq_of(index), known.uid, known.flags.clone()))
+            .map(|(index, known)| (seq_of(index), known.uid, known.flags.clone(), known.recent))
             .collect();
         let mut found = Vec::new();
         for batch in live.chunks(BATCH) {
-            let uids: Vec<i64> = batch.iter().map(|(_, uid, _)| i64::from(*uid)).collect();
+            let uids: Vec<i64> = batch.iter().map(|(_, uid, _, _)| i64::from(*uid)).collect();
             let loaded =
                 match self.app.store.read(move |conn| imap_ops::bodies(conn, folder_id, &uids, with_body)).await {
                     Ok(loaded) => loaded,
                     Err(e) => return self.internal_error(tag, &e.into()),
                 };
             for message in &loaded {
-                let Some((seq, uid_value, flags)) = batch.iter().find(|(_, u, _)| i64::from(*u) == message.uid) else {
+                let Some((seq, uid_value, flags, recent)) =
+                    batch.iter().find(|(_, u, _, _)| i64::from(*u) == message.uid)
+                else {
                     continue;
                 };
                 let parsed = with_body.then(|| Parsed::parse(&message.raw));
-                let candidate = Candidate { seq: *seq, uid: *uid_value, flags, message, parsed: parsed.as_ref() };
+                let (seq, uid_value, recent) = (*seq, *uid_value, *recent);
+                let candidate = Candidate { seq, uid: uid_value, flags, recent, message, parsed: parsed.as_ref() };
                 if matches(&key, &candidate, largest) {
-                    found.push(if uid { *uid_value } else { *seq });
+                    found.push(if uid { uid_value } else { seq });
                 }
             }
         }
@@ -221,7 +233,8 @@ mod tests {
     fn check(key: SearchKey<'_>, raw: &[u8], flags: &str) -> bool {
         let message = message(raw);
         let parsed = Parsed::parse(&message.raw);
-        let candidate = Candidate { seq: 2, uid: 5, flags, message: &message, parsed: Some(&parsed) };
+        let recent = flags.contains("\\Recent");
+        let candidate = Candidate { seq: 2, uid: 5, flags, recent, message: &message, parsed: Some(&parsed) };
         matches(&key, &candidate, Largest { seq: 3, uid: 9 })
     }
 
@@ -251,5 +264,14 @@ mod tests {
         assert!(!check(SearchKey::Before(day(2023, 11, 14)), raw, ""));
         assert!(check(SearchKey::SentOn(day(2023, 11, 14)), raw, ""));
         assert!(check(SearchKey::Larger(99), raw, "") && !check(SearchKey::Smaller(100), raw, ""));
+        let encoded = b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nContent-Type: text/plain; charset=utf-8\r\n\
+            Content-Transfer-Encoding: quoted-printable\r\n\r\nViele Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r\n";
+        assert!(check(SearchKey::Subject(text("GRÜßE")), encoded, ""));
+        assert!(check(SearchKey::Body(text("grüße aus köln")), encoded, ""), "decoded quoted-printable");
+        assert!(check(SearchKey::Text(text("Köln")), encoded, ""));
+        assert!(!check(SearchKey::Body(text("Zürich")), encoded, ""));
+        assert!(check(SearchKey::Recent, raw, "\\Recent") && !check(SearchKey::Recent, raw, ""));
+        assert!(check(SearchKey::New, raw, "\\Recent") && !check(SearchKey::New, raw, "\\Recent \\Seen"));
+        assert!(check(SearchKey::Old, raw, "\\Seen") && !check(SearchKey::Old, raw, "\\Recent"));
     }
 }

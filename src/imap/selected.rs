@@ -7,11 +7,16 @@
 //! `FETCH (FLAGS ...)`, then one `EXISTS` for new messages. While EXPUNGE may not be sent
 //! (during FETCH, STORE and SEARCH by sequence number) vanished messages stay in the list,
 //! marked, and fetching them yields nothing.
+//!
+//! `\Recent` (RFC 3501 §2.3.2) is decided once per message, when the session first learns of
+//! it: the message is recent here when its UID is above the folder's `recent_claimed_uid` mark
+//! as it stood before this session claimed it ([`Selected::settle_recent`]). The flag lives only
+//! in this view (it is never stored with the message's flags, and clients cannot set it).
 
 use std::collections::HashMap;
 
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::imap_types::flag::{Flag, StoreType};
+use imap_codec::imap_types::flag::{Flag, FlagFetch, StoreType};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use crate::mailstore::imap_ops::{Folder, MessageFlags};
@@ -23,13 +28,15 @@ pub struct Known {
     pub flags: String,
     /// Gone from the store, not yet reported with EXPUNGE.
     pub vanished: bool,
+    /// `\Recent` in this session.
+    pub recent: bool,
 }
 
 /// What the client must be told after a sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
     Expunge(u32),
-    Flags { seq: u32, uid: u32, flags: String },
+    Flags { seq: u32, uid: u32, flags: String, recent: bool },
     Exists(u32),
 }
 
@@ -41,6 +48,8 @@ pub struct Selected {
     pub messages: Vec<Known>,
     /// The folder's `uid_next` when last looked at (IDLE polls it).
     pub uid_next: i64,
+    /// The highest UID whose `\Recent` state is decided (see [`Selected::settle_recent`]).
+    pub recent_decided: u32,
 }
 
 impl Selected {
@@ -48,9 +57,37 @@ impl Selected {
     pub fn new(folder: Folder, read_only: bool, listed: Vec<MessageFlags>) -> Selected {
         let messages = listed
             .into_iter()
-            .filter_map(|m| Some(Known { uid: u32::try_from(m.uid).ok()?, flags: m.flags, vanished: false }))
+            .filter_map(|m| {
+                Some(Known { uid: u32::try_from(m.uid).ok()?, flags: m.flags, vanished: false, recent: false })
+            })
             .collect();
-        Selected { uid_next: folder.uid_next, folder, read_only, messages }
+        Selected { uid_next: folder.uid_next, folder, read_only, messages, recent_decided: 0 }
+    }
+
+    /// The highest UID in the view (0 when empty).
+    pub fn highest_uid(&self) -> u32 {
+        self.messages.last().map_or(0, |m| m.uid)
+    }
+
+    /// Whether messages arrived whose `\Recent` state is not decided yet.
+    pub fn has_undecided_recent(&self) -> bool {
+        self.highest_uid() > self.recent_decided
+    }
+
+    /// Decides `\Recent` for the messages not decided yet: recent when their UID is above
+    /// `claimed_before` (the folder's mark before this session claimed them, or the mark as it
+    /// stands for a read-only session, which claims nothing).
+    pub fn settle_recent(&mut self, claimed_before: i64) {
+        let decided = self.recent_decided;
+        for known in self.messages.iter_mut().filter(|known| known.uid > decided) {
+            known.recent = i64::from(known.uid) > claimed_before;
+        }
+        self.recent_decided = self.recent_decided.max(self.highest_uid());
+    }
+
+    /// How many messages of the view are `\Recent` (the RECENT response).
+    pub fn recent_count(&self) -> u32 {
+        u32::try_from(self.messages.iter().filter(|known| known.recent).count()).unwrap_or(u32::MAX)
     }
 
     /// The number of messages the client knows of.
@@ -81,7 +118,8 @@ impl Selected {
                 && flags != known.flags
             {
                 known.flags = flags.to_string();
-                updates.push(Update::Flags { seq: seq_of(index), uid: known.uid, flags: known.flags.clone() });
+                let (seq, uid, flags, recent) = (seq_of(index), known.uid, known.flags.clone(), known.recent);
+                updates.push(Update::Flags { seq, uid, flags, recent });
             }
         }
         let highest = self.messages.last().map_or(0, |m| m.uid);
@@ -90,13 +128,21 @@ impl Selected {
             if let Ok(uid) = u32::try_from(message.uid)
                 && uid > highest
             {
-                self.messages.push(Known { uid, flags: message.flags.clone(), vanished: false });
+                self.messages.push(Known { uid, flags: message.flags.clone(), vanished: false, recent: false });
             }
         }
         if self.messages.len() != before {
             updates.push(Update::Exists(self.exists()));
         }
         updates
+    }
+
+    /// Marks messages found gone from the store (a STORE that changed nothing there) as
+    /// vanished: they get no more responses, and their EXPUNGE waits for the next sync.
+    pub fn mark_vanished(&mut self, uids: &[i64]) {
+        for known in self.messages.iter_mut().filter(|known| uids.contains(&i64::from(known.uid))) {
+            known.vanished = true;
+        }
     }
 
     /// Removes messages this session expunged itself; returns the EXPUNGE sequence numbers in
@@ -168,11 +214,24 @@ pub fn parse_flags(stored: &str) -> Vec<Flag<'static>> {
     stored.split_whitespace().filter_map(|word| Flag::try_from(word).ok().map(IntoStatic::into_static)).collect()
 }
 
-/// The stored form of flags: IMAP spelling, each once (case-insensitively), in order.
+/// The flags a FETCH shows: the stored ones, and `\Recent` when the session has it so.
+pub fn fetch_flags(stored: &str, recent: bool) -> Vec<FlagFetch<'static>> {
+    let mut flags: Vec<FlagFetch<'static>> = parse_flags(stored).into_iter().map(FlagFetch::from).collect();
+    if recent {
+        flags.push(FlagFetch::Recent);
+    }
+    flags
+}
+
+/// The stored form of flags: IMAP spelling, each once (case-insensitively), in order, without
+/// `\Recent` (which belongs to sessions, not to the message; clients cannot set it).
 pub fn flags_string(flags: &[Flag<'_>]) -> String {
     let mut seen: Vec<String> = Vec::new();
     for flag in flags {
         let text = flag.to_string();
+        if text.eq_ignore_ascii_case("\\Recent") {
+            continue;
+        }
         if !seen.iter().any(|have| have.eq_ignore_ascii_case(&text)) {
             seen.push(text);
         }
@@ -217,7 +276,7 @@ mod tests {
         let now = listed(&[(4, "\\Seen"), (8, ""), (9, "")]);
         assert_eq!(
             view.sync(&now, false),
-            [Update::Flags { seq: 2, uid: 4, flags: "\\Seen".into() }, Update::Exists(5)]
+            [Update::Flags { seq: 2, uid: 4, flags: "\\Seen".into(), recent: false }, Update::Exists(5)]
         );
         let one = SequenceSet::try_from("1:*").unwrap();
         assert_eq!(view.resolve(&one, false), [1, 3, 4], "vanished messages are skipped");
@@ -239,5 +298,24 @@ mod tests {
         assert_eq!(apply_store("\\Seen \\Flagged", &StoreType::Remove, &[Flag::Seen]), "\\Flagged");
         assert_eq!(apply_store("\\Seen", &StoreType::Replace, &[]), "");
         assert!(has_flag("\\Seen \\Deleted", "\\deleted"));
+        let recent = Flag::try_from("\\Recent").unwrap();
+        assert_eq!(flags_string(&[recent.clone(), Flag::Seen]), "\\Seen", "\\Recent is never stored");
+        assert_eq!(apply_store("", &StoreType::Add, &[recent]), "");
+        assert_eq!(fetch_flags("\\Seen", true), [FlagFetch::Flag(Flag::Seen), FlagFetch::Recent]);
+    }
+
+    #[test]
+    fn recent_is_decided_once_per_message() {
+        let mut view = Selected::new(folder(), false, listed(&[(1, ""), (2, ""), (3, "")]));
+        view.settle_recent(1);
+        assert_eq!(view.messages.iter().map(|m| m.recent).collect::<Vec<_>>(), [false, true, true]);
+        assert_eq!(view.recent_count(), 2);
+        assert!(!view.has_undecided_recent());
+        view.sync(&listed(&[(1, ""), (2, ""), (3, ""), (4, ""), (5, "")]), true);
+        assert!(view.has_undecided_recent());
+        view.settle_recent(4);
+        assert_eq!(view.messages.iter().map(|m| m.recent).collect::<Vec<_>>(), [false, true, true, false, true]);
+        view.sync(&listed(&[(1, ""), (5, "")]), true);
+        assert_eq!(view.recent_count(), 1);
     }
 }

@@ -6,7 +6,8 @@
 //! valid in the current state gets `BAD`, and after [`MAX_ERRORS`] of either the session ends
 //! with `BYE`. Every change a command makes is one store transaction, so nothing is half stored.
 //! Before each tagged completion in the selected state, [`Session::refresh`] tells the client of
-//! changes made elsewhere (new mail, flags, expunges where RFC 3501 §7.4.1 allows them).
+//! changes made elsewhere (new mail, flags, expunges where RFC 3501 §7.4.1 allows them); new
+//! mail is claimed for `\Recent` there and each EXISTS is followed by RECENT.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -17,7 +18,6 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{IString, NString, QuotedChar, Tag, Text, Vec1};
 use imap_codec::imap_types::extensions::namespace::Namespace;
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::flag::FlagFetch;
 use imap_codec::imap_types::response::{
     Capability, Code, CodeOther, Data, Response, Status, StatusBody, StatusKind, Tagged,
 };
@@ -28,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::Security;
 use super::connection::{Connection, End, Incoming, Stream};
-use super::selected::{Selected, Update, parse_flags};
+use super::selected::{Selected, Update, fetch_flags};
 use crate::app::App;
 use crate::error::Error;
 use crate::mailstore::imap_ops;
@@ -290,14 +290,8 @@ impl Session {
             CommandBody::Create { mailbox } => self.create(tag, &mailbox).await,
             CommandBody::Delete { mailbox } => self.delete(tag, &mailbox).await,
             CommandBody::Rename { from, to } => self.rename(tag, &from, &to).await,
-            CommandBody::Subscribe { .. } => {
-                self.ok(tag, None, "SUBSCRIBE completed");
-                Ok(())
-            }
-            CommandBody::Unsubscribe { .. } => {
-                self.ok(tag, None, "UNSUBSCRIBE completed");
-                Ok(())
-            }
+            CommandBody::Subscribe { mailbox } => self.subscribe(tag, &mailbox, true).await,
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(tag, &mailbox, false).await,
             CommandBody::Append { mailbox, flags, date, message } => {
                 self.append(tag, &mailbox, &flags, date.as_ref(), &message).await
             }
@@ -464,10 +458,11 @@ impl Session {
                 Ok::<_, rusqlite::Error>((
                     imap_ops::message_flags(conn, folder_id)?,
                     imap_ops::uid_next(conn, folder_id)?,
+                    imap_ops::recent_mark(conn, folder_id)?,
                 ))
             })
             .await;
-        let (current, uid_next) = match read {
+        let (current, uid_next, mark) = match read {
             Ok(read) => read,
             Err(e) => {
                 tracing::warn!(error = %e, "imap: could not refresh the selected folder");
@@ -479,14 +474,36 @@ impl Session {
             selected.uid_next = next;
         }
         let updates = selected.sync(&current, allow_expunge);
+        self.settle_new_recent(mark).await;
+        self.send_updates(updates);
+        Ok(())
+    }
+
+    /// Decides `\Recent` for messages the view gained (claiming them when read-write).
+    async fn settle_new_recent(&mut self, mark: i64) {
+        let Some(view) = self.selected.take_if(|view| view.has_undecided_recent()) else { return };
+        let claimed = self.claim_recent(&view, mark).await;
+        let view = self.selected.insert(view);
+        match claimed {
+            Ok(before) => view.settle_recent(before),
+            Err(e) => tracing::warn!(error = %e, "imap: could not claim \\Recent"),
+        }
+    }
+
+    /// Sends the untagged responses of a sync; each EXISTS is followed by RECENT.
+    fn send_updates(&mut self, updates: Vec<Update>) {
+        let recent = self.selected.as_ref().map_or(0, Selected::recent_count);
         for update in updates {
             let response = match update {
                 Update::Expunge(seq) => NonZeroU32::new(seq).map(Data::Expunge),
-                Update::Exists(count) => Some(Data::Exists(count)),
-                Update::Flags { seq, uid, flags } => {
+                Update::Exists(count) => {
+                    self.conn.send(&Response::Data(Data::Exists(count)));
+                    Some(Data::Recent(recent))
+                }
+                Update::Flags { seq, uid, flags, recent } => {
                     let items = vec![
                         MessageDataItem::Uid(NonZeroU32::new(uid).unwrap_or(NonZeroU32::MIN)),
-                        MessageDataItem::Flags(parse_flags(&flags).into_iter().map(FlagFetch::from).collect()),
+                        MessageDataItem::Flags(fetch_flags(&flags, recent)),
                     ];
                     match (NonZeroU32::new(seq), Vec1::try_from(items)) {
                         (Some(seq), Ok(items)) => Some(Data::Fetch { seq, items }),
@@ -498,7 +515,6 @@ impl Session {
                 self.conn.send(&Response::Data(data));
             }
         }
-        Ok(())
     }
 
     /// Queues a tagged status.

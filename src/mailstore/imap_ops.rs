@@ -1,5 +1,6 @@
 //! The mail-store operations IMAP needs beyond delivery: folder listing and management, flag
-//! updates, copy, move, expunge, append, and a process-wide change signal for IDLE.
+//! updates, copy, move, expunge, append, `\Recent` claims, subscriptions, and a process-wide
+//! change signal for IDLE.
 //!
 //! UIDs: every message written into a folder takes the folder's `uid_next` (which only grows),
 //! exactly as [`super::deliver`] does, so UIDs are never reused within one `uid_validity`. A folder
@@ -7,6 +8,15 @@
 //! so a client that cached the old folder's UIDs sees that they are void (RFC 9051 §2.3.1.1).
 //!
 //! Flags are stored as one space-separated string per message; callers normalize them.
+//!
+//! `\Recent` (RFC 3501 §2.3.2): each folder keeps `recent_claimed_uid`, the highest UID some
+//! session has been told about. A session that selects the folder read-write (or learns of new
+//! mail in it) claims the messages up to the highest UID it knows with [`claim_recent`]; those
+//! above the mark as it stood before are `\Recent` for that session alone. Claims run on the one
+//! writer thread, so two sessions never both get a message as recent.
+//!
+//! Subscriptions: `imap_subscriptions` holds what the client chose per folder name; INBOX and
+//! the special-use folders count as subscribed unless a row says otherwise.
 //! Every function runs inside the caller's transaction (or on a read connection); the caller
 //! calls [`MailChanges::notify`] after the commit so IDLE sessions look again.
 
@@ -38,6 +48,8 @@ pub struct MessageFlags {
 pub struct FolderCounts {
     pub messages: i64,
     pub unseen: i64,
+    /// Messages no session has been told about yet (`\Recent` for the next one).
+    pub recent: i64,
 }
 
 /// A message copied or moved: its UID in the source and in the destination.
@@ -112,13 +124,68 @@ pub fn uid_next(conn: &Connection, folder_id: i64) -> rusqlite::Result<Option<i6
         .optional()
 }
 
-/// Messages and messages without `\Seen` in a folder.
+/// Messages, messages without `\Seen`, and messages above the `\Recent` mark in a folder.
 pub fn counts(conn: &Connection, folder_id: i64) -> rusqlite::Result<FolderCounts> {
     conn.prepare_cached(
-        "SELECT count(*), coalesce(sum(' ' || flags || ' ' NOT LIKE '% \\Seen %'), 0) \
-         FROM mail WHERE folder_id = ?1",
+        "SELECT count(*), coalesce(sum(' ' || m.flags || ' ' NOT LIKE '% \\Seen %'), 0), \
+         coalesce(sum(m.uid > f.recent_claimed_uid), 0) \
+         FROM mail m JOIN folders f ON f.id = m.folder_id WHERE m.folder_id = ?1",
     )?
-    .query_row([folder_id], |row| Ok(FolderCounts { messages: row.get(0)?, unseen: row.get(1)? }))
+    .query_row([folder_id], |row| Ok(FolderCounts { messages: row.get(0)?, unseen: row.get(1)?, recent: row.get(2)? }))
+}
+
+/// The folder's `\Recent` mark: the highest UID a session has been told about (0 when the
+/// folder is gone).
+pub fn recent_mark(conn: &Connection, folder_id: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT recent_claimed_uid FROM folders WHERE id = ?1")?
+        .query_row([folder_id], |row| row.get(0))
+        .optional()
+        .map(Option::unwrap_or_default)
+}
+
+/// Claims the messages up to `up_to` for one session: raises the folder's `\Recent` mark to
+/// `up_to` when it is lower, and returns the mark as it was (the session's messages above it
+/// are `\Recent` there).
+pub fn claim_recent(tx: &Transaction, folder_id: i64, up_to: i64) -> rusqlite::Result<i64> {
+    let before = recent_mark(tx, folder_id)?;
+    if before < up_to {
+        tx.prepare_cached("UPDATE folders SET recent_claimed_uid = ?2 WHERE id = ?1")?.execute((folder_id, up_to))?;
+    }
+    Ok(before)
+}
+
+/// The folder names a mailbox is subscribed to, INBOX first: the names the client subscribed,
+/// and INBOX and the special-use folders unless the client unsubscribed them.
+pub fn subscriptions(conn: &Connection, mailbox_id: i64) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached(
+        "SELECT name FROM ( \
+           SELECT name FROM imap_subscriptions WHERE mailbox_id = ?1 AND subscribed = 1 \
+           UNION \
+           SELECT f.name FROM folders f WHERE f.mailbox_id = ?1 AND (f.name = 'INBOX' OR f.special_use IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM imap_subscriptions s WHERE s.mailbox_id = ?1 AND s.name = f.name) \
+         ) ORDER BY name <> 'INBOX', name",
+    )?
+    .query_map([mailbox_id], |row| row.get(0))?
+    .collect()
+}
+
+/// Records SUBSCRIBE (`subscribed`) or UNSUBSCRIBE of a folder name.
+pub fn set_subscribed(tx: &Transaction, mailbox_id: i64, name: &str, subscribed: bool) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO imap_subscriptions (mailbox_id, name, subscribed) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (mailbox_id, name) DO UPDATE SET subscribed = ?3",
+    )?
+    .execute((mailbox_id, canonical_name(name), subscribed))?;
+    Ok(())
+}
+
+/// Carries a folder's subscription choice to its new name (RENAME).
+fn rename_subscription(tx: &Transaction, mailbox_id: i64, from: &str, to: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM imap_subscriptions WHERE mailbox_id = ?1 AND name = ?2")?
+        .execute((mailbox_id, to))?;
+    tx.prepare_cached("UPDATE imap_subscriptions SET name = ?3 WHERE mailbox_id = ?1 AND name = ?2")?
+        .execute((mailbox_id, from, to))?;
+    Ok(())
 }
 
 /// Every message's UID and flags in a folder, by UID.
@@ -332,8 +399,8 @@ pub fn delete_folder(tx: &Transaction, mailbox_id: i64, name: &str) -> Result<()
     Ok(())
 }
 
-/// Renames a folder, keeping its messages and UIDs. INBOX cannot be renamed (`Invalid`); a
-/// taken target name is a `Conflict`.
+/// Renames a folder, keeping its messages, UIDs and subscription. INBOX cannot be renamed
+/// (`Invalid`); a taken target name is a `Conflict`.
 pub fn rename_folder(tx: &Transaction, mailbox_id: i64, from: &str, to: &str) -> Result<()> {
     let found = folder(tx, mailbox_id, from)?.ok_or(Error::NotFound)?;
     if found.name == "INBOX" || canonical_name(to) == "INBOX" {
@@ -343,6 +410,7 @@ pub fn rename_folder(tx: &Transaction, mailbox_id: i64, from: &str, to: &str) ->
         return Err(Error::Conflict("A folder with that name already exists.".into()));
     }
     tx.prepare_cached("UPDATE folders SET name = ?2 WHERE id = ?1")?.execute((found.id, to))?;
+    rename_subscription(tx, mailbox_id, &found.name, to)?;
     Ok(())
 }
 
@@ -366,7 +434,14 @@ mod tests {
             .write(|tx| {
                 seed(tx)?;
                 for n in 0..3 {
-                    super::super::deliver(tx, 1, "INBOX", format!("Subject: {n}\r\n\r\nx\r\n").as_bytes(), 100)?;
+                    super::super::deliver(
+                        tx,
+                        &super::super::Announcer::silent(),
+                        1,
+                        "INBOX",
+                        format!("Subject: {n}\r\n\r\nx\r\n").as_bytes(),
+                        100,
+                    )?;
                 }
                 let inbox = folder(tx, 1, "inbox")?.unwrap();
                 let spam = folder(tx, 1, "Spam")?.unwrap();
@@ -375,7 +450,7 @@ mod tests {
                 assert_eq!(copied, [Copied { source_uid: 1, target_uid: 1 }, Copied { source_uid: 3, target_uid: 2 }]);
                 let changed = [MessageFlags { uid: 2, flags: "\\Deleted \\Seen".into() }];
                 assert_eq!(set_flags(tx, inbox.id, &changed)?, [2]);
-                assert_eq!(counts(tx, inbox.id)?, FolderCounts { messages: 3, unseen: 2 });
+                assert_eq!(counts(tx, inbox.id)?, FolderCounts { messages: 3, unseen: 2, recent: 3 });
                 assert_eq!(expunge(tx, inbox.id, Some(&[1]))?, Vec::<i64>::new());
                 assert_eq!(expunge(tx, inbox.id, None)?, [2]);
                 assert_eq!(remove(tx, inbox.id, &[1, 2])?, [1]);
@@ -395,7 +470,7 @@ mod tests {
             .write(|tx| {
                 seed(tx)?;
                 let raw = b"Message-ID: <m1@a.test>\r\nSubject: s\r\n\r\nbody\r\n";
-                super::super::deliver(tx, 1, "Sent", raw, 100)?;
+                super::super::deliver(tx, &super::super::Announcer::silent(), 1, "Sent", raw, 100)?;
                 let sent = folder(tx, 1, "Sent")?.unwrap();
                 let again = append(tx, &sent, raw, "\\Seen", 200)?;
                 assert_eq!(again, Appended { uid: 1, deduplicated: true });
@@ -414,6 +489,47 @@ mod tests {
                 assert_eq!(again.uid_validity, 301, "a re-created folder never reuses a uid_validity");
                 let names: Vec<String> = folders(tx, 1)?.into_iter().map(|f| f.name).collect();
                 assert_eq!(names, ["INBOX", "Archive", "Drafts", "Sent", "Spam", "Trash"]);
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn recent_is_claimed_once_and_subscriptions_default_to_the_special_folders() {
+        let (_dir, store) = crate::store::open_temp();
+        store
+            .write(|tx| {
+                seed(tx)?;
+                for n in 0..3 {
+                    super::super::deliver(
+                        tx,
+                        &super::super::Announcer::silent(),
+                        1,
+                        "INBOX",
+                        format!("Subject: {n}\r\n\r\nx\r\n").as_bytes(),
+                        100,
+                    )?;
+                }
+                let inbox = folder(tx, 1, "INBOX")?.unwrap();
+                assert_eq!(counts(tx, inbox.id)?.recent, 3);
+                assert_eq!(claim_recent(tx, inbox.id, 2)?, 0, "the first session gets 1 and 2");
+                assert_eq!(claim_recent(tx, inbox.id, 3)?, 2, "the next one only 3");
+                assert_eq!(claim_recent(tx, inbox.id, 1)?, 3, "the mark never goes down");
+                assert_eq!((recent_mark(tx, inbox.id)?, counts(tx, inbox.id)?.recent), (3, 0));
+
+                create_folder(tx, 1, "Entwürfe", 300)?;
+                let defaults = ["INBOX", "Drafts", "Sent", "Spam", "Trash"];
+                assert_eq!(subscriptions(tx, 1)?, defaults);
+                set_subscribed(tx, 1, "Entwürfe", true)?;
+                set_subscribed(tx, 1, "Trash", false)?;
+                set_subscribed(tx, 1, "Gone", true)?;
+                assert_eq!(subscriptions(tx, 1)?, ["INBOX", "Drafts", "Entwürfe", "Gone", "Sent", "Spam"]);
+                rename_folder(tx, 1, "Entwürfe", "Brouillons")?;
+                rename_folder(tx, 1, "Trash", "Bin")?;
+                assert_eq!(subscriptions(tx, 1)?, ["INBOX", "Brouillons", "Drafts", "Gone", "Sent", "Spam"]);
+                set_subscribed(tx, 1, "inbox", false)?;
+                assert_eq!(subscriptions(tx, 1)?[0], "Brouillons");
                 Ok::<_, Error>(())
             })
             .await

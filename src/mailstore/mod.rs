@@ -1,7 +1,16 @@
 //! Stored mail per mailbox and folder, with the UID scheme IMAP needs; local delivery lands here.
 //!
 //! One path for everything that reaches a mailbox: inbound mail, DSNs and mail between local
-//! mailboxes all go through [`deliver`], inside the caller's transaction.
+//! mailboxes all go through [`deliver`], inside the caller's transaction. It is also the one place
+//! that tells IMAP sessions (IDLE) about new mail: through the caller's [`Announcer`], which
+//! signals `App::mail_changes` once the transaction that stored the message has committed (a
+//! session woken earlier would look before the row is visible and fall back to its poll).
+//!
+//! "Once committed", without a hook in the store: the announcer hands the writer an empty write
+//! after the storing closure has started. The writer runs closures in groups it gathers before
+//! running any of them, so that empty write lands in a later group, and its answer comes only
+//! after the storing group's COMMIT. Mailboxes announced meanwhile share one such write. A
+//! storing closure that fails afterwards leaves a needless signal, which is harmless.
 //!
 //! Folders: the first delivery to a mailbox creates the standard set — INBOX, Sent (`\Sent`),
 //! Spam (`\Junk`), Trash (`\Trash`) and Drafts (`\Drafts`) — each with `uid_validity` = the time
@@ -12,10 +21,16 @@ pub mod classify;
 pub mod imap_ops;
 pub mod thread;
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use crate::app::App;
 use crate::error::{Error, Result};
+use crate::store::Store;
+use imap_ops::MailChanges;
 
 /// The folders every mailbox has, with their SPECIAL-USE attribute (RFC 6154).
 pub const STANDARD_FOLDERS: [(&str, Option<&str>); 5] = [
@@ -41,10 +56,93 @@ pub struct StoredMail {
     pub raw: Vec<u8>,
 }
 
+/// Announces stored mail to IMAP sessions after the commit (see the module doc). Cheap to clone;
+/// senders make one per message or keep one.
+#[derive(Clone)]
+pub struct Announcer {
+    inner: Option<Arc<AnnouncerInner>>,
+}
+
+struct AnnouncerInner {
+    store: Store,
+    changes: MailChanges,
+    /// Where the waiting task runs; captured at construction (deliveries run on the writer thread).
+    runtime: tokio::runtime::Handle,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    mailboxes: BTreeSet<i64>,
+    /// Whether a task is about to take `mailboxes`.
+    scheduled: bool,
+}
+
+impl std::fmt::Debug for Announcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.inner.is_some() { "Announcer" } else { "Announcer(silent)" })
+    }
+}
+
+impl Announcer {
+    /// An announcer for the app's IMAP sessions. Call from within the tokio runtime; outside it
+    /// the announcer is silent (IMAP sessions then see new mail at their next poll).
+    pub fn new(app: &App) -> Announcer {
+        let inner = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            Arc::new(AnnouncerInner {
+                store: app.store.clone(),
+                changes: app.mail_changes.clone(),
+                runtime,
+                pending: Mutex::default(),
+            })
+        });
+        Announcer { inner }
+    }
+
+    /// An announcer that tells nobody (tests of the storage alone).
+    pub fn silent() -> Announcer {
+        Announcer { inner: None }
+    }
+
+    /// Notes that `mailbox_id` got mail in the running transaction.
+    pub fn announce(&self, mailbox_id: i64) {
+        let Some(inner) = &self.inner else { return };
+        let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.mailboxes.insert(mailbox_id);
+        if !pending.scheduled {
+            pending.scheduled = true;
+            inner.runtime.spawn(announce_after_commit(inner.clone()));
+        }
+    }
+}
+
+/// Takes the pending mailboxes, waits for an empty write (so their commit is done), signals them.
+async fn announce_after_commit(inner: Arc<AnnouncerInner>) {
+    let mailboxes = {
+        let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.scheduled = false;
+        std::mem::take(&mut pending.mailboxes)
+    };
+    if let Err(e) = inner.store.write(|_| Ok::<_, rusqlite::Error>(())).await {
+        tracing::warn!(error = %e, "waiting for the commit of new mail failed; IMAP sessions will poll");
+    }
+    for mailbox in mailboxes {
+        inner.changes.notify(mailbox);
+    }
+}
+
 /// Stores `raw` in the mailbox's `folder`, creating the standard folders on first use, and
-/// assigns the next UID. Returns (folder id, uid). A folder name other than the standard ones
-/// must already exist (`NotFound` otherwise); `INBOX` is matched case-insensitively.
-pub fn deliver(tx: &Transaction, mailbox_id: i64, folder: &str, raw: &[u8], now: i64) -> Result<(i64, i64)> {
+/// assigns the next UID; `announcer` tells IMAP sessions once the caller's transaction commits.
+/// Returns (folder id, uid). A folder name other than the standard ones must already exist
+/// (`NotFound` otherwise); `INBOX` is matched case-insensitively.
+pub fn deliver(
+    tx: &Transaction,
+    announcer: &Announcer,
+    mailbox_id: i64,
+    folder: &str,
+    raw: &[u8],
+    now: i64,
+) -> Result<(i64, i64)> {
     ensure_standard_folders(tx, mailbox_id, now)?;
     let folder_id = folder_id(tx, mailbox_id, folder)?.ok_or(Error::NotFound)?;
     let uid = take_uid(tx, folder_id)?;
@@ -54,6 +152,7 @@ pub fn deliver(tx: &Transaction, mailbox_id: i64, folder: &str, raw: &[u8], now:
          VALUES (?1, ?2, '', ?3, ?4, ?5, ?6)",
     )?
     .execute((folder_id, uid, message_id_of(raw), size, raw, now))?;
+    announcer.announce(mailbox_id);
     Ok((folder_id, uid))
 }
 
@@ -133,13 +232,14 @@ mod tests {
         let listed = store
             .write(|tx| {
                 seed_mailbox(tx)?;
-                let first = deliver(tx, 1, "INBOX", b"Message-ID: <one@a.test>\r\n\r\nhi\r\n", 100)?;
-                let second = deliver(tx, 1, "inbox", b"Subject: two\r\n\r\nhi\r\n", 101)?;
+                let first =
+                    deliver(tx, &Announcer::silent(), 1, "INBOX", b"Message-ID: <one@a.test>\r\n\r\nhi\r\n", 100)?;
+                let second = deliver(tx, &Announcer::silent(), 1, "inbox", b"Subject: two\r\n\r\nhi\r\n", 101)?;
                 assert_eq!(first.0, second.0);
                 assert_eq!((first.1, second.1), (1, 2));
-                let (_, sent_uid) = deliver(tx, 1, "Sent", b"Subject: s\r\n\r\n", 102)?;
+                let (_, sent_uid) = deliver(tx, &Announcer::silent(), 1, "Sent", b"Subject: s\r\n\r\n", 102)?;
                 assert_eq!(sent_uid, 1);
-                assert!(matches!(deliver(tx, 1, "Nope", b"x", 103), Err(Error::NotFound)));
+                assert!(matches!(deliver(tx, &Announcer::silent(), 1, "Nope", b"x", 103), Err(Error::NotFound)));
                 let folders: Vec<(String, Option<String>, i64)> = tx
                     .prepare("SELECT name, special_use, uid_validity FROM folders WHERE mailbox_id = 1 ORDER BY id")?
                     .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?

@@ -249,7 +249,7 @@ fn new_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailstore::deliver;
+    use crate::mailstore::{Announcer, deliver};
 
     #[test]
     fn subjects_lose_their_prefixes() {
@@ -273,7 +273,7 @@ mod tests {
 
     /// Stores `raw` in mailbox 1 and links it; returns (mail id, link).
     fn store(tx: &Transaction, raw: &str, now: i64) -> Result<(i64, Link)> {
-        let (folder, uid) = deliver(tx, 1, "INBOX", raw.as_bytes(), now)?;
+        let (folder, uid) = deliver(tx, &Announcer::silent(), 1, "INBOX", raw.as_bytes(), now)?;
         let id: i64 =
             tx.query_row("SELECT id FROM mail WHERE folder_id = ?1 AND uid = ?2", (folder, uid), |row| row.get(0))?;
         let link = link(tx, 1, 1, id, &ThreadFacts::read(raw.as_bytes()), now)?;

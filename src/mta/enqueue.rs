@@ -61,6 +61,8 @@ pub struct Prepared {
     pub subject: String,
     /// One body for all recipients, or one per recipient when List-Unsubscribe is on.
     pub bodies: Vec<PreparedBody>,
+    /// Tells IMAP sessions about local deliveries once `enqueue`'s transaction commits.
+    pub announcer: mailstore::Announcer,
 }
 
 /// One signed body and the recipients that get it.
@@ -181,6 +183,7 @@ pub async fn prepare_cached(app: &App, signers: &SignerCache, outgoing: Outgoing
         message_id,
         subject: facts.subject,
         bodies,
+        announcer: mailstore::Announcer::new(app),
     })
 }
 
@@ -224,7 +227,7 @@ fn file_sent_copy(tx: &Transaction, prepared: &Prepared, now: i64) -> Result<()>
         .prepare_cached("SELECT file_sent_copies FROM workspaces WHERE id = ?1")?
         .query_row([prepared.workspace_id], |row| row.get(0))?;
     if keep {
-        mailstore::deliver(tx, mailbox, "Sent", &body.raw, now)?;
+        mailstore::deliver(tx, &prepared.announcer, mailbox, "Sent", &body.raw, now)?;
     }
     Ok(())
 }
@@ -370,7 +373,7 @@ fn deliver_locally(
     mailbox: i64,
     now: i64,
 ) -> Result<()> {
-    mailstore::deliver(tx, mailbox, "INBOX", raw, now)?;
+    mailstore::deliver(tx, &prepared.announcer, mailbox, "INBOX", raw, now)?;
     let event = NewEvent {
         workspace_id: prepared.workspace_id,
         mailbox_id: prepared.mailbox_id,

@@ -28,6 +28,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_foundation.sql"),
     include_str!("migrations/0002_mail.sql"),
     include_str!("migrations/0003_inbound.sql"),
+    include_str!("migrations/0004_delivery.sql"),
+    include_str!("migrations/0005_aliases.sql"),
+    include_str!("migrations/0006_imap.sql"),
 ];
 
 const READERS: usize = 4;

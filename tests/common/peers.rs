@@ -37,7 +37,7 @@ pub use dns::{Dns, Zone, txt_record};
 #[allow(unused_imports)]
 pub use postfix::PostfixMx;
 #[allow(unused_imports)]
-pub use smtp::{Envelope, ScriptedSmtp};
+pub use smtp::{Envelope, Meta, ScriptedSmtp, SmtpOptions};
 
 /// How long a peer may take to start answering.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);

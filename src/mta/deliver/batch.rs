@@ -1,10 +1,13 @@
 //! Delivering one claimed batch: rows of one destination domain, grouped by message.
 //!
-//! 1. Route: the smarthost, or the domain's MX hosts (`route.rs`). A routing failure is every
-//!    row's reply (a null MX or NXDOMAIN bounces them all at once; SERVFAIL defers them).
-//! 2. Split the messages by egress address (the stable pick by sending domain; one group when
-//!    no source addresses are configured) and open one connection per group (`session.rs`).
-//!    A connection that cannot be opened gives its failure to every row of the group.
+//! 1. Split the messages by the way they leave (a domain route, a workspace route, the
+//!    smarthost, or direct: `route::choose`) and by egress address (the sending domain's assigned
+//!    address, else the stable pick; one group when no source addresses are configured). Messages
+//!    of different groups never share a connection.
+//! 2. Per group, find the addresses (the relay's, or the destination's MX hosts, looked up once
+//!    per batch) and open one connection (`session.rs`). A routing failure is every row's reply
+//!    (a null MX or NXDOMAIN bounces them all at once; SERVFAIL defers them), and so is a
+//!    connection that cannot be opened.
 //! 3. Over the connection, one message at a time: recipients over the domain's per-minute limit
 //!    are postponed (no attempt counted), the others get MAIL / RCPT / DATA, and the replies
 //!    are recorded (`record.rs`) by a task of their own while the next message is sent; the
@@ -25,7 +28,7 @@ use super::Worker;
 use super::classify::Reply;
 use super::queue::{self, Claimed, Envelope};
 use super::record;
-use super::route::{self, Target};
+use super::route::{self, Target, Via};
 use super::session::{self, Egress, Security, Session, Settings};
 
 /// Rows of one destination domain, claimed together.
@@ -45,19 +48,69 @@ struct Job {
 /// Delivers a batch (see the module doc).
 pub async fn deliver(worker: &Worker, batch: Batch) -> Result<(), Error> {
     let jobs = jobs(worker, batch.rows).await?;
-    let targets = match route(worker, &batch.domain).await {
-        Ok(targets) => targets,
-        Err(reply) => {
-            for job in jobs {
-                fail_job(worker, job, &reply).await?;
+    let mut direct: Option<Result<Vec<Target>, Reply>> = None;
+    for ((via, egress), jobs) in groups(worker, jobs) {
+        let targets = match (via, &direct) {
+            (Via::Direct, Some(found)) => found.clone(),
+            (Via::Direct, None) => {
+                let config = &worker.app.config.delivery;
+                let found = route::direct(&worker.app.resolver, &batch.domain, config.mx_port).await;
+                direct = Some(found.clone());
+                found
             }
-            return Ok(());
+            (via, _) => relay_targets(worker, via).await,
+        };
+        match targets {
+            Ok(targets) => over_one_connection(worker, &batch.domain, &targets, via, egress, jobs).await?,
+            Err(reply) => {
+                for job in jobs {
+                    fail_job(worker, job, &reply).await?;
+                }
+            }
         }
-    };
-    for (egress, jobs) in by_egress(&worker.source_ips, jobs) {
-        over_one_connection(worker, &batch.domain, &targets, egress, jobs).await?;
     }
     Ok(())
+}
+
+async fn relay_targets(worker: &Worker, via: Via) -> Result<Vec<Target>, Reply> {
+    match route::relay(&worker.app.config.delivery, via) {
+        Some(relay) => route::smarthost(&worker.app.resolver, relay.address).await,
+        None => Err(Reply::local("4.3.5", "the delivery route is gone from the configuration")),
+    }
+}
+
+/// Groups jobs by way out and egress address, in a stable order.
+fn groups(worker: &Worker, jobs: Vec<Job>) -> BTreeMap<(Via, Egress), Vec<Job>> {
+    let config = &worker.app.config.delivery;
+    let mut groups: BTreeMap<(Via, Egress), Vec<Job>> = BTreeMap::new();
+    for job in jobs {
+        let envelope = &job.envelope;
+        let sending_domain = envelope.mail_from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        let via = route::choose(config, envelope.workspace_id, &envelope.workspace_name, sending_domain);
+        let assigned = assigned_source(worker, sending_domain, envelope.source_ip.as_deref());
+        let egress = Egress::assigned_or_pick(&worker.source_ips, sending_domain, assigned);
+        groups.entry((via, egress)).or_default().push(job);
+    }
+    groups
+}
+
+/// The sending domain's assigned egress address, if it is still one of `delivery.source_ips`;
+/// otherwise `None` (automatic), with a warning logged once per domain and address.
+fn assigned_source(worker: &Worker, sending_domain: &str, stored: Option<&str>) -> Option<IpAddr> {
+    let stored = stored?;
+    let ip = stored.parse::<IpAddr>().ok().filter(|ip| worker.source_ips.contains(ip));
+    if ip.is_none() {
+        let key = format!("{sending_domain} {stored}");
+        let mut warned = worker.warned_sources.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.insert(key) {
+            tracing::warn!(
+                domain = %sending_domain,
+                source_ip = %stored,
+                "the domain's egress address is not in delivery.source_ips; using the automatic pick"
+            );
+        }
+    }
+    ip
 }
 
 /// Groups rows by message, with each message's envelope. Rows whose message is gone are left
@@ -78,38 +131,18 @@ async fn jobs(worker: &Worker, rows: Vec<Claimed>) -> Result<Vec<Job>, Error> {
     Ok(by_message.into_values().collect())
 }
 
-async fn route(worker: &Worker, domain: &str) -> Result<Vec<Target>, Reply> {
+fn security(worker: &Worker, domain: &str, via: Via) -> Security {
     let config = &worker.app.config.delivery;
-    if config.smarthost.is_empty() {
-        route::direct(&worker.app.resolver, domain, config.mx_port).await
-    } else {
-        route::smarthost(&worker.app.resolver, &config.smarthost).await
-    }
-}
-
-/// Groups jobs by egress pick, keyed by the sending domain (one group without source addresses).
-fn by_egress(source_ips: &[IpAddr], jobs: Vec<Job>) -> Vec<(Egress, Vec<Job>)> {
-    let mut groups: Vec<(Egress, Vec<Job>)> = Vec::new();
-    for job in jobs {
-        let sending_domain = job.envelope.mail_from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-        let egress = Egress::pick(source_ips, sending_domain);
-        match groups.iter_mut().find(|(e, _)| *e == egress) {
-            Some((_, group)) => group.push(job),
-            None => groups.push((egress, vec![job])),
+    match route::relay(config, via) {
+        None => {
+            let fallback = config.limits_for(domain).tls_fallback_plaintext.unwrap_or(config.tls_fallback_plaintext);
+            Security::Opportunistic { fallback_plaintext: fallback }
         }
-    }
-    groups
-}
-
-fn security(worker: &Worker, domain: &str) -> Security {
-    let config = &worker.app.config.delivery;
-    if config.smarthost.is_empty() {
-        let fallback = config.limits_for(domain).tls_fallback_plaintext.unwrap_or(config.tls_fallback_plaintext);
-        Security::Opportunistic { fallback_plaintext: fallback }
-    } else {
-        let credentials = (!config.smarthost_user.is_empty())
-            .then(|| Credentials::new(config.smarthost_user.clone(), config.smarthost_password.clone()));
-        Security::Smarthost { credentials }
+        Some(relay) => {
+            let credentials =
+                (!relay.user.is_empty()).then(|| Credentials::new(relay.user.to_string(), relay.password.to_string()));
+            Security::Smarthost { credentials, tls: relay.tls, verify: relay.verify }
+        }
     }
 }
 
@@ -117,6 +150,7 @@ async fn over_one_connection(
     worker: &Worker,
     domain: &str,
     targets: &[Target],
+    via: Via,
     egress: Egress,
     jobs: Vec<Job>,
 ) -> Result<(), Error> {
@@ -125,7 +159,7 @@ async fn over_one_connection(
         timeout: worker.timeout,
         egress,
         connectors: &worker.connectors,
-        security: security(worker, domain),
+        security: security(worker, domain, via),
     };
     let mut session = match session::connect(targets, &settings).await {
         Ok(session) => session,

@@ -19,13 +19,16 @@
 //! go back to the queue afterwards (after [`FAILED_BATCH_PAUSE`], so a failing batch cannot
 //! spin). Times come from `app.clock`, so tests move time instead of sleeping.
 //!
-//! The parts: `route.rs` (MX / smarthost), `session.rs` (SMTP, STARTTLS, AUTH, egress),
+//! The parts: `route.rs` (routes, relays, MX), `session.rs` (SMTP, STARTTLS, AUTH, egress),
+//! `extensions.rs` (SIZE, 8BITMIME, SMTPUTF8), `egress.rs` (source addresses),
 //! `tls.rs` (opportunistic TLS), `classify.rs` (replies, bounce classes, retry schedule),
 //! `limits.rs` (connections, per-minute), `queue.rs` (the SQL), `record.rs` (outcomes, events,
 //! suppression, DSNs).
 
 mod batch;
 pub mod classify;
+mod egress;
+mod extensions;
 mod limits;
 mod queue;
 mod record;
@@ -77,6 +80,8 @@ pub(crate) struct Worker {
     connectors: tls::Connectors,
     /// Source addresses for egress (`delivery.source_ips`, validated at config load).
     source_ips: Vec<IpAddr>,
+    /// "domain address" pairs whose stale egress assignment was already warned about.
+    warned_sources: std::sync::Mutex<std::collections::HashSet<String>>,
     timeout: Duration,
     /// Notified when a batch task ends (its permit is free again).
     finished: Notify,
@@ -91,6 +96,7 @@ impl Worker {
             limits: Limits::new(config),
             connectors: tls::Connectors::new()?,
             source_ips: config.source_ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+            warned_sources: std::sync::Mutex::default(),
             timeout: Duration::from_secs(timeout_seconds),
             finished: Notify::new(),
         })

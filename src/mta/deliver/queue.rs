@@ -33,11 +33,16 @@ pub struct Claimed {
     pub created_at: i64,
 }
 
-/// The envelope of a queued message (its body is loaded separately, when sent).
+/// The envelope of a queued message (its body is loaded separately, when sent), with what routing
+/// needs to know about its sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     pub id: i64,
     pub mail_from: String,
+    pub workspace_id: i64,
+    pub workspace_name: String,
+    /// The egress address assigned to the sending domain (`domains.source_ip`), if any.
+    pub source_ip: Option<String>,
 }
 
 /// What an attempt did to a row.
@@ -119,12 +124,26 @@ pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<i64>> {
         .query_row([], |row| row.get(0))
 }
 
-/// The envelopes of these messages.
+/// The envelopes of these messages. The sending domain (after the last `@` of the envelope
+/// sender) is looked up among the message's workspace's domains for its egress address.
 pub fn envelopes(conn: &Connection, message_ids: &[i64]) -> rusqlite::Result<Vec<Envelope>> {
     let placeholders = vec!["?"; message_ids.len()].join(",");
-    conn.prepare(&format!("SELECT id, mail_from FROM messages WHERE id IN ({placeholders})"))?
-        .query_map(params_from_iter(message_ids), |row| Ok(Envelope { id: row.get(0)?, mail_from: row.get(1)? }))?
-        .collect()
+    conn.prepare(&format!(
+        "SELECT m.id, m.mail_from, m.workspace_id, w.name, \
+           (SELECT d.source_ip FROM domains d WHERE d.workspace_id = m.workspace_id \
+              AND d.name = lower(substr(m.mail_from, instr(m.mail_from, '@') + 1))) \
+         FROM messages m JOIN workspaces w ON w.id = m.workspace_id WHERE m.id IN ({placeholders})"
+    ))?
+    .query_map(params_from_iter(message_ids), |row| {
+        Ok(Envelope {
+            id: row.get(0)?,
+            mail_from: row.get(1)?,
+            workspace_id: row.get(2)?,
+            workspace_name: row.get(3)?,
+            source_ip: row.get(4)?,
+        })
+    })?
+    .collect()
 }
 
 /// A message's body, if it still exists.
@@ -229,6 +248,48 @@ mod tests {
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<rusqlite::Result<_>>()?;
                 assert_eq!(statuses, [("deferred".into(), 1), ("queued".into(), 0), ("queued".into(), 0)]);
+                Ok::<_, rusqlite::Error>(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_claim_reads_the_claim_index_in_order() {
+        let (_dir, store) = crate::store::open_temp();
+        let plan: Vec<String> = store
+            .read(|conn| {
+                conn.prepare(
+                    "EXPLAIN QUERY PLAN SELECT id, next_attempt_at FROM queue \
+                     WHERE status = 'queued' AND domain = ?1 AND next_attempt_at <= ?2 \
+                     ORDER BY next_attempt_at, id LIMIT ?3",
+                )?
+                .query_map(("dest.test", 100, 10), |row| row.get::<_, String>(3))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await
+            .unwrap();
+        assert!(plan.iter().any(|step| step.contains("USING COVERING INDEX queue_claim")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "no sort of due rows: {plan:?}");
+    }
+
+    #[tokio::test]
+    async fn envelopes_carry_the_workspace_and_the_sending_domains_egress_address() {
+        let (_dir, store) = crate::store::open_temp();
+        store
+            .write(|tx| {
+                setup(tx);
+                tx.execute_batch(
+                    "INSERT INTO domains (id, workspace_id, name, created_at, source_ip) VALUES (1, 1, 'a.test', 0, '192.0.2.7');
+                     INSERT INTO workspaces (id, name, created_at) VALUES (2, 'other', 0);
+                     INSERT INTO messages (id, workspace_id, mail_from, size, body, created_at)
+                         VALUES (3, 2, 'bob@A.test', 2, x'6869', 0), (4, 1, '', 2, x'6869', 0);",
+                )?;
+                let mut found = envelopes(tx, &[1, 3, 4])?;
+                found.sort_by_key(|e| e.id);
+                let summary: Vec<(i64, &str, Option<&str>)> =
+                    found.iter().map(|e| (e.id, e.workspace_name.as_str(), e.source_ip.as_deref())).collect();
+                assert_eq!(summary, [(1, "w", Some("192.0.2.7")), (3, "other", None), (4, "w", None)]);
                 Ok::<_, rusqlite::Error>(())
             })
             .await

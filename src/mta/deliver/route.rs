@@ -1,7 +1,14 @@
-//! Where mail for a domain goes: the addresses to try, in order.
+//! Where mail goes: which way a message leaves (a relay or direct), and the addresses to try.
+//!
+//! The way out ([`choose`]), most specific first: a `[[delivery.routes]]` entry for the envelope
+//! sender's domain, then one for the message's workspace (matched by number, or by name compared
+//! as a slug: "acme-outreach" names "Acme Outreach"), then `delivery.smarthost`, then direct
+//! delivery. Messages that leave different ways never share a connection (the batch groups them
+//! by [`Via`]).
 //!
 //! Direct delivery (RFC 5321 §5.1, RFC 7505): look up the domain's MX records through the one
-//! resolver and try their hosts by preference (each host's A, then AAAA addresses), at most
+//! resolver and try their hosts by preference, in random order among hosts of equal preference
+//! (so load spreads as the publisher meant), each host's A then AAAA addresses, at most
 //! [`MAX_ADDRESSES`] addresses in all.
 //! - no MX records → the domain itself is the host (implicit MX); a domain with neither MX nor
 //!   address records cannot receive mail (permanent, 5.1.2);
@@ -9,11 +16,12 @@
 //! - NXDOMAIN → permanent (5.1.2 no such domain);
 //! - SERVFAIL, timeouts → temporary (4.4.3), and so is an MX whose hosts all fail to resolve.
 //!
-//! Smarthost: when `delivery.smarthost` is set, every domain goes to that one `host:port`;
-//! any failure to resolve it is temporary (it is our configuration, not the recipient's).
+//! A relay is one `host:port`; any failure to resolve it is temporary (it is our configuration,
+//! not the recipient's).
 
 use std::net::IpAddr;
 
+use crate::config::{DeliveryConfig, SmarthostTls};
 use crate::dns::resolver::{LookupError, Mx, Resolver};
 
 use super::classify::Reply;
@@ -45,10 +53,103 @@ pub enum MxPlan {
     Implicit,
 }
 
-/// Reads an MX answer (see the module doc). Hosts of equal preference keep the resolver's order.
-pub fn plan(domain: &str, answer: Result<Vec<Mx>, LookupError>) -> Result<MxPlan, Reply> {
+/// Which way a message leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Via {
+    /// To the recipient domain's MX hosts.
+    Direct,
+    /// Through `delivery.smarthost`.
+    Smarthost,
+    /// Through `delivery.routes[i]`.
+    Route(usize),
+}
+
+/// A relay's settings, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay<'a> {
+    /// "host:port".
+    pub address: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+    pub tls: SmarthostTls,
+    pub verify: bool,
+}
+
+/// The way out for a message of workspace `workspace_id` (named `workspace_name`) whose envelope
+/// sender's domain is `sending_domain` (see the module doc).
+pub fn choose(config: &DeliveryConfig, workspace_id: i64, workspace_name: &str, sending_domain: &str) -> Via {
+    let sending_domain = sending_domain.trim_end_matches('.').to_ascii_lowercase();
+    let by_domain = config.routes.iter().position(|r| !r.domain.is_empty() && r.domain == sending_domain);
+    let by_workspace = || {
+        config
+            .routes
+            .iter()
+            .position(|r| !r.workspace.is_empty() && names_workspace(&r.workspace, workspace_id, workspace_name))
+    };
+    match by_domain.or_else(by_workspace) {
+        Some(index) => Via::Route(index),
+        None if !config.smarthost.trim().is_empty() => Via::Smarthost,
+        None => Via::Direct,
+    }
+}
+
+/// Whether a route's `workspace` names this workspace: its number, or its name compared as a slug
+/// (so "Acme Outreach", "acme outreach" and "acme-outreach" all name "Acme Outreach").
+fn names_workspace(wanted: &str, id: i64, name: &str) -> bool {
+    let wanted_slug = slug(wanted);
+    wanted == id.to_string() || (!wanted_slug.is_empty() && wanted_slug == slug(name))
+}
+
+/// "Acme Outreach, Inc." → "acme-outreach-inc".
+pub fn slug(name: &str) -> String {
+    let lowered: String =
+        name.chars().map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { ' ' }).collect();
+    lowered.split_whitespace().collect::<Vec<_>>().join("-")
+}
+
+/// The relay behind `via`; `None` for direct delivery.
+pub fn relay(config: &DeliveryConfig, via: Via) -> Option<Relay<'_>> {
+    let (address, user, password, tls, verify) = match via {
+        Via::Direct => return None,
+        Via::Smarthost => (
+            &config.smarthost,
+            &config.smarthost_user,
+            &config.smarthost_password,
+            config.smarthost_tls,
+            config.smarthost_tls_verify,
+        ),
+        Via::Route(index) => {
+            let route = config.routes.get(index)?;
+            (
+                &route.smarthost,
+                &route.smarthost_user,
+                &route.smarthost_password,
+                route.smarthost_tls,
+                route.smarthost_tls_verify,
+            )
+        }
+    };
+    let port = split_host_port(address).map_or(0, |(_, port)| port);
+    Some(Relay {
+        address: address.trim(),
+        user,
+        password,
+        tls: tls.unwrap_or(SmarthostTls::default_for_port(port)),
+        verify,
+    })
+}
+
+/// Reads an MX answer (see the module doc). `random(n)` picks a number below `n`; it orders hosts
+/// of equal preference.
+pub fn plan(
+    domain: &str,
+    answer: Result<Vec<Mx>, LookupError>,
+    random: &mut dyn FnMut(usize) -> usize,
+) -> Result<MxPlan, Reply> {
     match answer {
-        Ok(records) => {
+        Ok(mut records) => {
+            records.sort_by_key(|r| r.preference);
+            shuffle_equal_preferences(&mut records, random);
             let mut hosts: Vec<String> = Vec::new();
             for record in &records {
                 if !record.exchange.is_empty() && !hosts.contains(&record.exchange) {
@@ -70,9 +171,33 @@ pub fn plan(domain: &str, answer: Result<Vec<Mx>, LookupError>) -> Result<MxPlan
     }
 }
 
+/// Fisher–Yates shuffle of each run of records with the same preference (`records` is sorted).
+fn shuffle_equal_preferences(records: &mut [Mx], random: &mut dyn FnMut(usize) -> usize) {
+    let mut start = 0;
+    while start < records.len() {
+        let preference = records[start].preference;
+        let end = start + records[start..].iter().take_while(|r| r.preference == preference).count();
+        let run = &mut records[start..end];
+        for i in (1..run.len()).rev() {
+            run.swap(i, random(i + 1).min(i));
+        }
+        start = end;
+    }
+}
+
+/// A number below `n` from the system's random source (0 if it fails, which only loses the shuffle).
+pub fn system_random(n: usize) -> usize {
+    let mut bytes = [0u8; 8];
+    if n == 0 || aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return 0;
+    }
+    let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+    usize::try_from(u64::from_le_bytes(bytes) % n64).unwrap_or(0)
+}
+
 /// The addresses to try for `domain`, on `port`.
 pub async fn direct(resolver: &Resolver, domain: &str, port: u16) -> Result<Vec<Target>, Reply> {
-    match plan(domain, resolver.mx(domain).await)? {
+    match plan(domain, resolver.mx(domain).await, &mut system_random)? {
         MxPlan::Implicit => match resolver.addresses(domain).await {
             Ok(ips) => Ok(targets(domain, ips, port)),
             Err(LookupError::Temporary(_, reason)) => {
@@ -102,26 +227,20 @@ pub async fn direct(resolver: &Resolver, domain: &str, port: u16) -> Result<Vec<
     }
 }
 
-/// The addresses of the smarthost `host:port`.
+/// The addresses of the relay `host:port`.
 pub async fn smarthost(resolver: &Resolver, smarthost: &str) -> Result<Vec<Target>, Reply> {
     let (host, port) = split_host_port(smarthost)
-        .ok_or_else(|| Reply::local("4.3.5", format!("delivery.smarthost `{smarthost}` is not host:port")))?;
+        .ok_or_else(|| Reply::local("4.3.5", format!("the smarthost `{smarthost}` is not host:port")))?;
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![Target { host: host.to_string(), ip, port }]);
     }
     match resolver.addresses(host).await {
         Ok(ips) => Ok(targets(host, ips, port)),
-        Err(e) => Err(Reply::local("4.4.3", format!("the smarthost cannot be resolved: {e}"))),
+        Err(e) => Err(Reply::local("4.4.3", format!("the smarthost {host} cannot be resolved: {e}"))),
     }
 }
 
-/// Splits "host:port" and "[v6]:port".
-pub fn split_host_port(text: &str) -> Option<(&str, u16)> {
-    let (host, port) = text.trim().rsplit_once(':')?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    let port = port.parse().ok()?;
-    (!host.is_empty()).then_some((host, port))
-}
+pub use crate::config::split_host_port;
 
 fn targets(host: &str, ips: Vec<IpAddr>, port: u16) -> Vec<Target> {
     ips.into_iter().map(|ip| Target { host: host.to_string(), ip, port }).collect()
@@ -134,6 +253,69 @@ mod tests {
 
     fn mx(preference: u16, exchange: &str) -> Mx {
         Mx { preference, exchange: exchange.into() }
+    }
+
+    /// A `random` that always keeps the order.
+    fn first(_: usize) -> usize {
+        0
+    }
+
+    fn plan(domain: &str, answer: Result<Vec<Mx>, LookupError>) -> Result<MxPlan, Reply> {
+        super::plan(domain, answer, &mut |n| n - 1)
+    }
+
+    #[test]
+    fn equal_preferences_come_in_every_order_and_preferences_stay_in_order() {
+        let answer =
+            || Ok(vec![mx(20, "c.test"), mx(10, "a.test"), mx(10, "b.test"), mx(10, "d.test"), mx(30, "z.test")]);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let Ok(MxPlan::Hosts(hosts)) = super::plan("dest.test", answer(), &mut system_random) else {
+                panic!("hosts expected");
+            };
+            let (tens, rest) = hosts.split_at(3);
+            assert_eq!(rest, ["c.test", "z.test"], "lower preference values first: {hosts:?}");
+            seen.insert(tens.to_vec());
+        }
+        assert_eq!(seen.len(), 6, "all 3! orders of the preference-10 hosts occur: {seen:?}");
+        let Ok(MxPlan::Hosts(kept)) = super::plan("dest.test", answer(), &mut first) else { panic!() };
+        assert_eq!(kept[3..], ["c.test", "z.test"]);
+    }
+
+    #[test]
+    fn routes_choose_the_most_specific_way_out() {
+        use crate::config::DeliveryRoute;
+        let mut config = DeliveryConfig::default();
+        assert_eq!(choose(&config, 1, "Acme", "acme.test"), Via::Direct);
+        config.smarthost = "relay.test:587".into();
+        assert_eq!(choose(&config, 1, "Acme", "acme.test"), Via::Smarthost);
+        let route = |workspace: &str, domain: &str, smarthost: &str| DeliveryRoute {
+            workspace: workspace.into(),
+            domain: domain.into(),
+            smarthost: smarthost.into(),
+            ..DeliveryRoute::default()
+        };
+        config.routes = vec![
+            route("acme outreach", "", "ws.test:465"),
+            route("", "mail.acme.test", "dom.test:2525"),
+            route("7", "", "seven.test:587"),
+        ];
+        assert_eq!(choose(&config, 1, "Acme Outreach", "other.test"), Via::Route(0));
+        assert_eq!(choose(&config, 1, "Acme  Outreach", "other.test"), Via::Route(0), "by slug");
+        assert_eq!(choose(&config, 1, "Acme Outreach", "MAIL.acme.test"), Via::Route(1), "domain wins");
+        assert_eq!(choose(&config, 2, "Beta", "mail.acme.test"), Via::Route(1));
+        assert_eq!(choose(&config, 7, "Seven", "x.test"), Via::Route(2), "by number");
+        assert_eq!(choose(&config, 2, "Beta", "x.test"), Via::Smarthost);
+        assert_eq!(choose(&config, 2, "Beta", ""), Via::Smarthost, "a DSN has no sending domain");
+        assert_eq!(slug("Acme Outreach, Inc."), "acme-outreach-inc");
+
+        let ws = relay(&config, Via::Route(0)).unwrap();
+        assert_eq!((ws.address, ws.tls, ws.verify), ("ws.test:465", SmarthostTls::Implicit, true));
+        let dom = relay(&config, Via::Route(1)).unwrap();
+        assert_eq!(dom.tls, SmarthostTls::Starttls, "not 465: STARTTLS");
+        config.routes[1].smarthost_tls = Some(SmarthostTls::None);
+        assert_eq!(relay(&config, Via::Route(1)).unwrap().tls, SmarthostTls::None);
+        assert_eq!(relay(&config, Via::Direct), None);
     }
 
     #[test]

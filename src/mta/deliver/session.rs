@@ -1,27 +1,34 @@
 //! One outbound SMTP connection, driven with mail-send step by step.
 //!
 //! Opening: connect to each target in turn (bound to the chosen source address when egress
-//! addresses are configured) until one greets us; EHLO with `config.hostname`; then TLS:
+//! addresses are configured) until one greets us; EHLO with `config.hostname` (a server that
+//! refuses EHLO with 5xx gets HELO, and the session goes on without any extension: no STARTTLS,
+//! no PIPELINING, 7-bit only, RFC 5321 §3.2); then TLS:
 //! - to MX hosts, STARTTLS when offered (opportunistic, see `tls.rs`). If the STARTTLS command or
 //!   handshake fails and plaintext fallback is allowed, the same address is connected to again
 //!   and used without TLS; the session carries a note saying so, recorded in the event detail.
 //!   Without fallback the target counts as failed (temporary) and the next one is tried.
-//! - to the smarthost, TLS is required (implicit on port 465, STARTTLS otherwise) with a verified
-//!   certificate, then AUTH with `smarthost_user` / `smarthost_password`.
+//! - to a relay (smarthost or route), as its `smarthost_tls` says: `implicit` (TLS from the first
+//!   byte), `starttls` (required: a relay that does not offer it is deferred, 4.7.10) or `none`;
+//!   the certificate is verified unless `smarthost_tls_verify = false`. Then AUTH with the
+//!   relay's user and password, which therefore never travel in the clear unless the
+//!   configuration says `none`. A refused AUTH is a temporary failure with the relay's reply.
 //!
-//! Sending: per message `MAIL FROM`, `RCPT TO` per recipient (each refusal is that recipient's
-//! reply), then `DATA` if anyone was accepted (its reply applies to all accepted). Messages after
-//! the first are preceded by `RSET`. When the server offers PIPELINING (RFC 2920) the commands
+//! Sending: `extensions.rs` first decides the `MAIL FROM` parameters (SIZE, BODY=8BITMIME,
+//! SMTPUTF8) and what cannot be sent to this server at all. Then per message `MAIL FROM`,
+//! `RCPT TO` per recipient (each refusal is that recipient's reply), then `DATA` if anyone was
+//! accepted (its reply applies to all accepted). Messages after the first are preceded by `RSET`. When the server offers PIPELINING (RFC 2920) the commands
 //! up to `DATA` go in one write and their replies are read together; the message follows only
 //! after a 354 while some recipient was accepted (a 354 with no recipient accepted breaks the
 //! session rather than sending an empty message). Any error that is not an SMTP reply (I/O,
 //! timeout, garbage) breaks the session: its recipients get a temporary failure and the caller
 //! stops using it.
 //!
-//! Egress: with `delivery.source_ips` set, a connection is bound to one of them, picked stably
-//! by the sending domain (FNV-1a hash of the domain modulo the addresses of the target's family),
-//! so a domain always leaves from the same address; targets of a family with no source address
-//! are skipped. (A per-domain assignment stored in the database can replace the hash later.)
+//! Egress: with `delivery.source_ips` set, a connection is bound to one of them: the address
+//! assigned to the sending domain (`domains.source_ip`) when it is one of `source_ips`, else a
+//! stable pick by the sending domain (FNV-1a hash of the domain modulo the addresses of the
+//! target's family), so a domain always leaves from the same address; targets of a family with no
+//! source address are skipped.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -36,15 +43,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 
+use crate::config::SmarthostTls;
+
+pub use super::egress::Egress;
+
 use super::classify::{Reply, Stage};
+use super::extensions::{self, Extensions, Plan};
 use super::route::Target;
 use super::tls::Connectors;
 
 /// A server's reply as smtp-proto parses it.
 type Response = smtp_proto::Response<String>;
-
-/// The port on which a smarthost speaks TLS from the first byte.
-const IMPLICIT_TLS_PORT: u16 = 465;
 
 /// A connection in plaintext or TLS.
 pub enum Stream {
@@ -88,46 +97,9 @@ impl AsyncWrite for Stream {
 pub enum Security {
     /// An MX host: STARTTLS when offered, any certificate; plaintext retry when allowed.
     Opportunistic { fallback_plaintext: bool },
-    /// The smarthost: TLS required and verified, then AUTH when credentials are set.
-    Smarthost { credentials: Option<Credentials<String>> },
-}
-
-/// The source addresses a connection may use (see the module doc).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Egress {
-    v4: Option<IpAddr>,
-    v6: Option<IpAddr>,
-    /// Whether source addresses are configured at all (then a family without one is skipped).
-    restricted: bool,
-}
-
-impl Egress {
-    /// The stable pick for `sending_domain` among `source_ips`.
-    pub fn pick(source_ips: &[IpAddr], sending_domain: &str) -> Egress {
-        let hash = fnv1a(sending_domain.to_ascii_lowercase().as_bytes());
-        let choose = |family: &dyn Fn(&IpAddr) -> bool| {
-            let candidates: Vec<IpAddr> = source_ips.iter().copied().filter(|ip| family(ip)).collect();
-            let len = u64::try_from(candidates.len()).ok().filter(|&n| n > 0)?;
-            candidates.get(usize::try_from(hash % len).ok()?).copied()
-        };
-        Egress { v4: choose(&IpAddr::is_ipv4), v6: choose(&IpAddr::is_ipv6), restricted: !source_ips.is_empty() }
-    }
-
-    /// The address to bind for a connection to `target`: `Some(None)` binds nothing, `None`
-    /// means no allowed source address for that family.
-    fn source_for(&self, target: IpAddr) -> Option<Option<IpAddr>> {
-        let source = if target.is_ipv4() { self.v4 } else { self.v6 };
-        match (source, self.restricted) {
-            (Some(ip), _) => Some(Some(ip)),
-            (None, false) => Some(None),
-            (None, true) => None,
-        }
-    }
-}
-
-/// 64-bit FNV-1a: small, stable across builds and platforms.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    /// A relay: TLS as configured (verified unless `verify` is off), then AUTH when credentials
+    /// are set.
+    Smarthost { credentials: Option<Credentials<String>>, tls: SmarthostTls, verify: bool },
 }
 
 /// Everything needed to open a session.
@@ -152,6 +124,8 @@ pub struct Session {
     broken: bool,
     /// Whether the server offered PIPELINING.
     pipelining: bool,
+    /// SIZE, 8BITMIME, SMTPUTF8 as offered (none after HELO).
+    extensions: Extensions,
 }
 
 /// Why a target could not be used.
@@ -203,6 +177,19 @@ fn fallback_allowed(settings: &Settings<'_>) -> bool {
     matches!(settings.security, Security::Opportunistic { fallback_plaintext: true })
 }
 
+/// What the server answered to our hello.
+enum Hello {
+    Ehlo(Box<EhloResponse<String>>),
+    /// EHLO was refused with 5xx and HELO accepted: no extensions.
+    Helo,
+}
+
+impl Hello {
+    fn has(&self, capability: u32) -> bool {
+        matches!(self, Hello::Ehlo(ehlo) if ehlo.has_capability(capability))
+    }
+}
+
 /// Connects, reads the greeting, says EHLO and sets up TLS (and AUTH) as `settings` say.
 async fn open(
     target: &Target,
@@ -215,9 +202,9 @@ async fn open(
         .await
         .map_err(|e| OpenError::Other(Reply::local("4.4.1", format!("cannot connect to {remote}: {e}"))))?;
     let client = SmtpClient { stream: tcp, timeout: settings.timeout };
-    let (client, tls, ehlo) = match &settings.security {
-        Security::Smarthost { .. } if target.port == IMPLICIT_TLS_PORT => {
-            let connector = verified(settings, &remote)?;
+    let (client, tls, hello) = match &settings.security {
+        Security::Smarthost { tls: SmarthostTls::Implicit, verify, .. } => {
+            let connector = relay_connector(settings, *verify, &remote)?;
             let client = client.into_tls(connector, &target.host).await.map_err(|e| tls_error(e, &remote))?;
             let mut client = SmtpClient { stream: Stream::Tls(Box::new(client.stream)), timeout: settings.timeout };
             greeting(&mut client, &remote).await?;
@@ -225,55 +212,119 @@ async fn open(
         }
         _ => plain_then_starttls(client, target, settings, starttls).await?,
     };
-    let mut session = Session { client, remote, tls, note: None, used: false, broken: false, pipelining: false };
-    let ehlo = match ehlo {
-        Some(ehlo) => ehlo,
+    let mut session = Session {
+        client,
+        remote,
+        tls,
+        note: None,
+        used: false,
+        broken: false,
+        pipelining: false,
+        extensions: Extensions::default(),
+    };
+    let hello = match hello {
+        Some(hello) => hello,
         // A failure right after the handshake is a TLS failure too (plaintext may still work).
-        None => session.client.ehlo(settings.hostname).await.map_err(|e| match e {
-            mail_send::Error::UnexpectedReply(_) => OpenError::Other(failure(e, &session.remote, Stage::Connect)),
-            e => tls_error(e, &session.remote),
+        None => say_hello(&mut session.client, settings.hostname, &session.remote).await.map_err(|e| match e {
+            OpenError::Other(reply) if reply.code.is_some() => OpenError::Other(reply),
+            OpenError::Other(reply) | OpenError::Tls(reply) => OpenError::Tls(reply),
         })?,
     };
-    session.pipelining = ehlo.has_capability(EXT_PIPELINING);
-    if let Security::Smarthost { credentials: Some(credentials) } = &settings.security {
-        session.client.authenticate(credentials, &ehlo).await.map_err(|e| {
-            let reply = failure(e, &session.remote, Stage::Connect);
-            // Refused credentials are our configuration, never the recipient's fault.
-            OpenError::Other(Reply::local("4.7.8", format!("smarthost authentication failed: {}", reply.describe())))
-        })?;
+    if let Security::Smarthost { tls: SmarthostTls::None, .. } = &settings.security {
+        session.note =
+            Some(format!("without TLS: the relay {} is configured with smarthost_tls = \"none\"", session.remote));
+    }
+    session.pipelining = hello.has(EXT_PIPELINING);
+    if let Hello::Ehlo(ehlo) = &hello {
+        session.extensions = Extensions::from_ehlo(ehlo);
+    }
+    if let Security::Smarthost { credentials: Some(credentials), .. } = &settings.security {
+        authenticate(&mut session, credentials, &hello).await?;
     }
     Ok(session)
 }
 
-/// Greeting and EHLO in plaintext, then STARTTLS when offered (required for the smarthost).
-/// Returns the EHLO reply when no TLS followed (after TLS the caller says EHLO again).
+/// AUTH with a relay's credentials; a refusal is a temporary failure carrying the relay's reply.
+async fn authenticate(
+    session: &mut Session,
+    credentials: &Credentials<String>,
+    hello: &Hello,
+) -> Result<(), OpenError> {
+    let Hello::Ehlo(ehlo) = hello else {
+        let text = format!("smarthost authentication failed: {} refused EHLO, so it offers no AUTH", session.remote);
+        return Err(OpenError::Other(Reply::local("4.7.8", text).from_host(&session.remote)));
+    };
+    let authenticated = session.client.authenticate(credentials, ehlo.as_ref()).await;
+    authenticated.map(|_| ()).map_err(|e| {
+        let reply = failure(e, &session.remote, Stage::Connect);
+        // Refused credentials are our configuration, never the recipient's fault.
+        let text = format!("smarthost authentication failed: {}", reply.describe());
+        OpenError::Other(Reply::local("4.7.8", text).from_host(&session.remote))
+    })
+}
+
+/// EHLO; when it is refused with 5xx (RFC 5321 §4.1.4: an old server), HELO instead.
+async fn say_hello<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    hostname: &str,
+    remote: &str,
+) -> Result<Hello, OpenError> {
+    match client.ehlo(hostname).await {
+        Ok(ehlo) => Ok(Hello::Ehlo(Box::new(ehlo))),
+        Err(mail_send::Error::UnexpectedReply(refused)) if (500..600).contains(&refused.code) => {
+            tracing::debug!(%remote, code = refused.code, "EHLO refused; trying HELO");
+            let response = client
+                .cmd(format!("HELO {hostname}\r\n"))
+                .await
+                .map_err(|e| OpenError::Other(failure(e, remote, Stage::Connect)))?;
+            if (200..300).contains(&response.code) {
+                Ok(Hello::Helo)
+            } else {
+                Err(OpenError::Other(Reply::from_response(&response, Some(remote), Stage::Connect)))
+            }
+        }
+        Err(e) => Err(OpenError::Other(failure(e, remote, Stage::Connect))),
+    }
+}
+
+/// Greeting and EHLO in plaintext, then STARTTLS when offered (required for a `starttls` relay).
+/// Returns the hello when no TLS followed (after TLS the caller says EHLO again).
 async fn plain_then_starttls(
     mut client: SmtpClient<TcpStream>,
     target: &Target,
     settings: &Settings<'_>,
     starttls: bool,
-) -> Result<(SmtpClient<Stream>, bool, Option<EhloResponse<String>>), OpenError> {
+) -> Result<(SmtpClient<Stream>, bool, Option<Hello>), OpenError> {
     let remote = target.label();
     greeting(&mut client, &remote).await?;
-    let ehlo =
-        client.ehlo(settings.hostname).await.map_err(|e| OpenError::Other(failure(e, &remote, Stage::Connect)))?;
-    let offered = ehlo.has_capability(EXT_START_TLS);
+    let hello = say_hello(&mut client, settings.hostname, &remote).await?;
+    let offered = hello.has(EXT_START_TLS);
     let connector = match &settings.security {
+        Security::Smarthost { tls: SmarthostTls::None, .. } => None,
         Security::Smarthost { .. } if !offered => {
             return Err(OpenError::Other(Reply::local("4.7.10", format!("{remote} does not offer STARTTLS"))));
         }
-        Security::Smarthost { .. } => verified(settings, &remote)?,
-        Security::Opportunistic { .. } if offered && starttls => &settings.connectors.opportunistic,
-        Security::Opportunistic { .. } => {
-            let plain = SmtpClient { stream: Stream::Plain(client.stream), timeout: settings.timeout };
-            return Ok((plain, false, Some(ehlo)));
-        }
+        Security::Smarthost { verify, .. } => Some(relay_connector(settings, *verify, &remote)?),
+        Security::Opportunistic { .. } if offered && starttls => Some(&settings.connectors.opportunistic),
+        Security::Opportunistic { .. } => None,
+    };
+    let Some(connector) = connector else {
+        let plain = SmtpClient { stream: Stream::Plain(client.stream), timeout: settings.timeout };
+        return Ok((plain, false, Some(hello)));
     };
     let client = client.start_tls(connector, &target.host).await.map_err(|e| tls_error(e, &remote))?;
     Ok((SmtpClient { stream: Stream::Tls(Box::new(client.stream)), timeout: settings.timeout }, true, None))
 }
 
-fn verified<'a>(settings: &'a Settings<'_>, remote: &str) -> Result<&'a tokio_rustls::TlsConnector, OpenError> {
+/// The connector for a relay: verifying its certificate, or (`verify` off) accepting any.
+fn relay_connector<'a>(
+    settings: &'a Settings<'_>,
+    verify: bool,
+    remote: &str,
+) -> Result<&'a tokio_rustls::TlsConnector, OpenError> {
+    if !verify {
+        return Ok(&settings.connectors.opportunistic);
+    }
     settings.connectors.verified.as_ref().ok_or_else(|| {
         OpenError::Other(Reply::local("4.7.5", format!("cannot verify the certificate of {remote}: no trust store")))
     })
@@ -347,9 +398,36 @@ impl Session {
 
     /// Sends `body` from `mail_from` to `recipients`; one reply per recipient, in order.
     pub async fn send(&mut self, mail_from: &str, recipients: &[String], body: &[u8]) -> Vec<Reply> {
-        if self.pipelining {
-            return self.send_pipelined(mail_from, recipients, body).await;
+        let (parameters, refused) = match extensions::plan(&self.extensions, mail_from, recipients, body) {
+            Plan::Refuse(reply) => return vec![reply; recipients.len()],
+            Plan::Send { parameters, refused } => (parameters, refused),
+        };
+        let sendable: Vec<String> =
+            recipients.iter().zip(&refused).filter(|(_, r)| r.is_none()).map(|(to, _)| to.clone()).collect();
+        if sendable.is_empty() {
+            return refused.into_iter().flatten().collect();
         }
+        let mut replies = if self.pipelining {
+            self.send_pipelined(mail_from, &parameters, &sendable, body).await
+        } else {
+            self.send_in_turn(mail_from, &parameters, &sendable, body).await
+        }
+        .into_iter();
+        refused.into_iter().map(|r| r.or_else(|| replies.next()).unwrap_or_else(|| self.missing_reply())).collect()
+    }
+
+    fn missing_reply(&self) -> Reply {
+        Reply::local("4.4.2", format!("{} sent too few replies", self.remote))
+    }
+
+    /// One command at a time, each reply read before the next command.
+    async fn send_in_turn(
+        &mut self,
+        mail_from: &str,
+        parameters: &str,
+        recipients: &[String],
+        body: &[u8],
+    ) -> Vec<Reply> {
         let all = |reply: Reply| vec![reply; recipients.len()];
         if self.used
             && let Err(e) = self.client.rset().await
@@ -357,8 +435,11 @@ impl Session {
             return all(self.fail(e, Stage::MailFrom));
         }
         self.used = true;
-        if let Err(e) = self.client.mail_from(mail_from, &Parameters::new()).await {
-            return all(self.fail(e, Stage::MailFrom));
+        let mail = self.client.cmd(format!("MAIL FROM:<{mail_from}>{parameters}\r\n")).await;
+        match mail {
+            Ok(response) if (200..300).contains(&response.code) => {}
+            Ok(response) => return all(Reply::from_response(&response, Some(&self.remote), Stage::MailFrom)),
+            Err(e) => return all(self.fail(e, Stage::MailFrom)),
         }
         let mut refused: Vec<Option<Reply>> = Vec::with_capacity(recipients.len());
         for recipient in recipients {
@@ -384,14 +465,20 @@ impl Session {
     }
 
     /// [`Session::send`] with the commands up to DATA in one write (see the module doc).
-    async fn send_pipelined(&mut self, mail_from: &str, recipients: &[String], body: &[u8]) -> Vec<Reply> {
+    async fn send_pipelined(
+        &mut self,
+        mail_from: &str,
+        parameters: &str,
+        recipients: &[String],
+        body: &[u8],
+    ) -> Vec<Reply> {
         let all = |reply: Reply| vec![reply; recipients.len()];
         let mut commands = Vec::with_capacity(recipients.len() + 3);
         if self.used {
             commands.push("RSET\r\n".to_string());
         }
         self.used = true;
-        commands.push(format!("MAIL FROM:<{mail_from}>\r\n"));
+        commands.push(format!("MAIL FROM:<{mail_from}>{parameters}\r\n"));
         commands.extend(recipients.iter().map(|r| format!("RCPT TO:<{r}>\r\n")));
         commands.push("DATA\r\n".to_string());
         let responses = match self.client.cmds(&commands).await {
@@ -479,27 +566,6 @@ fn without_final_crlf(body: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn egress_is_a_stable_pick_per_sending_domain_and_family() {
-        let ips: Vec<IpAddr> =
-            ["192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::1"].iter().map(|s| s.parse().unwrap()).collect();
-        let a = Egress::pick(&ips, "alpha.test");
-        assert_eq!(a, Egress::pick(&ips, "ALPHA.test"), "stable and case-insensitive");
-        let v4 = a.source_for("198.51.100.7".parse().unwrap()).unwrap().unwrap();
-        assert!(v4.is_ipv4() && ips.contains(&v4));
-        assert_eq!(a.source_for("2001:db8::25".parse().unwrap()), Some(Some(ips[3])));
-        let picks: std::collections::HashSet<IpAddr> =
-            (0..50).filter_map(|n| Egress::pick(&ips, &format!("d{n}.test")).v4).collect();
-        assert!(picks.len() > 1, "domains spread over the addresses");
-    }
-
-    #[test]
-    fn without_source_addresses_nothing_is_bound_and_families_without_one_are_skipped() {
-        assert_eq!(Egress::pick(&[], "a.test").source_for("192.0.2.9".parse().unwrap()), Some(None));
-        let only_v4 = Egress::pick(&["192.0.2.1".parse().unwrap()], "a.test");
-        assert_eq!(only_v4.source_for("2001:db8::25".parse().unwrap()), None);
-    }
 
     #[test]
     fn the_final_line_break_is_left_to_mail_send() {

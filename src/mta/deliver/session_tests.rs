@@ -16,6 +16,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::SmarthostTls;
+
 use super::classify::Severity;
 use super::route::Target;
 use super::session::{Egress, Security, Settings, connect};
@@ -285,7 +287,10 @@ async fn a_refused_connection_is_temporary_and_the_next_target_is_tried() {
 
 fn smarthost(connectors: &Connectors) -> Settings<'_> {
     let credentials = Some(mail_send::Credentials::new("relay-user".to_string(), "relay-pass".to_string()));
-    Settings { security: Security::Smarthost { credentials }, ..settings(connectors, true) }
+    Settings {
+        security: Security::Smarthost { credentials, tls: SmarthostTls::Starttls, verify: true },
+        ..settings(connectors, true)
+    }
 }
 
 #[tokio::test]

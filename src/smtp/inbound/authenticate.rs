@@ -1,12 +1,19 @@
-//! Sender authentication of inbound mail: SPF (HELO, then MAIL FROM), DKIM and DMARC, verified
-//! with mail-auth through the appliance's one configurable resolver, and the
-//! `Authentication-Results` header (RFC 8601) that records them.
+//! Sender authentication of inbound mail: SPF (HELO, then MAIL FROM), DKIM, ARC and DMARC,
+//! verified with mail-auth through the appliance's one configurable resolver, and the
+//! `Authentication-Results` header (RFC 8601) that records them (`spf`, `dkim`, `arc`, `dmarc`,
+//! in that order; each `none` when there is nothing to check).
 //!
 //! DMARC enforcement: a message that fails DMARC (neither an aligned SPF pass nor an aligned DKIM
-//! pass, with a record published) is refused when the author domain's policy is `reject` and filed
-//! to Spam when it is `quarantine` ([`ENFORCE_DMARC`]; a temporary DNS error never refuses).
-//! ARC is not evaluated: mail-auth 0.13.3 keeps it behind its `arc` feature, which this build
-//! does not enable.
+//! pass, with a record published) is filed to Spam when the author domain's policy is
+//! `quarantine`, and refused when it is `reject` — or, with `[smtp] inbound_dmarc_enforce =
+//! false`, filed to Spam too. A temporary DNS error never refuses.
+//!
+//! ARC (RFC 8617): the chain is verified and reported (`arc=pass|fail|none`). It changes the
+//! disposition only through `[smtp] arc_trusted_sealers`: when DMARC fails but the ARC chain
+//! passes and its newest seal (`ARC-Seal` `d=`) is from a listed sealer — a mailing list or
+//! forwarder the operator trusts to have checked the original authentication — the message is
+//! treated as if DMARC had passed (the header still says `dmarc=fail`; the log says why). An
+//! empty list (the default) never lets ARC override DMARC.
 //!
 //! Forged results: `Authentication-Results` fields already in the message that claim to come from
 //! this host (their authserv-id is our host name) are removed before ours is added (RFC 8601 §5).
@@ -18,13 +25,9 @@ use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult};
+use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult};
 
 use crate::app::App;
-
-/// Whether DMARC `reject` and `quarantine` policies are applied (a candidate for a config key,
-/// `[smtp] inbound_dmarc_enforce`).
-pub const ENFORCE_DMARC: bool = true;
 
 /// How long all lookups of one message may take together.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -92,7 +95,8 @@ async fn verify_all(app: &App, envelope: Envelope<'_>, raw: &[u8]) -> Verdict {
         ),
     );
     let Some(message) = AuthenticatedMessage::parse(raw) else {
-        let header = format!("Authentication-Results: {hostname}{spf_part};\r\n\tdkim=none;\r\n\tdmarc=none\r\n");
+        let header =
+            format!("Authentication-Results: {hostname}{spf_part};\r\n\tdkim=none;\r\n\tarc=none;\r\n\tdmarc=none\r\n");
         return Verdict { header, disposition: Disposition::Accept };
     };
     let dkim = authenticator.verify_dkim(&message).await;
@@ -108,15 +112,36 @@ async fn verify_all(app: &App, envelope: Envelope<'_>, raw: &[u8]) -> Verdict {
         let reported = reported_dkim(&dkim);
         part(hostname, AuthenticationResults::new(hostname).with_dkim_results(&reported, header_from))
     };
+    let arc = authenticator.verify_arc(&message).await;
+    let arc_part =
+        part(hostname, AuthenticationResults::new(hostname).with_arc_result(&reported_arc(&arc), envelope.ip));
     let dmarc_part = part(hostname, AuthenticationResults::new(hostname).with_dmarc_result(&dmarc));
-    let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
-    let disposition = match (ENFORCE_DMARC && failed, dmarc.policy()) {
-        (true, Policy::Reject) => Disposition::Reject(dmarc.domain().to_string()),
-        (true, Policy::Quarantine) => Disposition::Quarantine,
-        _ => Disposition::Accept,
-    };
-    let header = format!("Authentication-Results: {hostname}{spf_part}{dkim_part}{dmarc_part}\r\n");
+    let mut failed = matches!(dmarc.result(), DmarcResult::Fail(_));
+    if failed && let Some(sealer) = trusted_sealer(&arc, &app.config.smtp.arc_trusted_sealers) {
+        tracing::info!(peer = %envelope.ip, %sealer, domain = dmarc.domain(), "DMARC failure overridden by a trusted ARC sealer");
+        failed = false;
+    }
+    let disposition = disposition(failed, dmarc.policy(), app.config.smtp.inbound_dmarc_enforce, dmarc.domain());
+    let header = format!("Authentication-Results: {hostname}{spf_part}{dkim_part}{arc_part}{dmarc_part}\r\n");
     Verdict { header, disposition }
+}
+
+/// What a DMARC outcome does to the message (see the module doc).
+fn disposition(failed: bool, policy: Policy, enforce: bool, domain: &str) -> Disposition {
+    match (failed, policy) {
+        (true, Policy::Reject) if enforce => Disposition::Reject(domain.to_string()),
+        (true, Policy::Reject | Policy::Quarantine) => Disposition::Quarantine,
+        _ => Disposition::Accept,
+    }
+}
+
+/// The newest ARC sealer's domain when the chain passes and that sealer is in `trusted`.
+fn trusted_sealer(arc: &ArcOutput<'_>, trusted: &[String]) -> Option<String> {
+    if !matches!(arc.result(), DkimResult::Pass) {
+        return None;
+    }
+    let sealer = arc.sets().last()?.seal.header.d.to_ascii_lowercase();
+    trusted.iter().any(|t| t.trim().trim_end_matches('.').eq_ignore_ascii_case(&sealer)).then_some(sealer)
 }
 
 /// One method's results as mail-auth writes them (";\r\n\tmethod=result ..."), without the
@@ -138,6 +163,18 @@ fn reported_dkim<'x>(outputs: &'x [DkimOutput<'x>]) -> Vec<DkimOutput<'x>> {
             _ => output.clone(),
         })
         .collect()
+}
+
+/// The ARC result as reported: like DKIM's, a body hash mismatch of the newest
+/// ARC-Message-Signature (mail-auth's `neutral`) means the message changed after sealing: `fail`.
+fn reported_arc(arc: &ArcOutput<'_>) -> ArcOutput<'static> {
+    let result = match arc.result() {
+        DkimResult::Neutral(error @ mail_auth::Error::Arc(mail_auth::arc::ArcError::FailedBodyHashMatch)) => {
+            DkimResult::Fail(error.clone())
+        }
+        other => other.clone(),
+    };
+    ArcOutput::default().with_result(result)
 }
 
 /// The message without `Authentication-Results` fields whose authserv-id is `hostname`.
@@ -178,6 +215,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dmarc_failures_are_refused_or_filed_as_spam_as_configured() {
+        let d = |failed, policy, enforce| disposition(failed, policy, enforce, "strict.test");
+        assert_eq!(d(true, Policy::Reject, true), Disposition::Reject("strict.test".into()));
+        assert_eq!(d(true, Policy::Reject, false), Disposition::Quarantine, "not enforced: Spam");
+        assert_eq!(d(true, Policy::Quarantine, true), Disposition::Quarantine);
+        assert_eq!(d(true, Policy::Quarantine, false), Disposition::Quarantine);
+        assert_eq!(d(true, Policy::None, true), Disposition::Accept);
+        assert_eq!(d(false, Policy::Reject, true), Disposition::Accept);
+    }
 
     #[test]
     fn forged_results_of_this_host_are_removed_and_others_kept() {

@@ -1,13 +1,14 @@
 //! What a classified inbound message changes, inside the transaction that stores it: events
-//! (`bounce`, `complaint`, `auto_reply`, `reply`, `unsubscribe_request`), suppression entries and
+//! (`bounced`, `complaint`, `auto_reply`, `reply`, `unsubscribe_request`), suppression entries and
 //! late bounces on queue rows.
 //!
 //! Rules:
-//! - **DSN**: each `failed` recipient block gives a `bounce` event (detail: class, status and
-//!   diagnostic). Its queue row is found by the original Message-ID (the row of that message whose
-//!   recipient is the reported address — or the message's only row, when the address was rewritten
-//!   on the way) and else by the address, the receiving mailbox's rows first. A row still marked
-//!   `delivered` becomes `bounced` (a late bounce) with the class, status and diagnostic.
+//! - **DSN**: each `failed` recipient block gives a `bounced` event (the name the outbound queue
+//!   uses for its own bounces; detail: class, status and diagnostic). Its queue row is found by
+//!   the original Message-ID (the row of that message whose recipient is the reported address —
+//!   or the message's only row, when the address was rewritten on the way) and else by the
+//!   address, the receiving mailbox's rows first. A row still marked `delivered` becomes
+//!   `bounced` (a late bounce) with the class, status and diagnostic.
 //! - **Complaint** (ARF abuse/fraud/virus/other): a `complaint` event for the complainant (or, when
 //!   the report redacts it, the only recipient of the reported message), and suppression.
 //! - **Automatic reply / personal message**: counted only when it concerns our sending — it answers
@@ -68,7 +69,7 @@ fn record_dsn(tx: &Transaction, ctx: &Context<'_>, dsn: &Dsn) -> Result<()> {
         let row = queue_row(tx, ctx, dsn.original_message_id.as_deref(), &addresses)?;
         let recipient = row.as_ref().map_or(address.as_str(), |row| row.recipient.as_str());
         let detail = clip(&format!("{} {} {}", class.as_str(), status.status, status.diagnostic));
-        event(tx, ctx, "bounce", row.as_ref().map(|row| row.id), recipient, &detail)?;
+        event(tx, ctx, "bounced", row.as_ref().map(|row| row.id), recipient, &detail)?;
         if class == BounceClass::Hard && (row.is_some() || wrote_to(tx, ctx.workspace_id, recipient)?) {
             suppression::add(tx, ctx.workspace_id, recipient, Reason::HardBounce, &detail, ctx.now)?;
         }
@@ -289,9 +290,9 @@ mod tests {
                 assert_eq!(
                     kinds(tx),
                     [
-                        ("bounce".into(), "Nobody@example.org".into(), Some(10)),
-                        ("bounce".into(), "nobody@contoso.com".into(), None),
-                        ("bounce".into(), "full@contoso.com".into(), None),
+                        ("bounced".into(), "Nobody@example.org".into(), Some(10)),
+                        ("bounced".into(), "nobody@contoso.com".into(), None),
+                        ("bounced".into(), "full@contoso.com".into(), None),
                     ]
                 );
                 Ok::<_, crate::error::Error>(())

@@ -3,10 +3,11 @@
 //!
 //! - No AUTH (it is neither offered nor accepted); STARTTLS is offered by the engine; the engine
 //!   enforces `[smtp] max_message_size` (552) and the recipient limit.
-//! - RCPT accepts only addresses of local domains that resolve to a mailbox ([`recipients`]):
-//!   an unknown local user gets 550 5.1.1, any other domain 554 5.7.1 — never a relay.
-//! - After DATA: SPF, DKIM and DMARC are verified ([`authenticate`]); a DMARC `reject` failure is
-//!   refused with 550 5.7.1. Otherwise the message gets an `Authentication-Results` header (forged
+//! - RCPT accepts only addresses of local domains that resolve to a mailbox, an alias or the
+//!   domain's catch-all ([`recipients`]): an unknown local user gets 550 5.1.1, any other domain
+//!   554 5.7.1 — never a relay.
+//! - After DATA: SPF, DKIM, ARC and DMARC are verified ([`authenticate`]); a DMARC `reject`
+//!   failure is refused with 550 5.7.1 (unless `[smtp] inbound_dmarc_enforce` is off). Otherwise the message gets an `Authentication-Results` header (forged
 //!   ones claiming our host name removed) and a `Received` header, and is stored, threaded and
 //!   classified in one transaction ([`accept`], [`effects`]); only then is 250 answered. A
 //!   failure to store answers 451, so the sender retries.
@@ -110,9 +111,6 @@ impl Policy for Inbound {
         };
         match accept::store(&self.app, incoming).await {
             Ok(stored) => {
-                for mailbox in &stored.mailboxes {
-                    self.app.mail_changes.notify(*mailbox);
-                }
                 tracing::info!(peer = %session.peer, mailboxes = ?stored.mailboxes, kind = stored.kind, "inbound message stored");
                 Reply::ok("Message accepted for delivery")
             }

@@ -1,17 +1,28 @@
-//! Which mailbox an inbound recipient address belongs to — or why it is refused.
+//! Which mailboxes an inbound recipient address delivers to — or why it is refused.
 //!
-//! The rule, for `local@domain`:
+//! The rule, for `local@domain` (compared lowercased):
 //! 1. The domain must be in the `domains` table (any workspace); otherwise the address is not
 //!    ours and is refused with 554 5.7.1: the MX never relays.
-//! 2. The mailbox whose address is `local@domain` (compared lowercased) gets it; with
-//!    plus-addressing, `user+tag@domain` goes to `user@domain`.
-//! 3. Role addresses — `postmaster@`, `abuse@` and `dmarc-reports@` (the DMARC `rua` address the
-//!    published records name) — of a local domain that has no mailbox of that name go to the
-//!    domain's designated role mailbox (`domains.role_mailbox_id`, when it is a mailbox of the
-//!    same workspace), else to the domain's first mailbox (lowest id), else to the workspace's
-//!    first mailbox. A workspace without any mailbox cannot receive them (550 5.1.1).
-//! 4. Anything else: 550 5.1.1. A bare `postmaster` (RFC 5321 §4.5.1) is the postmaster of the
+//! 2. `unsubscribe+…@domain` is the mailto form of List-Unsubscribe (`mta::unsubscribe`): it is
+//!    accepted and delivers to no mailbox ([`is_unsubscribe`]); `accept` acts on it.
+//! 3. The mailbox whose address is `local@domain` gets it.
+//! 4. Else the alias `local@domain` (table `aliases`) gets it: every one of its target mailboxes,
+//!    which are mailboxes of the domain's workspace (an alias whose targets are all gone counts
+//!    as absent). Aliases deliver locally only; nothing is forwarded off the appliance.
+//! 5. With plus-addressing, `user+tag@domain` is then tried as `user@domain` (rules 3 and 4).
+//! 6. Else the domain's catch-all mailbox (`domains.catch_all_mailbox_id`, when it is a mailbox
+//!    of the same workspace) gets it — role addresses included: a domain with a catch-all sends
+//!    everything nobody claims there.
+//! 7. Role addresses — `postmaster@`, `abuse@` and `dmarc-reports@` (the DMARC `rua` address the
+//!    published records name) — go to the domain's designated role mailbox
+//!    (`domains.role_mailbox_id`, when it is a mailbox of the same workspace), else to the
+//!    domain's first mailbox (lowest id), else to the workspace's first mailbox. To send them
+//!    elsewhere, add an alias of that name (rule 4). A workspace without any mailbox cannot
+//!    receive them (550 5.1.1).
+//! 8. Anything else: 550 5.1.1. A bare `postmaster` (RFC 5321 §4.5.1) is the postmaster of the
 //!    host name's domain or its parent, when one of them is local.
+//!
+//! So a mailbox always beats an alias, and both beat the catch-all.
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -20,7 +31,7 @@ use crate::smtp::reply::Reply;
 /// Local parts every local domain answers to, even without a mailbox of that name.
 pub const ROLE_LOCAL_PARTS: [&str; 3] = ["postmaster", "abuse", "dmarc-reports"];
 
-/// The mailbox a recipient resolves to.
+/// A mailbox a recipient resolves to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Local {
     pub mailbox_id: i64,
@@ -55,10 +66,12 @@ struct Domain {
     name: String,
     workspace_id: i64,
     role_mailbox_id: Option<i64>,
+    catch_all_mailbox_id: Option<i64>,
 }
 
-/// Resolves `address` (see the module doc). `hostname` is the appliance's host name.
-pub fn resolve(conn: &Connection, address: &str, hostname: &str) -> rusqlite::Result<Result<Local, Refusal>> {
+/// Resolves `address` (see the module doc) to one or more mailboxes (several for an alias), in a
+/// stable order. `hostname` is the appliance's host name.
+pub fn resolve(conn: &Connection, address: &str, hostname: &str) -> rusqlite::Result<Result<Vec<Local>, Refusal>> {
     let address = address.trim();
     let Some((local, domain)) = address.rsplit_once('@') else {
         return if address.eq_ignore_ascii_case("postmaster") {
@@ -74,25 +87,41 @@ pub fn resolve(conn: &Connection, address: &str, hostname: &str) -> rusqlite::Re
         return Ok(Err(Refusal::NotLocal));
     };
     let local = local.to_lowercase();
+    if is_unsubscribe(&local) {
+        return Ok(Ok(Vec::new()));
+    }
     let base = local.split_once('+').map(|(base, _)| base).filter(|base| !base.is_empty());
     for candidate in std::iter::once(local.as_str()).chain(base) {
         if let Some(found) = mailbox_by_local_part(conn, &domain, candidate)? {
-            return Ok(Ok(found));
+            return Ok(Ok(vec![found]));
         }
+        let targets = alias_targets(conn, &domain, candidate)?;
+        if !targets.is_empty() {
+            return Ok(Ok(targets));
+        }
+    }
+    if let Some(found) = catch_all(conn, &domain)? {
+        return Ok(Ok(vec![found]));
     }
     let base = base.unwrap_or(&local);
     if ROLE_LOCAL_PARTS.contains(&base) {
-        return Ok(role_mailbox(conn, &domain)?.ok_or(Refusal::UnknownUser));
+        return Ok(role_mailbox(conn, &domain)?.map(|found| vec![found]).ok_or(Refusal::UnknownUser));
     }
     Ok(Err(Refusal::UnknownUser))
 }
 
+/// Whether a local part is a mailto List-Unsubscribe address (rule 2).
+pub fn is_unsubscribe(local: &str) -> bool {
+    local.len() > crate::mta::unsubscribe::MAILTO_PREFIX.len()
+        && local.to_ascii_lowercase().starts_with(crate::mta::unsubscribe::MAILTO_PREFIX)
+}
+
 /// `postmaster` without a domain: the postmaster of the host name's domain or its parent.
-fn bare_postmaster(conn: &Connection, hostname: &str) -> rusqlite::Result<Result<Local, Refusal>> {
+fn bare_postmaster(conn: &Connection, hostname: &str) -> rusqlite::Result<Result<Vec<Local>, Refusal>> {
     let parent = hostname.split_once('.').map(|(_, parent)| parent);
     for name in std::iter::once(hostname).chain(parent) {
         if let Some(domain) = local_domain(conn, name)? {
-            return Ok(role_mailbox(conn, &domain)?.ok_or(Refusal::UnknownUser));
+            return resolve(conn, &format!("postmaster@{}", domain.name), hostname);
         }
     }
     Ok(Err(Refusal::UnknownUser))
@@ -103,11 +132,19 @@ fn local_domain(conn: &Connection, name: &str) -> rusqlite::Result<Option<Domain
     let Ok(name) = crate::dns::name::normalize_domain(name) else {
         return Ok(None);
     };
-    conn.prepare_cached("SELECT id, name, workspace_id, role_mailbox_id FROM domains WHERE name = ?1")?
-        .query_row([name], |row| {
-            Ok(Domain { id: row.get(0)?, name: row.get(1)?, workspace_id: row.get(2)?, role_mailbox_id: row.get(3)? })
+    conn.prepare_cached(
+        "SELECT id, name, workspace_id, role_mailbox_id, catch_all_mailbox_id FROM domains WHERE name = ?1",
+    )?
+    .query_row([name], |row| {
+        Ok(Domain {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            workspace_id: row.get(2)?,
+            role_mailbox_id: row.get(3)?,
+            catch_all_mailbox_id: row.get(4)?,
         })
-        .optional()
+    })
+    .optional()
 }
 
 /// The mailbox `local@domain` (addresses are stored lowercased, as `mta::enqueue` finds them).
@@ -119,7 +156,30 @@ fn mailbox_by_local_part(conn: &Connection, domain: &Domain, local: &str) -> rus
         .optional()
 }
 
-/// The mailbox that receives the domain's role addresses (module doc, rule 3).
+/// The target mailboxes of the alias `local@domain` that belong to the domain's workspace.
+fn alias_targets(conn: &Connection, domain: &Domain, local: &str) -> rusqlite::Result<Vec<Local>> {
+    conn.prepare_cached(
+        "SELECT m.id FROM aliases a JOIN alias_targets t ON t.alias_id = a.id \
+         JOIN mailboxes m ON m.id = t.mailbox_id AND m.workspace_id = a.workspace_id \
+         WHERE a.domain_id = ?1 AND a.local_part = ?2 AND a.workspace_id = ?3 ORDER BY m.id",
+    )?
+    .query_map((domain.id, local, domain.workspace_id), |row| {
+        Ok(Local { mailbox_id: row.get(0)?, workspace_id: domain.workspace_id })
+    })?
+    .collect()
+}
+
+/// The domain's catch-all mailbox, when set and in the domain's workspace.
+fn catch_all(conn: &Connection, domain: &Domain) -> rusqlite::Result<Option<Local>> {
+    let Some(id) = domain.catch_all_mailbox_id else { return Ok(None) };
+    conn.prepare_cached("SELECT id FROM mailboxes WHERE id = ?1 AND workspace_id = ?2")?
+        .query_row((id, domain.workspace_id), |row| {
+            Ok(Local { mailbox_id: row.get(0)?, workspace_id: domain.workspace_id })
+        })
+        .optional()
+}
+
+/// The mailbox that receives the domain's role addresses (module doc, rule 6).
 fn role_mailbox(conn: &Connection, domain: &Domain) -> rusqlite::Result<Option<Local>> {
     let mailbox: Option<i64> = conn
         .prepare_cached(
@@ -152,27 +212,76 @@ mod tests {
         .unwrap();
     }
 
+    fn local(ids: &[i64]) -> Result<Vec<Local>, Refusal> {
+        Ok(ids.iter().map(|&mailbox_id| Local { mailbox_id, workspace_id: 1 }).collect())
+    }
+
     #[tokio::test]
     async fn recipients_resolve_by_the_rules() {
         let (_dir, store) = crate::store::open_temp();
         store
             .write(|tx| {
                 seed(tx);
-                let local = |mailbox_id| Ok(Local { mailbox_id, workspace_id: 1 });
                 let host = "mail.grove.test";
-                assert_eq!(resolve(tx, "Ann@Grove.TEST", host)?, local(3));
-                assert_eq!(resolve(tx, "ann+campaign-7@grove.test", host)?, local(3), "plus-addressing");
+                assert_eq!(resolve(tx, "Ann@Grove.TEST", host)?, local(&[3]));
+                assert_eq!(resolve(tx, "ann+campaign-7@grove.test", host)?, local(&[3]), "plus-addressing");
                 assert_eq!(resolve(tx, "nobody@grove.test", host)?, Err(Refusal::UnknownUser));
                 assert_eq!(resolve(tx, "ann@elsewhere.test", host)?, Err(Refusal::NotLocal));
                 assert_eq!(resolve(tx, "ann", host)?, Err(Refusal::BadSyntax));
-                assert_eq!(resolve(tx, "postmaster@grove.test", host)?, local(3), "the domain's first mailbox");
-                assert_eq!(resolve(tx, "dmarc-reports@grove.test", host)?, local(3));
-                assert_eq!(resolve(tx, "abuse@grove.test", host)?, local(9), "a real mailbox wins");
-                assert_eq!(resolve(tx, "postmaster@empty.test", host)?, local(3), "the workspace's first mailbox");
-                assert_eq!(resolve(tx, "postmaster", host)?, local(3), "the host name's domain");
+                assert_eq!(resolve(tx, "Unsubscribe+1-2-ab@grove.test", host)?, Ok(vec![]), "mailto unsubscribe");
+                assert_eq!(resolve(tx, "unsubscribe+@grove.test", host)?, Err(Refusal::UnknownUser));
+                assert_eq!(resolve(tx, "postmaster@grove.test", host)?, local(&[3]), "the domain's first mailbox");
+                assert_eq!(resolve(tx, "dmarc-reports@grove.test", host)?, local(&[3]));
+                assert_eq!(resolve(tx, "abuse@grove.test", host)?, local(&[9]), "a real mailbox wins");
+                assert_eq!(resolve(tx, "postmaster@empty.test", host)?, local(&[3]), "the workspace's first mailbox");
+                assert_eq!(resolve(tx, "postmaster", host)?, local(&[3]), "the host name's domain");
                 assert_eq!(resolve(tx, "postmaster@lonely.test", host)?, Err(Refusal::UnknownUser));
                 tx.execute("UPDATE domains SET role_mailbox_id = 5 WHERE id = 1", [])?;
-                assert_eq!(resolve(tx, "postmaster@grove.test", host)?, local(5), "the designated mailbox");
+                assert_eq!(resolve(tx, "postmaster@grove.test", host)?, local(&[5]), "the designated mailbox");
+                Ok::<_, rusqlite::Error>(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn aliases_and_the_catch_all_come_after_mailboxes() {
+        let (_dir, store) = crate::store::open_temp();
+        store
+            .write(|tx| {
+                seed(tx);
+                tx.execute_batch(
+                    "INSERT INTO mailboxes (id, workspace_id, domain_id, local_part, address, first_name, last_name,
+                        display_name, password_hash, created_at) VALUES
+                       (20, 2, 3, 'zed', 'zed@lonely.test', 'Z', 'Z', 'Z', 'x', 0);
+                     INSERT INTO aliases (id, workspace_id, domain_id, local_part, address, created_at) VALUES
+                       (1, 1, 1, 'sales', 'sales@grove.test', 0), (2, 1, 1, 'ann', 'ann@grove.test', 0),
+                       (3, 1, 1, 'postmaster', 'postmaster@grove.test', 0), (4, 1, 1, 'gone', 'gone@grove.test', 0),
+                       (5, 1, 1, 'leak', 'leak@grove.test', 0);
+                     INSERT INTO alias_targets (alias_id, mailbox_id) VALUES
+                       (1, 5), (1, 3), (2, 5), (3, 9), (5, 20);",
+                )?;
+                let host = "mail.grove.test";
+                assert_eq!(resolve(tx, "Sales@grove.test", host)?, local(&[3, 5]), "every target");
+                assert_eq!(resolve(tx, "sales+q3@grove.test", host)?, local(&[3, 5]), "plus-addressing");
+                assert_eq!(resolve(tx, "ann@grove.test", host)?, local(&[3]), "a mailbox beats an alias");
+                assert_eq!(resolve(tx, "postmaster@grove.test", host)?, local(&[9]), "an alias routes a role");
+                assert_eq!(resolve(tx, "postmaster", host)?, local(&[3]), "the host name's own domain has no alias");
+                assert_eq!(resolve(tx, "gone@grove.test", host)?, Err(Refusal::UnknownUser), "no targets");
+                assert_eq!(resolve(tx, "leak@grove.test", host)?, Err(Refusal::UnknownUser), "other workspace");
+
+                tx.execute("UPDATE domains SET catch_all_mailbox_id = 5 WHERE id = 1", [])?;
+                assert_eq!(resolve(tx, "nobody@grove.test", host)?, local(&[5]), "the catch-all");
+                assert_eq!(resolve(tx, "gone@grove.test", host)?, local(&[5]));
+                assert_eq!(resolve(tx, "abuse@grove.test", host)?, local(&[9]), "a mailbox beats the catch-all");
+                assert_eq!(resolve(tx, "dmarc-reports@grove.test", host)?, local(&[5]), "roles go to the catch-all");
+                assert_eq!(resolve(tx, "sales@grove.test", host)?, local(&[3, 5]), "an alias beats the catch-all");
+                tx.execute("UPDATE domains SET catch_all_mailbox_id = 20 WHERE id = 1", [])?;
+                assert_eq!(
+                    resolve(tx, "nobody@grove.test", host)?,
+                    Err(Refusal::UnknownUser),
+                    "another workspace's mailbox is no catch-all"
+                );
                 Ok::<_, rusqlite::Error>(())
             })
             .await

@@ -1,4 +1,5 @@
-//! Domains: the list with the add form, one domain's records to publish, its zone snippet.
+//! Domains: the list with the add form, one domain's records to publish, its zone snippet, and
+//! its egress address (a select of `[delivery] source_ips` and "automatic").
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -83,6 +84,11 @@ pub struct ShowPage {
     pub mailboxes: Vec<Mailbox>,
     pub count: String,
     pub error: Option<String>,
+    /// The configured egress addresses (`[delivery] source_ips`).
+    pub source_ips: Vec<String>,
+    /// The selected egress address; empty: automatic.
+    pub source_ip: String,
+    pub source_ip_error: Option<String>,
 }
 
 /// The domain page, with the mailbox-creation form pre-filled.
@@ -93,11 +99,48 @@ pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebRes
         .read(move |conn| Ok::<_, Error>((domains::get(conn, ws, id)?, mailbox::list(conn, ws, Some(id))?)))
         .await?;
     let records = domains::records(&app.config, &domain);
-    Ok(ShowPage { ctx, domain, records, mailboxes, count: "50".into(), error: None })
+    let source_ip = domain.source_ip.clone().unwrap_or_default();
+    Ok(ShowPage {
+        ctx,
+        domain,
+        records,
+        mailboxes,
+        count: "50".into(),
+        error: None,
+        source_ips: app.config.delivery.source_ips.clone(),
+        source_ip,
+        source_ip_error: None,
+    })
 }
 
 pub async fn show(State(app): State<App>, session: Session, Path((ws, id)): Path<(i64, i64)>) -> WebResult {
     Ok(render(StatusCode::OK, &show_page(&app, &session, ws, id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct SourceIpForm {
+    #[serde(default)]
+    source_ip: String,
+}
+
+/// Sets the domain's egress address; bad input re-renders the page with the error.
+pub async fn set_source_ip(
+    State(app): State<App>,
+    session: Session,
+    Path((ws, id)): Path<(i64, i64)>,
+    CsrfForm(form): CsrfForm<SourceIpForm>,
+) -> WebResult {
+    let (access, _) = session.in_workspace(&app, ws, "domains").await?;
+    match domains::set_source_ip(&app, &access, id, &form.source_ip).await {
+        Ok(_) => Ok(Redirect::to(&format!("/w/{ws}/domains/{id}")).into_response()),
+        Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
+            let mut page = show_page(&app, &session, ws, id).await?;
+            page.source_ip = form.source_ip;
+            page.source_ip_error = Some(e.to_string());
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The records as a BIND zone snippet, downloaded as `DOMAIN.zone`.

@@ -1,6 +1,7 @@
 //! Server-rendered pages, one file per area.
 
 mod account;
+mod aliases;
 mod audit;
 mod domains;
 mod mailboxes;
@@ -27,7 +28,11 @@ pub fn routes() -> Router<App> {
         .route("/w/{ws}/domains", get(domains::list).post(domains::add))
         .route("/w/{ws}/domains/{id}", get(domains::show))
         .route("/w/{ws}/domains/{id}/zone", get(domains::zone))
+        .route("/w/{ws}/domains/{id}/source-ip", post(domains::set_source_ip))
         .route("/w/{ws}/domains/{id}/mailboxes", post(mailboxes::create))
+        .route("/w/{ws}/domains/{id}/aliases", get(aliases::list).post(aliases::add))
+        .route("/w/{ws}/domains/{id}/aliases/{alias}/remove", post(aliases::remove))
+        .route("/w/{ws}/domains/{id}/catch-all", post(aliases::catch_all))
         .route("/w/{ws}/mailboxes", get(mailboxes::list))
         .route("/w/{ws}/mailboxes/export", get(mailboxes::export).post(mailboxes::export_selected))
         .route("/w/{ws}/mailboxes/reset-passwords", post(mailboxes::reset_passwords))

@@ -1,14 +1,17 @@
 //! A scriptable SMTP server: tests/peers/scripted_smtp.py (aiosmtpd, from the peer venv) on
 //! ip:port, replying to each RCPT TO (and end of DATA) from a per-recipient script and recording
-//! what it saw in files of its tempdir, which these methods read.
+//! what it saw in files of its tempdir, which these methods read. [`ScriptedSmtp::start_with`]
+//! adds optional behaviours (STARTTLS or implicit TLS, AUTH, a refused EHLO, SIZE, no 8BITMIME
+//! or SMTPUTF8) and [`ScriptedSmtp::metas`] what each accepted transaction looked like.
 
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::{
-    Watchdog, have_venv_modules, log_file, peer_file, peer_tempdir, read_lossy, stop_child, venv_python,
-    wait_for_banner, wait_until,
+    STARTUP_TIMEOUT, Watchdog, have_venv_modules, log_file, peer_file, peer_tempdir, read_lossy, stop_child,
+    venv_python, wait_for_banner, wait_until,
 };
 
 /// The envelope of one accepted message.
@@ -16,6 +19,66 @@ use super::{
 pub struct Envelope {
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
+}
+
+/// Optional behaviours of the scripted server (all off by default: [`ScriptedSmtp::start`]).
+#[derive(Clone, Debug, Default)]
+pub struct SmtpOptions {
+    /// PEM certificate and key: STARTTLS is offered, or TLS is spoken from the first byte with
+    /// `implicit_tls`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub implicit_tls: bool,
+    /// AUTH with exactly these credentials is required before MAIL.
+    pub auth: Option<(String, String)>,
+    /// EHLO is answered with 502 (HELO works).
+    pub refuse_ehlo: bool,
+    /// SIZE is advertised with this limit (and enforced).
+    pub size: Option<u64>,
+    pub no_8bitmime: bool,
+    pub no_smtputf8: bool,
+}
+
+impl SmtpOptions {
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some((cert, key)) = &self.tls {
+            args.extend(["--tls-cert".into(), cert.display().to_string()]);
+            args.extend(["--tls-key".into(), key.display().to_string()]);
+        }
+        if self.implicit_tls {
+            args.push("--implicit-tls".into());
+        }
+        if let Some((user, password)) = &self.auth {
+            args.extend(["--auth".into(), format!("{user}:{password}")]);
+        }
+        if self.refuse_ehlo {
+            args.push("--refuse-ehlo".into());
+        }
+        if let Some(size) = self.size {
+            args.extend(["--size".into(), size.to_string()]);
+        }
+        if self.no_8bitmime {
+            args.push("--no-8bitmime".into());
+        }
+        if self.no_smtputf8 {
+            args.push("--no-smtputf8".into());
+        }
+        args
+    }
+}
+
+/// What one accepted transaction looked like (NNNNNN.meta).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// The client's address (`session.peer`).
+    pub peer_ip: String,
+    /// The MAIL FROM parameters, upper-cased ("SIZE=123", "BODY=8BITMIME", "SMTPUTF8").
+    pub mail_options: Vec<String>,
+    /// Whether the client said EHLO (false: HELO).
+    pub esmtp: bool,
+    /// The AUTH login, if the client authenticated.
+    pub login: Option<String>,
+    pub tls: bool,
 }
 
 /// A scriptable SMTP server on ip:port. Each RCPT TO gets the next reply of the script for that
@@ -37,6 +100,12 @@ impl ScriptedSmtp {
 
     /// Starts the server; returns once it sends its banner.
     pub fn start(ip: &str, port: u16, script: &[(&str, &[&str])]) -> ScriptedSmtp {
+        Self::start_with(ip, port, script, &SmtpOptions::default())
+    }
+
+    /// [`ScriptedSmtp::start`] with optional behaviours; returns once it accepts connections
+    /// (and, without implicit TLS, sends its banner).
+    pub fn start_with(ip: &str, port: u16, script: &[(&str, &[&str])], options: &SmtpOptions) -> ScriptedSmtp {
         assert!(Self::available(), "the peer venv is missing: call ScriptedSmtp::available() first");
         let python = venv_python().expect("venv python");
         let dir = peer_tempdir("inboxgrove-smtp-");
@@ -52,6 +121,7 @@ impl ScriptedSmtp {
             .arg(&script_path)
             .arg("--record")
             .arg(&record)
+            .args(options.args())
             .stdin(Stdio::null())
             .stdout(log_file(dir.path(), "server.log"))
             .stderr(log_file(dir.path(), "server.log"))
@@ -60,9 +130,20 @@ impl ScriptedSmtp {
         let stop = format!("kill {}", child.id());
         let mut server =
             ScriptedSmtp { ip: ip.to_string(), port, child, _watchdog: Watchdog::start(&stop, dir.path()), dir };
-        let banner = wait_for_banner(ip, port, || matches!(server.child.try_wait(), Ok(None)));
-        assert!(banner.is_some(), "scripted SMTP did not answer on {ip}:{port}; log:\n{}", server.log());
+        let ready = if options.implicit_tls {
+            wait_until(STARTUP_TIMEOUT, || {
+                TcpStream::connect((ip, port)).is_ok() || !matches!(server.child.try_wait(), Ok(None))
+            }) && matches!(server.child.try_wait(), Ok(None))
+        } else {
+            wait_for_banner(ip, port, || matches!(server.child.try_wait(), Ok(None))).is_some()
+        };
+        assert!(ready, "scripted SMTP did not answer on {ip}:{port}; log:\n{}", server.log());
         server
+    }
+
+    /// What each accepted transaction looked like, oldest first.
+    pub fn metas(&self) -> Vec<Meta> {
+        self.recorded("meta").iter().filter_map(|path| std::fs::read_to_string(path).ok()).map(parse_meta).collect()
     }
 
     /// The raw DATA of the accepted messages, oldest first.
@@ -135,5 +216,19 @@ fn parse_envelope(text: String) -> Envelope {
     Envelope {
         mail_from: text.lines().find_map(|l| inside(l, "MAIL FROM:")).unwrap_or_default(),
         rcpt_to: text.lines().filter_map(|l| inside(l, "RCPT TO:")).collect(),
+    }
+}
+
+fn parse_meta(text: String) -> Meta {
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    Meta {
+        peer_ip: value["peer"][0].as_str().unwrap_or_default().to_string(),
+        mail_options: value["mail_options"]
+            .as_array()
+            .map(|options| options.iter().filter_map(|o| o.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        esmtp: value["esmtp"].as_bool().unwrap_or_default(),
+        login: value["login"].as_str().map(str::to_string),
+        tls: value["tls"].as_bool().unwrap_or_default(),
     }
 }
