@@ -406,17 +406,41 @@ pub fn rename_folder(tx: &Transaction, mailbox_id: i64, from: &str, to: &str) ->
     if found.name == "INBOX" || canonical_name(to) == "INBOX" {
         return Err(Error::invalid("folder", "INBOX cannot be renamed."));
     }
-    if folder(tx, mailbox_id, to)?.is_some() {
-        return Err(Error::Conflict("A folder with that name already exists.".into()));
+    // The folder and everything below it (RFC 3501 §6.3.5), as (id, old name, new name).
+    let prefix = format!("{}/", found.name);
+    let mut moves = vec![(found.id, found.name.clone(), to.to_string())];
+    let children: Vec<(i64, String)> = tx
+        .prepare_cached("SELECT id, name FROM folders WHERE mailbox_id = ?1 AND substr(name, 1, length(?2)) = ?2")?
+        .query_map((mailbox_id, &prefix), |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    moves.extend(children.into_iter().map(|(id, name)| {
+        let renamed = format!("{to}/{}", &name[prefix.len()..]);
+        (id, name, renamed)
+    }));
+    for (_, _, renamed) in &moves {
+        if folder(tx, mailbox_id, renamed)?.is_some() {
+            return Err(Error::Conflict("A folder with that name already exists.".into()));
+        }
     }
-    tx.prepare_cached("UPDATE folders SET name = ?2 WHERE id = ?1")?.execute((found.id, to))?;
-    rename_subscription(tx, mailbox_id, &found.name, to)?;
+    for (id, name, renamed) in &moves {
+        tx.prepare_cached("UPDATE folders SET name = ?2 WHERE id = ?1")?.execute((id, renamed))?;
+        rename_subscription(tx, mailbox_id, name, renamed)?;
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three messages into mailbox 1's INBOX (UIDs 1 to 3).
+    fn deliver_three(tx: &Transaction) -> crate::error::Result<()> {
+        for n in 0..3 {
+            let raw = format!("Subject: {n}\r\n\r\nx\r\n");
+            super::super::deliver(tx, &super::super::Announcer::silent(), 1, "INBOX", raw.as_bytes(), 100)?;
+        }
+        Ok(())
+    }
 
     fn seed(tx: &Transaction) -> rusqlite::Result<()> {
         tx.execute_batch(
@@ -433,16 +457,7 @@ mod tests {
         store
             .write(|tx| {
                 seed(tx)?;
-                for n in 0..3 {
-                    super::super::deliver(
-                        tx,
-                        &super::super::Announcer::silent(),
-                        1,
-                        "INBOX",
-                        format!("Subject: {n}\r\n\r\nx\r\n").as_bytes(),
-                        100,
-                    )?;
-                }
+                deliver_three(tx)?;
                 let inbox = folder(tx, 1, "inbox")?.unwrap();
                 let spam = folder(tx, 1, "Spam")?.unwrap();
                 assert_eq!(spam.special_use.as_deref(), Some("\\Junk"));
@@ -489,6 +504,18 @@ mod tests {
                 assert_eq!(again.uid_validity, 301, "a re-created folder never reuses a uid_validity");
                 let names: Vec<String> = folders(tx, 1)?.into_iter().map(|f| f.name).collect();
                 assert_eq!(names, ["INBOX", "Archive", "Drafts", "Sent", "Spam", "Trash"]);
+
+                // Renaming a parent moves what is below it; a clash anywhere below changes nothing.
+                for name in ["Clients", "Clients/Acme", "Clients/Acme/2026", "Clientsx", "Old/Acme"] {
+                    create_folder(tx, 1, name, 400)?;
+                }
+                assert!(matches!(rename_folder(tx, 1, "Clients", "Old"), Err(Error::Conflict(_))));
+                rename_folder(tx, 1, "Clients", "Customers")?;
+                let names: Vec<String> = folders(tx, 1)?.into_iter().map(|f| f.name).collect();
+                for name in ["Customers", "Customers/Acme", "Customers/Acme/2026", "Clientsx", "Old/Acme"] {
+                    assert!(names.contains(&name.to_string()), "{name} in {names:?}");
+                }
+                assert!(!names.iter().any(|n| n.starts_with("Clients/")), "{names:?}");
                 Ok::<_, Error>(())
             })
             .await
@@ -501,16 +528,7 @@ mod tests {
         store
             .write(|tx| {
                 seed(tx)?;
-                for n in 0..3 {
-                    super::super::deliver(
-                        tx,
-                        &super::super::Announcer::silent(),
-                        1,
-                        "INBOX",
-                        format!("Subject: {n}\r\n\r\nx\r\n").as_bytes(),
-                        100,
-                    )?;
-                }
+                deliver_three(tx)?;
                 let inbox = folder(tx, 1, "INBOX")?.unwrap();
                 assert_eq!(counts(tx, inbox.id)?.recent, 3);
                 assert_eq!(claim_recent(tx, inbox.id, 2)?, 0, "the first session gets 1 and 2");
