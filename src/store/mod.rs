@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_delivery.sql"),
     include_str!("migrations/0005_aliases.sql"),
     include_str!("migrations/0006_imap.sql"),
+    include_str!("migrations/0007_send_rate.sql"),
 ];
 
 const READERS: usize = 4;

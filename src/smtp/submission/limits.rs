@@ -5,8 +5,9 @@
 //!   time zone (`workspaces.time_zone`), so it resets at local midnight. [`record`] checks and
 //!   adds in the transaction that queues the message; [`check`] is the same test made early,
 //!   at RCPT, so a client learns of a full day before sending the message.
-//! - The per-minute rate (`mailboxes.per_minute`, 0 = none) counts the mailbox's queue rows
-//!   created in the last 60 seconds (index `queue_mailbox(mailbox_id, created_at)`).
+//! - The per-minute rate (`mailboxes.per_minute`, 0 = none) counts the recipients the mailbox
+//!   sent in the last 60 seconds (a sliding window over `send_seconds`, one row per second that
+//!   saw a send; [`record`] drops the rows older than the window), local deliveries included.
 //!
 //! `adding` is the number of recipients the pending send would add.
 
@@ -17,6 +18,9 @@ use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::smtp::reply::Reply;
+
+/// The per-minute rate's window, in seconds.
+const WINDOW: i64 = 60;
 
 /// Why a mailbox may not send now.
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +113,8 @@ fn check_settings(conn: &Connection, mailbox: &Sending, mailbox_id: i64, adding:
     }
     if mailbox.per_minute > 0 {
         let last_minute: i64 = conn
-            .prepare_cached("SELECT count(*) FROM queue WHERE mailbox_id = ?1 AND created_at > ?2")?
-            .query_row((mailbox_id, now - 60), |row| row.get(0))?;
+            .prepare_cached("SELECT coalesce(sum(count), 0) FROM send_seconds WHERE mailbox_id = ?1 AND second > ?2")?
+            .query_row((mailbox_id, now - WINDOW), |row| row.get(0))?;
         if last_minute + adding > mailbox.per_minute {
             return Err(Refusal::PerMinute { limit: mailbox.per_minute, address: mailbox.address.clone() });
         }
@@ -127,6 +131,13 @@ pub fn record(conn: &Connection, mailbox_id: i64, adding: i64, now: i64) -> Resu
          ON CONFLICT (mailbox_id, day) DO UPDATE SET count = count + excluded.count",
     )?
     .execute((mailbox_id, local_day(mailbox.time_zone, now), adding))?;
+    conn.prepare_cached(
+        "INSERT INTO send_seconds (mailbox_id, second, count) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (mailbox_id, second) DO UPDATE SET count = count + excluded.count",
+    )?
+    .execute((mailbox_id, now, adding))?;
+    conn.prepare_cached("DELETE FROM send_seconds WHERE mailbox_id = ?1 AND second <= ?2")?
+        .execute((mailbox_id, now - WINDOW))?;
     Ok(())
 }
 
@@ -181,24 +192,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_per_minute_rate_counts_recent_queue_rows_and_paused_mailboxes_cannot_send() {
+    async fn the_per_minute_rate_is_a_sliding_window_and_paused_mailboxes_cannot_send() {
         let (_dir, store) = crate::store::open_temp();
         store
             .write(|tx| {
-                setup(tx, "UTC", 100, 1)?;
-                assert!(check(tx, 1, 1, 1000).is_ok());
-                tx.execute(
-                    "INSERT INTO messages (id, workspace_id, mailbox_id, mail_from, size, body, created_at) \
-                     VALUES (1, 1, 1, 'bob@x.test', 1, x'00', 1000)",
-                    [],
-                )?;
-                tx.execute(
-                    "INSERT INTO queue (message_id, workspace_id, mailbox_id, recipient, domain, next_attempt_at, \
-                     created_at, updated_at) VALUES (1, 1, 1, 'a@y.test', 'y.test', 1000, 1000, 1000)",
-                    [],
-                )?;
-                assert!(matches!(check(tx, 1, 1, 1030), Err(Refusal::PerMinute { limit: 1, .. })));
-                assert!(check(tx, 1, 1, 1060).is_ok(), "a minute later");
+                setup(tx, "UTC", 100, 3)?;
+                record(tx, 1, 2, 1000)?;
+                record(tx, 1, 1, 1030)?;
+                assert!(matches!(check(tx, 1, 1, 1030), Err(Refusal::PerMinute { limit: 3, .. })));
+                assert!(matches!(record(tx, 1, 1, 1059), Err(Refusal::PerMinute { .. })), "nothing has left yet");
+                assert!(check(tx, 1, 2, 1060).is_ok(), "the first two left the window");
+                assert!(check(tx, 1, 3, 1060).is_err(), "the third is still in it");
+                record(tx, 1, 2, 1060)?;
+                let rows: i64 = tx.query_row("SELECT count(*) FROM send_seconds", [], |row| row.get(0))?;
+                assert_eq!(rows, 2, "rows older than the window are dropped as sends are recorded");
                 tx.execute("UPDATE mailboxes SET status = 'paused' WHERE id = 1", [])?;
                 let paused = check(tx, 1, 1, 1060).unwrap_err();
                 assert_eq!(
