@@ -90,8 +90,14 @@ pub struct DeliveryConfig {
     /// TLS to `smarthost`; absent: implicit on port 465, STARTTLS (required) on any other.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smarthost_tls: Option<SmarthostTls>,
-    /// Whether the smarthost's certificate is verified against the platform's trust store.
+    /// Whether the smarthost's certificate is verified (against `smarthost_tls_ca`, or else the
+    /// platform's trust store).
     pub smarthost_tls_verify: bool,
+    /// A PEM file of the certificates that the relay's certificate must chain to (a private CA, or
+    /// the relay's own self-signed certificate), instead of the platform's trust store; empty: the
+    /// platform's.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub smarthost_tls_ca: String,
     /// Relays for one workspace's or one sending domain's mail (see [`DeliveryRoute`]).
     pub routes: Vec<DeliveryRoute>,
     /// Source addresses that domains may be assigned for egress (bind before connect).
@@ -145,6 +151,9 @@ pub struct DeliveryRoute {
     pub smarthost_tls: Option<SmarthostTls>,
     /// As `delivery.smarthost_tls_verify`.
     pub smarthost_tls_verify: bool,
+    /// As `delivery.smarthost_tls_ca`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub smarthost_tls_ca: String,
 }
 
 impl Default for DeliveryRoute {
@@ -157,6 +166,7 @@ impl Default for DeliveryRoute {
             smarthost_password: String::new(),
             smarthost_tls: None,
             smarthost_tls_verify: true,
+            smarthost_tls_ca: String::new(),
         }
     }
 }
@@ -281,6 +291,7 @@ impl Default for DeliveryConfig {
             smarthost_password: String::new(),
             smarthost_tls: None,
             smarthost_tls_verify: true,
+            smarthost_tls_ca: String::new(),
             routes: Vec::new(),
             source_ips: Vec::new(),
             tls_fallback_plaintext: true,
@@ -315,6 +326,10 @@ impl DeliveryConfig {
         if !self.smarthost.trim().is_empty() {
             check_host_port("delivery.smarthost", &self.smarthost)?;
         }
+        if !self.smarthost_tls_ca.is_empty() {
+            read_ca_file(&self.smarthost_tls_ca)
+                .map_err(|reason| ConfigError::Invalid { key: "delivery.smarthost_tls_ca", reason })?;
+        }
         let mut seen: Vec<(bool, String)> = Vec::new();
         for (index, route) in self.routes.iter_mut().enumerate() {
             let label = route_label_of(route);
@@ -338,6 +353,9 @@ impl DeliveryConfig {
             if split_host_port(&route.smarthost).is_none() {
                 return Err(invalid(format!("`smarthost` = `{}` is not host:port", route.smarthost)));
             }
+            if !route.smarthost_tls_ca.is_empty() {
+                read_ca_file(&route.smarthost_tls_ca).map_err(|e| invalid(format!("`smarthost_tls_ca`: {e}")))?;
+            }
             let key = if route.workspace.is_empty() {
                 (true, route.domain.clone())
             } else {
@@ -359,6 +377,19 @@ fn route_label_of(route: &DeliveryRoute) -> String {
         (workspace, "") => format!("workspace `{workspace}`"),
         (_, domain) => format!("domain `{domain}`"),
     }
+}
+
+/// The certificates of a PEM file (`smarthost_tls_ca`); an error names what is wrong with it.
+pub fn read_ca_file(path: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{path} is not a PEM certificate file: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{path} holds no certificate"));
+    }
+    Ok(certs)
 }
 
 /// Splits "host:port" and "[v6]:port"; `None` unless both parts are there and the port is a number.
@@ -605,6 +636,11 @@ mod tests {
             ),
             ("[[delivery.routes]]\ndomain = \"a.test\"\nsmarthost = \"r.test:25\"\nrelay = \"x\"\n", "relay"),
             ("[delivery]\nsmarthost = \"relay-without-port\"\n", "delivery.smarthost"),
+            ("[delivery]\nsmarthost_tls_ca = \"/nonexistent/ca.pem\"\n", "delivery.smarthost_tls_ca"),
+            (
+                "[[delivery.routes]]\ndomain = \"a.test\"\nsmarthost = \"r.test:25\"\nsmarthost_tls_ca = \"Cargo.toml\"\n",
+                "route 1 (domain `a.test`): `smarthost_tls_ca`: Cargo.toml holds no certificate",
+            ),
         ];
         for (toml, expected) in cases {
             let error = load_toml(toml).expect_err(toml).to_string();

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::peers::{Dns, PostfixMx, ScriptedSmtp, SmtpOptions, Zone, dkim_available, dkim_verify, free_port};
-use common::{Appliance, cli};
+use common::{Appliance, cli, free_loopback_address};
 use rusqlite::Connection;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -286,4 +286,54 @@ fn workspace_and_domain_routes_go_to_their_own_relays_and_other_mail_goes_direct
         .collect::<Result<_, _>>()
         .unwrap();
     assert!(events.iter().any(|d| d.contains("smarthost_tls")), "the plaintext relay is noted: {events:?}");
+}
+
+/// A relay with a private certificate is verified against the `smarthost_tls_ca` file and gets
+/// the mail; a relay whose certificate chains to nothing trusted (checked against the platform's
+/// trust store) gets neither the credentials nor the mail, and the message waits (4.7.5).
+#[test]
+fn a_relay_is_verified_against_its_ca_file_and_an_unknown_certificate_defers() {
+    if !peers_available() {
+        return;
+    }
+    let certs = tempfile::tempdir().expect("cert dir");
+    let (trusted_ip, untrusted_ip) = (free_loopback_address(&[587]), free_loopback_address(&[587]));
+    let (trusted_cert, trusted_key) = certificate(certs.path(), "trusted.relays.test");
+    let options = |tls| SmtpOptions {
+        tls: Some(tls),
+        auth: Some(("relay-user".into(), "relay-pass".into())),
+        ..SmtpOptions::default()
+    };
+    let trusted =
+        ScriptedSmtp::start_with(&trusted_ip.to_string(), 587, &[], &options((trusted_cert.clone(), trusted_key)));
+    let untrusted = ScriptedSmtp::start_with(
+        &untrusted_ip.to_string(),
+        587,
+        &[],
+        &options(certificate(certs.path(), "untrusted.relays.test")),
+    );
+    let dns = Dns::start(&[Zone::new(
+        "relays.test",
+        &[&format!("trusted A {trusted_ip}"), &format!("untrusted A {untrusted_ip}")],
+    )]);
+    let ca = trusted_cert.to_string_lossy().into_owned();
+    let routes = format!(
+        "[{{domain = \"private.test\", smarthost = \"trusted.relays.test:587\", smarthost_user = \"relay-user\", \
+         smarthost_password = \"relay-pass\", smarthost_tls_ca = \"{ca}\"}}, \
+         {{domain = \"public.test\", smarthost = \"untrusted.relays.test:587\", smarthost_user = \"relay-user\", \
+         smarthost_password = \"relay-pass\"}}]"
+    );
+    let env = [("INBOXGROVE_DELIVERY__ROUTES", routes.as_str())];
+    let rig = start_rig(&dns, 25, &[("private.test", FIRST_WORKSPACE), ("public.test", FIRST_WORKSPACE)], &env);
+
+    submit(&rig, &rig.senders[0], "lead@far.test", "Verified relay");
+    wait_row(&rig, "lead@far.test", "delivered", |r| r.status == "delivered");
+    let meta = &trusted.metas()[0];
+    assert!(meta.tls && meta.login.as_deref() == Some("relay-user"), "STARTTLS, then AUTH: {meta:?}");
+
+    submit(&rig, &rig.senders[1], "other@far.test", "Unverifiable relay");
+    let deferred = wait_row(&rig, "other@far.test", "deferred", |r| r.attempts == 1);
+    assert_eq!((deferred.status.as_str(), deferred.last_status.as_str()), ("deferred", "4.7.5"), "{deferred:?}");
+    assert!(untrusted.messages().is_empty(), "the unverified relay got nothing");
+    assert!(untrusted.metas().iter().all(|m| m.login.is_none()), "and no credentials: {:?}", untrusted.metas());
 }

@@ -29,7 +29,7 @@ use super::classify::Reply;
 use super::queue::{self, Claimed, Envelope};
 use super::record;
 use super::route::{self, Target, Via};
-use super::session::{self, Egress, Security, Session, Settings};
+use super::session::{self, Egress, Security, Session, Settings, Trust};
 
 /// Rows of one destination domain, claimed together.
 #[derive(Debug)]
@@ -141,7 +141,12 @@ fn security(worker: &Worker, domain: &str, via: Via) -> Security {
         Some(relay) => {
             let credentials =
                 (!relay.user.is_empty()).then(|| Credentials::new(relay.user.to_string(), relay.password.to_string()));
-            Security::Smarthost { credentials, tls: relay.tls, verify: relay.verify }
+            let trust = match (relay.verify, relay.ca) {
+                (false, _) => Trust::Any,
+                (true, "") => Trust::Platform,
+                (true, ca) => Trust::Ca(ca.to_string()),
+            };
+            Security::Smarthost { credentials, tls: relay.tls, trust }
         }
     }
 }

@@ -69,7 +69,32 @@ const MAX_ROUND_GAP: Duration = Duration::from_secs(1);
 /// Starts the delivery scheduler (supervised; it stops on shutdown).
 pub fn start(app: &App) -> anyhow::Result<()> {
     let worker = Arc::new(Worker::new(app).context("cannot set up outbound TLS")?);
+    warn_of_unmatched_routes(app)?;
     app.spawn_supervised("delivery", worker.run());
+    Ok(())
+}
+
+/// A route naming a workspace that does not exist never matches: said at start, so a typo in
+/// the config does not silently send that workspace's mail another way.
+fn warn_of_unmatched_routes(app: &App) -> anyhow::Result<()> {
+    let routes: Vec<&str> =
+        app.config.delivery.routes.iter().map(|r| r.workspace.as_str()).filter(|w| !w.is_empty()).collect();
+    if routes.is_empty() {
+        return Ok(());
+    }
+    let workspaces: Vec<(i64, String)> = app.store.read_quick(|conn| {
+        conn.prepare("SELECT id, name FROM workspaces")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()
+    })?;
+    for wanted in routes {
+        if !workspaces.iter().any(|(id, name)| route::names_workspace(wanted, *id, name)) {
+            tracing::warn!(
+                workspace = wanted,
+                "a [[delivery.routes]] entry names no existing workspace; it matches nothing"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -94,7 +119,11 @@ impl Worker {
         Ok(Worker {
             app: app.clone(),
             limits: Limits::new(config),
-            connectors: tls::Connectors::new()?,
+            connectors: tls::Connectors::new(
+                std::iter::once(config.smarthost_tls_ca.as_str())
+                    .chain(config.routes.iter().map(|route| route.smarthost_tls_ca.as_str()))
+                    .filter(|path| !path.is_empty()),
+            )?,
             source_ips: config.source_ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
             warned_sources: std::sync::Mutex::default(),
             timeout: Duration::from_secs(timeout_seconds),

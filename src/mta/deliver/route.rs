@@ -73,6 +73,8 @@ pub struct Relay<'a> {
     pub password: &'a str,
     pub tls: SmarthostTls,
     pub verify: bool,
+    /// The PEM file its certificate must chain to; empty: the platform's trust store.
+    pub ca: &'a str,
 }
 
 /// The way out for a message of workspace `workspace_id` (named `workspace_name`) whose envelope
@@ -95,7 +97,7 @@ pub fn choose(config: &DeliveryConfig, workspace_id: i64, workspace_name: &str, 
 
 /// Whether a route's `workspace` names this workspace: its number, or its name compared as a slug
 /// (so "Acme Outreach", "acme outreach" and "acme-outreach" all name "Acme Outreach").
-fn names_workspace(wanted: &str, id: i64, name: &str) -> bool {
+pub fn names_workspace(wanted: &str, id: i64, name: &str) -> bool {
     let wanted_slug = slug(wanted);
     wanted == id.to_string() || (!wanted_slug.is_empty() && wanted_slug == slug(name))
 }
@@ -109,7 +111,7 @@ pub fn slug(name: &str) -> String {
 
 /// The relay behind `via`; `None` for direct delivery.
 pub fn relay(config: &DeliveryConfig, via: Via) -> Option<Relay<'_>> {
-    let (address, user, password, tls, verify) = match via {
+    let (address, user, password, tls, verify, ca) = match via {
         Via::Direct => return None,
         Via::Smarthost => (
             &config.smarthost,
@@ -117,6 +119,7 @@ pub fn relay(config: &DeliveryConfig, via: Via) -> Option<Relay<'_>> {
             &config.smarthost_password,
             config.smarthost_tls,
             config.smarthost_tls_verify,
+            &config.smarthost_tls_ca,
         ),
         Via::Route(index) => {
             let route = config.routes.get(index)?;
@@ -126,6 +129,7 @@ pub fn relay(config: &DeliveryConfig, via: Via) -> Option<Relay<'_>> {
                 &route.smarthost_password,
                 route.smarthost_tls,
                 route.smarthost_tls_verify,
+                &route.smarthost_tls_ca,
             )
         }
     };
@@ -136,6 +140,7 @@ pub fn relay(config: &DeliveryConfig, via: Via) -> Option<Relay<'_>> {
         password,
         tls: tls.unwrap_or(SmarthostTls::default_for_port(port)),
         verify,
+        ca,
     })
 }
 

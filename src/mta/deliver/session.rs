@@ -10,7 +10,8 @@
 //!   Without fallback the target counts as failed (temporary) and the next one is tried.
 //! - to a relay (smarthost or route), as its `smarthost_tls` says: `implicit` (TLS from the first
 //!   byte), `starttls` (required: a relay that does not offer it is deferred, 4.7.10) or `none`;
-//!   the certificate is verified unless `smarthost_tls_verify = false`. Then AUTH with the
+//!   the certificate is verified ([`Trust`]: against `smarthost_tls_ca`, else the platform's trust
+//!   store) unless `smarthost_tls_verify = false`. Then AUTH with the
 //!   relay's user and password, which therefore never travel in the clear unless the
 //!   configuration says `none`. A refused AUTH is a temporary failure with the relay's reply.
 //!
@@ -97,9 +98,20 @@ impl AsyncWrite for Stream {
 pub enum Security {
     /// An MX host: STARTTLS when offered, any certificate; plaintext retry when allowed.
     Opportunistic { fallback_plaintext: bool },
-    /// A relay: TLS as configured (verified unless `verify` is off), then AUTH when credentials
-    /// are set.
-    Smarthost { credentials: Option<Credentials<String>>, tls: SmarthostTls, verify: bool },
+    /// A relay: TLS as configured (its certificate checked as `trust` says), then AUTH when
+    /// credentials are set.
+    Smarthost { credentials: Option<Credentials<String>>, tls: SmarthostTls, trust: Trust },
+}
+
+/// What a relay's certificate is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// The platform's trust store.
+    Platform,
+    /// The certificates of this PEM file (`smarthost_tls_ca`).
+    Ca(String),
+    /// Nothing: any certificate (`smarthost_tls_verify = false`).
+    Any,
 }
 
 /// Everything needed to open a session.
@@ -203,8 +215,8 @@ async fn open(
         .map_err(|e| OpenError::Other(Reply::local("4.4.1", format!("cannot connect to {remote}: {e}"))))?;
     let client = SmtpClient { stream: tcp, timeout: settings.timeout };
     let (client, tls, hello) = match &settings.security {
-        Security::Smarthost { tls: SmarthostTls::Implicit, verify, .. } => {
-            let connector = relay_connector(settings, *verify, &remote)?;
+        Security::Smarthost { tls: SmarthostTls::Implicit, trust, .. } => {
+            let connector = relay_connector(settings, trust, &remote)?;
             let client = client.into_tls(connector, &target.host).await.map_err(|e| tls_error(e, &remote))?;
             let mut client = SmtpClient { stream: Stream::Tls(Box::new(client.stream)), timeout: settings.timeout };
             greeting(&mut client, &remote).await?;
@@ -304,7 +316,7 @@ async fn plain_then_starttls(
         Security::Smarthost { .. } if !offered => {
             return Err(OpenError::Other(Reply::local("4.7.10", format!("{remote} does not offer STARTTLS"))));
         }
-        Security::Smarthost { verify, .. } => Some(relay_connector(settings, *verify, &remote)?),
+        Security::Smarthost { trust, .. } => Some(relay_connector(settings, trust, &remote)?),
         Security::Opportunistic { .. } if offered && starttls => Some(&settings.connectors.opportunistic),
         Security::Opportunistic { .. } => None,
     };
@@ -316,17 +328,23 @@ async fn plain_then_starttls(
     Ok((SmtpClient { stream: Stream::Tls(Box::new(client.stream)), timeout: settings.timeout }, true, None))
 }
 
-/// The connector for a relay: verifying its certificate, or (`verify` off) accepting any.
+/// The connector for a relay, verifying its certificate as `trust` says.
 fn relay_connector<'a>(
     settings: &'a Settings<'_>,
-    verify: bool,
+    trust: &Trust,
     remote: &str,
 ) -> Result<&'a tokio_rustls::TlsConnector, OpenError> {
-    if !verify {
-        return Ok(&settings.connectors.opportunistic);
-    }
-    settings.connectors.verified.as_ref().ok_or_else(|| {
-        OpenError::Other(Reply::local("4.7.5", format!("cannot verify the certificate of {remote}: no trust store")))
+    let connectors = settings.connectors;
+    let (connector, store) = match trust {
+        Trust::Any => return Ok(&connectors.opportunistic),
+        Trust::Platform => (connectors.verified.as_ref(), "the platform's trust store".to_string()),
+        Trust::Ca(path) => (connectors.private.get(path), format!("the CA file {path}")),
+    };
+    connector.ok_or_else(|| {
+        OpenError::Other(Reply::local(
+            "4.7.5",
+            format!("cannot verify the certificate of {remote}: {store} is unusable"),
+        ))
     })
 }
 

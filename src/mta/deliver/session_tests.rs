@@ -20,7 +20,7 @@ use crate::config::SmarthostTls;
 
 use super::classify::Severity;
 use super::route::Target;
-use super::session::{Egress, Security, Settings, connect};
+use super::session::{Egress, Security, Settings, Trust, connect};
 use super::tls::Connectors;
 
 /// How the test server answers STARTTLS.
@@ -160,7 +160,7 @@ fn settings(connectors: &Connectors, fallback_plaintext: bool) -> Settings<'_> {
 
 #[tokio::test]
 async fn opportunistic_tls_accepts_a_self_signed_certificate() {
-    let connectors = Connectors::new().unwrap();
+    let connectors = Connectors::new([]).unwrap();
     let (target, transcript) = server(Tls::SelfSigned).await;
     let mut session = connect(&[target], &settings(&connectors, false)).await.expect("a TLS session");
     assert_eq!(session.security_note(), None, "encrypted, nothing to note");
@@ -199,7 +199,7 @@ async fn opportunistic_tls_accepts_a_self_signed_certificate() {
 
 #[tokio::test]
 async fn with_pipelining_the_envelope_goes_in_one_write_and_replies_are_matched() {
-    let connectors = Connectors::new().unwrap();
+    let connectors = Connectors::new([]).unwrap();
     let (target, transcript) = server(Tls::Pipelining).await;
     let mut session = connect(&[target], &settings(&connectors, false)).await.expect("a TLS session");
     let replies = session
@@ -242,7 +242,7 @@ async fn with_pipelining_the_envelope_goes_in_one_write_and_replies_are_matched(
 
 #[tokio::test]
 async fn a_failed_handshake_falls_back_to_plaintext_when_allowed() {
-    let connectors = Connectors::new().unwrap();
+    let connectors = Connectors::new([]).unwrap();
     let (target, transcript) = server(Tls::Broken).await;
     let mut session = connect(&[target], &settings(&connectors, true)).await.expect("a plaintext session");
     let note = session.security_note().expect("the fallback is noted");
@@ -257,7 +257,7 @@ async fn a_failed_handshake_falls_back_to_plaintext_when_allowed() {
 
 #[tokio::test]
 async fn a_failed_handshake_defers_when_fallback_is_off() {
-    let connectors = Connectors::new().unwrap();
+    let connectors = Connectors::new([]).unwrap();
     let (target, transcript) = server(Tls::Broken).await;
     let Err(reply) = connect(&[target], &settings(&connectors, false)).await else {
         panic!("no session without TLS when fallback is off");
@@ -268,7 +268,7 @@ async fn a_failed_handshake_defers_when_fallback_is_off() {
 
 #[tokio::test]
 async fn a_refused_connection_is_temporary_and_the_next_target_is_tried() {
-    let connectors = Connectors::new().unwrap();
+    let connectors = Connectors::new([]).unwrap();
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead = Target {
         host: "dead.tls.test".into(),
@@ -288,14 +288,14 @@ async fn a_refused_connection_is_temporary_and_the_next_target_is_tried() {
 fn smarthost(connectors: &Connectors) -> Settings<'_> {
     let credentials = Some(mail_send::Credentials::new("relay-user".to_string(), "relay-pass".to_string()));
     Settings {
-        security: Security::Smarthost { credentials, tls: SmarthostTls::Starttls, verify: true },
+        security: Security::Smarthost { credentials, tls: SmarthostTls::Starttls, trust: Trust::Platform },
         ..settings(connectors, true)
     }
 }
 
 #[tokio::test]
 async fn the_smarthost_needs_a_certificate_it_can_verify() {
-    let connectors = Connectors::new().unwrap();
+    let connectors = Connectors::new([]).unwrap();
     let (target, transcript) = server(Tls::SelfSigned).await;
     let Err(reply) = connect(&[target], &smarthost(&connectors)).await else {
         panic!("an unverifiable smarthost certificate was accepted");
@@ -306,18 +306,18 @@ async fn the_smarthost_needs_a_certificate_it_can_verify() {
 
 #[tokio::test]
 async fn the_smarthost_gets_credentials_only_over_verified_tls() {
+    // The relay's self-signed certificate is the one trusted, from a `smarthost_tls_ca` file.
     let certified = certificate();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(certified.cert.der().to_vec())).unwrap();
-    let trusting = rustls::ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let base = Connectors::new().unwrap();
-    let connectors = Connectors { verified: Some(tokio_rustls::TlsConnector::from(Arc::new(trusting))), ..base };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("relay-ca.pem").to_string_lossy().into_owned();
+    std::fs::write(&ca, certified.cert.pem()).unwrap();
+    let connectors = Connectors::new([ca.as_str()]).unwrap();
+    let mut settings = smarthost(&connectors);
+    if let Security::Smarthost { trust, .. } = &mut settings.security {
+        *trust = Trust::Ca(ca.clone());
+    }
     let (target, transcript) = server_with(Tls::SelfSigned, certified).await;
-    let session = connect(&[target], &smarthost(&connectors)).await.expect("an authenticated session");
+    let session = connect(&[target], &settings).await.expect("an authenticated session");
     assert_eq!(session.security_note(), None);
     session.close().await;
     let seen = transcript.lock().unwrap().clone();

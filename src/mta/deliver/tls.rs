@@ -8,9 +8,11 @@
 //! belongs to whoever presented the certificate. This protects against passive eavesdropping,
 //! not against an active attacker. (DANE or MTA-STS would add verification per domain later.)
 //!
-//! To the smarthost, which receives our credentials, the certificate IS verified against the
-//! platform's trust store.
+//! To a relay (smarthost), which receives our credentials, the certificate IS verified: against
+//! the platform's trust store, or against the certificates of its `smarthost_tls_ca` file (a
+//! private CA, or the relay's own self-signed certificate).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::DigitallySignedStruct;
@@ -24,12 +26,16 @@ use tokio_rustls::TlsConnector;
 pub struct Connectors {
     /// For MX hosts: encrypts, accepts any certificate.
     pub opportunistic: TlsConnector,
-    /// For the smarthost: verifies the certificate; `None` if the platform verifier failed.
+    /// For relays: verifies the certificate; `None` if the platform verifier failed.
     pub verified: Option<TlsConnector>,
+    /// For relays with a `smarthost_tls_ca` file: verifies against its certificates, by path. A
+    /// file that cannot be read any more (it was checked at start) has no entry.
+    pub private: HashMap<String, TlsConnector>,
 }
 
 impl Connectors {
-    pub fn new() -> Result<Connectors, rustls::Error> {
+    /// The connectors, with one verifying against each of the `ca_files`.
+    pub fn new<'a>(ca_files: impl IntoIterator<Item = &'a str>) -> Result<Connectors, rustls::Error> {
         let verified = match mail_send::smtp::tls::build_tls_connector(false) {
             Ok(connector) => Some(connector),
             Err(reason) => {
@@ -37,8 +43,30 @@ impl Connectors {
                 None
             }
         };
-        Ok(Connectors { opportunistic: opportunistic()?, verified })
+        let mut private = HashMap::new();
+        for path in ca_files {
+            match crate::config::read_ca_file(path) {
+                Ok(certs) => {
+                    private.insert(path.to_string(), trusting(certs)?);
+                }
+                Err(reason) => tracing::warn!(%reason, "a relay's CA file: its delivery will be deferred"),
+            }
+        }
+        Ok(Connectors { opportunistic: opportunistic()?, verified, private })
     }
+}
+
+/// A client configuration that verifies server certificates against `certs` alone.
+fn trusting(certs: Vec<CertificateDer<'static>>) -> Result<TlsConnector, rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// A client configuration that accepts any server certificate (see the module doc).
