@@ -1,6 +1,11 @@
 //! End to end in headless Chromium, clicked as a person would: first-run setup, add a domain,
 //! read its DNS records, create 50 mailboxes, download the one-time Instantly CSV, and find the
-//! 50 mailboxes on the list page. A PNG of every page lands in `target/test-output/browser/`.
+//! 50 mailboxes on the list page. Then the domain's settings: pick a source address among
+//! `[delivery] source_ips` and back to automatic, add an alias to two mailboxes, be refused an
+//! alias that is a mailbox (error shown, typed values kept), set the catch-all, remove the alias,
+//! and switch the List-Unsubscribe setting of the queue page. Every result the pages claim is
+//! checked again in the database or through the CLI. A PNG of every page and state lands in
+//! `target/test-output/browser/`.
 //!
 //! Needs `chromedriver` and `chromium` (Debian: chromium-driver, chromium); skipped when they are
 //! missing unless INBOXGROVE_REQUIRE_PEERS=1 (tests/run installs them and sets it).
@@ -21,8 +26,14 @@ const DOMAIN: &str = "grove-outreach.test";
 const EMAIL: &str = "admin@grove-outreach.test";
 const WORKSPACE: &str = "Grove Outreach";
 const COUNT: usize = 50;
+/// The configured egress addresses, as the environment passes the list.
+const SOURCE_IPS: (&str, &str) = ("INBOXGROVE_DELIVERY__SOURCE_IPS", r#"["127.0.0.21","127.0.0.22"]"#);
+/// The one of [`SOURCE_IPS`] the test picks.
+const PICKED_IP: &str = "127.0.0.22";
 /// The longest any single page or download may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The longest all the steps together may take.
+const WALK_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// A chromedriver on a loopback port; killed (with any browser it left behind) when dropped.
 struct Driver {
@@ -104,7 +115,7 @@ async fn setup_domain_mailboxes_and_csv_in_chromium() {
         return;
     }
     let started = Instant::now();
-    let appliance = common::Appliance::start();
+    let appliance = common::Appliance::start_with(tempfile::tempdir().expect("temp dir"), &[SOURCE_IPS]);
     let temp = tempfile::tempdir().expect("temp dir");
     let profile = temp.path().join("profile");
     let downloads = temp.path().join("downloads");
@@ -151,9 +162,9 @@ async fn setup_domain_mailboxes_and_csv_in_chromium() {
 
     // Run the steps on their own task so that the session is closed (and Chromium ends) even
     // when an assertion fails; the failure is then re-raised here.
-    let mut steps =
-        tokio::spawn(walk_through(client.clone(), appliance.setup_link.clone().expect("setup link"), downloads, shots));
-    let outcome = tokio::time::timeout(Duration::from_secs(90), &mut steps).await;
+    let walk = Walk { client: client.clone(), shots, data: appliance.data_dir() };
+    let mut steps = tokio::spawn(walk_through(walk, appliance.setup_link.clone().expect("setup link"), downloads));
+    let outcome = tokio::time::timeout(WALK_TIMEOUT, &mut steps).await;
     steps.abort();
     let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
     drop(driver);
@@ -161,55 +172,74 @@ async fn setup_domain_mailboxes_and_csv_in_chromium() {
         Ok(Ok(())) => {}
         Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Ok(Err(e)) => panic!("browser steps did not finish: {e}"),
-        Err(_) => panic!("browser steps took longer than 90 s"),
+        Err(_) => panic!("browser steps took longer than {WALK_TIMEOUT:?}"),
     }
     println!("browser test took {:.1} s", started.elapsed().as_secs_f64());
 }
 
-async fn walk_through(client: Client, setup_link: String, downloads: PathBuf, shots: PathBuf) {
+/// What the steps share: the browser, where screenshots go, and the appliance's data dir (for
+/// checking through the CLI and the database what the pages claim).
+struct Walk {
+    client: Client,
+    shots: PathBuf,
+    data: PathBuf,
+}
+
+async fn walk_through(walk: Walk, setup_link: String, downloads: PathBuf) {
+    let created = first_run(&walk, &setup_link, &downloads).await;
+    let mailboxes: Vec<&String> = created.keys().collect();
+    let domain_page = open_domain_page(&walk).await;
+    source_address(&walk, &domain_page).await;
+    aliases_and_catch_all(&walk, &mailboxes).await;
+    queue_settings(&walk).await;
+}
+
+/// Setup, a domain, 50 mailboxes and their CSV; returns the addresses and passwords created.
+async fn first_run(walk: &Walk, setup_link: &str, downloads: &Path) -> BTreeMap<String, String> {
+    let (client, shots) = (&walk.client, &walk.shots);
     // 1. First-run setup.
-    client.goto(&setup_link).await.expect("open the setup link");
-    let email = wait_for(&client, "input[name=email]").await;
+    client.goto(setup_link).await.expect("open the setup link");
+    let email = wait_for(client, "input[name=email]").await;
     assert_eq!(client.title().await.expect("title"), "Set up · InboxGrove");
-    screenshot(&client, &shots, "1-setup").await;
+    screenshot(client, shots, "1-setup").await;
     email.send_keys(EMAIL).await.expect("type email");
     let password = client.find(Locator::Css("input[name=password]")).await.expect("password field");
     password.send_keys(common::PASSWORD).await.expect("type password");
     let workspace = client.find(Locator::Css("input[name=workspace]")).await.expect("workspace field");
     workspace.clear().await.expect("clear workspace");
     workspace.send_keys(WORKSPACE).await.expect("type workspace");
-    click(&client, "#setup-submit").await;
+    click(client, "#setup-submit").await;
 
     // 2. The domains page: add a domain.
-    let name = wait_for(&client, "#domain-name").await;
+    let name = wait_for(client, "#domain-name").await;
     let url = client.current_url().await.expect("url");
     assert!(
         url.path().starts_with("/w/") && url.path().ends_with("/domains"),
         "setup lands on the domains page, got {url}"
     );
-    let body = text_of(&client, "body").await;
+    let body = text_of(client, "body").await;
     assert!(body.contains(EMAIL), "the header shows who is signed in:\n{body}");
     assert!(body.contains(WORKSPACE), "the header shows the workspace:\n{body}");
-    screenshot(&client, &shots, "2-domains").await;
+    screenshot(client, shots, "2-domains").await;
     name.send_keys(DOMAIN).await.expect("type the domain");
-    click(&client, "#domain-add").await;
+    click(client, "#domain-add").await;
 
     // 3. The domain page: the DNS records to publish, then create the mailboxes.
-    let count = wait_for(&client, "#mailbox-count").await;
-    assert_eq!(text_of(&client, "h1").await, DOMAIN);
+    let count = wait_for(client, "#mailbox-count").await;
+    assert_eq!(text_of(client, "h1").await, DOMAIN);
     let source = client.source().await.expect("page source");
     let purposes = common::select_text(&source, "table.records tbody tr td:first-child");
     for wanted in ["MX", "SPF", "DKIM", "DMARC", "Tracking"] {
         assert!(purposes.iter().any(|p| p == wanted), "the DNS table has a {wanted} row; it has {purposes:?}");
     }
-    screenshot(&client, &shots, "3-domain").await;
+    screenshot(client, shots, "3-domain").await;
     count.clear().await.expect("clear count");
     count.send_keys(&COUNT.to_string()).await.expect("type count");
-    click(&client, "#mailbox-create").await;
+    click(client, "#mailbox-create").await;
 
     // 4. "Mailboxes created": 50 addresses and passwords, then the one-time CSV.
-    wait_for(&client, "#credentials").await;
-    assert_eq!(text_of(&client, "h1").await, "Mailboxes created");
+    wait_for(client, "#credentials").await;
+    assert_eq!(text_of(client, "h1").await, "Mailboxes created");
     let source = client.source().await.expect("page source");
     let cells = common::select_text(&source, "#credentials tbody tr td");
     assert_eq!(cells.len(), COUNT * 2, "two cells per credential row");
@@ -219,25 +249,153 @@ async fn walk_through(client: Client, setup_link: String, downloads: PathBuf, sh
         assert!(address.ends_with(&format!("@{DOMAIN}")), "{address} is on {DOMAIN}");
         assert!(password.len() >= 12, "{address} has a strong password, got {password:?}");
     }
-    screenshot(&client, &shots, "4-created").await;
-    click(&client, "#download-instantly").await;
-    let csv_path = wait_for_download(&downloads).await;
+    screenshot(client, shots, "4-created").await;
+    click(client, "#download-instantly").await;
+    let csv_path = wait_for_download(downloads).await;
     assert_eq!(csv_path.file_name().and_then(|n| n.to_str()), Some("instantly-credentials.csv"));
     let downloaded = read_instantly_csv(&csv_path);
     assert_eq!(downloaded.len(), COUNT, "{COUNT} data rows in the CSV");
     assert_eq!(downloaded, shown, "the CSV has the addresses and passwords the page showed");
 
     // 5. The mailbox list, reached through the navigation bar.
-    click(&client, "nav.sections a[href$='/mailboxes']").await;
-    wait_for(&client, "#select-all").await;
-    assert_eq!(text_of(&client, "h1").await, format!("Mailboxes ({COUNT})"));
+    click(client, "nav.sections a[href$='/mailboxes']").await;
+    wait_for(client, "#select-all").await;
+    assert_eq!(text_of(client, "h1").await, format!("Mailboxes ({COUNT})"));
     let source = client.source().await.expect("page source");
     let listed = common::select_text(&source, "#selection tbody tr td:nth-child(2)");
     assert_eq!(listed.len(), COUNT, "the list shows {COUNT} mailboxes: {listed:?}");
     let listed: std::collections::BTreeSet<String> = listed.into_iter().collect();
     let created: std::collections::BTreeSet<String> = shown.keys().cloned().collect();
     assert_eq!(listed, created, "the list shows the mailboxes just created");
-    screenshot(&client, &shots, "5-mailboxes").await;
+    screenshot(client, shots, "5-mailboxes").await;
+    shown
+}
+
+/// From the domains list (navigation bar) to the domain's page; returns the page's URL.
+async fn open_domain_page(walk: &Walk) -> String {
+    let client = &walk.client;
+    click_through(client, "nav.sections a[href$='/domains']").await;
+    wait_for(client, "#domain-name").await;
+    follow(client, Locator::LinkText(DOMAIN)).await;
+    wait_for(client, "#source-ip").await;
+    assert_eq!(text_of(client, "h1").await, DOMAIN);
+    client.current_url().await.expect("url").to_string()
+}
+
+/// 6–7. The egress address: pick one of the configured addresses, then automatic again.
+async fn source_address(walk: &Walk, domain_page: &str) {
+    let client = &walk.client;
+    let offered = option_labels(client, "#source-ip option").await;
+    assert_eq!(offered, ["Automatic", "127.0.0.21", "127.0.0.22"], "the select offers automatic and source_ips");
+    assert_eq!(selected_label(client, "#source-ip").await, "Automatic", "a new domain sends from automatic");
+
+    pick(client, "#source-ip", PICKED_IP).await;
+    click_through(client, "#source-ip-save").await;
+    wait_for(client, "#source-ip").await;
+    assert_eq!(client.current_url().await.expect("url").as_str(), domain_page, "saving stays on the domain page");
+    assert_eq!(selected_label(client, "#source-ip").await, PICKED_IP, "the saved address is selected");
+    let current = text_of(client, "#source-ip-current").await;
+    assert!(current.contains(PICKED_IP), "the page says where mail leaves from: {current}");
+    assert_eq!(stored_source_ip(&walk.data).await.as_deref(), Some(PICKED_IP), "the database has the choice");
+    screenshot(client, &walk.shots, "6-source-ip").await;
+
+    pick(client, "#source-ip", "Automatic").await;
+    click_through(client, "#source-ip-save").await;
+    wait_for(client, "#source-ip").await;
+    assert_eq!(selected_label(client, "#source-ip").await, "Automatic", "automatic is selected again");
+    let current = text_of(client, "#source-ip-current").await;
+    assert!(current.contains("picked automatically"), "the page says the address is automatic: {current}");
+    assert_eq!(stored_source_ip(&walk.data).await, None, "the database has no assignment any more");
+    screenshot(client, &walk.shots, "7-source-ip-automatic").await;
+}
+
+/// 8–11. The aliases page: add, refused input, catch-all (refused, then set), remove.
+async fn aliases_and_catch_all(walk: &Walk, mailboxes: &[&String]) {
+    let client = &walk.client;
+    let [first, second, third, catch_all, ..] = mailboxes else { panic!("at least four mailboxes") };
+    let sales = format!("sales@{DOMAIN}");
+    click_through(client, "#aliases-link").await;
+    wait_for(client, "#alias-add").await;
+    assert!(
+        client.current_url().await.expect("url").path().ends_with("/aliases"),
+        "the link leads to the aliases page"
+    );
+    assert_eq!(text_of(client, "#aliases tbody").await, "No aliases yet.");
+
+    // 8. sales@ to two mailboxes.
+    type_into(client, "#alias-add input[name=local_part]", "sales").await;
+    type_into(client, "#alias-add input[name=to]", &format!("{first}, {second}")).await;
+    click_through(client, "#alias-add button[type=submit]").await;
+    wait_for(client, "#alias-add").await;
+    let mut targets = [first.as_str(), second.as_str()];
+    targets.sort_unstable();
+    assert_eq!(alias_rows(client).await, [(sales.clone(), targets.join(", "))], "listed with both targets");
+    let listed = cli_alias_list(&walk.data).await;
+    assert_eq!(listed, format!("{sales}\t{}\n", targets.join(",")), "the CLI lists the same alias");
+    screenshot(client, &walk.shots, "8-alias-added").await;
+
+    // 9. An alias whose address is a mailbox: refused, with what was typed still in the fields.
+    let (local, _) = third.split_once('@').expect("an address");
+    type_into(client, "#alias-add input[name=local_part]", local).await;
+    type_into(client, "#alias-add input[name=to]", first).await;
+    click_through(client, "#alias-add button[type=submit]").await;
+    wait_for(client, "#alias-add").await;
+    let error = text_of(client, "#alias-error").await;
+    assert!(error.contains(third.as_str()) && error.contains("is a mailbox"), "the page says why: {error:?}");
+    assert_eq!(field_value(client, "#alias-add input[name=local_part]").await, local, "the alias typed is kept");
+    assert_eq!(field_value(client, "#alias-add input[name=to]").await, first.as_str(), "the targets typed are kept");
+    assert_eq!(alias_rows(client).await.len(), 1, "nothing was added");
+    assert_eq!(cli_alias_list(&walk.data).await, listed, "the CLI agrees nothing was added");
+    screenshot(client, &walk.shots, "9-alias-refused").await;
+
+    // 10. The catch-all.
+    assert!(text_of(client, "main").await.contains("is refused (550 5.1.1)"), "no catch-all at first");
+    let stranger = format!("nobody@{DOMAIN}");
+    type_into(client, "#catch-all input[name=mailbox]", &stranger).await;
+    click_through(client, "#catch-all button[type=submit]").await;
+    wait_for(client, "#catch-all").await;
+    let error = text_of(client, "#catch-all-error").await;
+    assert!(error.contains("is not a mailbox of this workspace"), "the page says why: {error:?}");
+    assert_eq!(field_value(client, "#catch-all input[name=mailbox]").await, stranger, "the address typed is kept");
+    assert_eq!(stored_catch_all(&walk.data).await, None, "no catch-all was stored");
+    let sentence = text_of(client, "main").await;
+    assert!(sentence.contains("is refused (550 5.1.1)"), "the page still says there is no catch-all:\n{sentence}");
+    assert_eq!(text_of(client, "#catch-all-current").await, "", "the refused address is not shown as current");
+    screenshot(client, &walk.shots, "10-catch-all-refused").await;
+    type_into(client, "#catch-all input[name=mailbox]", catch_all).await;
+    click_through(client, "#catch-all button[type=submit]").await;
+    wait_for(client, "#catch-all-current").await;
+    assert_eq!(text_of(client, "#catch-all-current").await, catch_all.as_str(), "the page shows the catch-all");
+    assert_eq!(field_value(client, "#catch-all input[name=mailbox]").await, catch_all.as_str());
+    assert_eq!(stored_catch_all(&walk.data).await.as_deref(), Some(catch_all.as_str()), "the database agrees");
+    screenshot(client, &walk.shots, "10-catch-all-set").await;
+
+    // 11. Remove sales@.
+    click_through(client, &format!("#aliases button[aria-label='Remove {sales}']")).await;
+    wait_for(client, "#alias-add").await;
+    assert_eq!(text_of(client, "#aliases tbody").await, "No aliases yet.", "the alias is gone");
+    assert_eq!(text_of(client, "#catch-all-current").await, catch_all.as_str(), "the catch-all stays");
+    assert_eq!(cli_alias_list(&walk.data).await, "", "the CLI lists no alias");
+    screenshot(client, &walk.shots, "11-alias-removed").await;
+}
+
+/// 12. The queue page's List-Unsubscribe checkbox, switched and saved twice.
+async fn queue_settings(walk: &Walk) {
+    let client = &walk.client;
+    click_through(client, "nav.sections a[href$='/queue']").await;
+    wait_for(client, "#list-unsubscribe").await;
+    let before = is_checked(client, "#list-unsubscribe").await;
+    assert_eq!(stored_list_unsubscribe(&walk.data).await, before, "the checkbox shows the stored setting");
+    for (round, wanted) in [!before, before].into_iter().enumerate() {
+        click(client, "#list-unsubscribe").await;
+        click_through(client, "#mail-settings button[type=submit]").await;
+        wait_for(client, "#list-unsubscribe").await;
+        assert_eq!(is_checked(client, "#list-unsubscribe").await, wanted, "saved and shown checked: {wanted}");
+        assert_eq!(stored_list_unsubscribe(&walk.data).await, wanted, "the database agrees");
+        if round == 0 {
+            screenshot(client, &walk.shots, "12-queue-settings").await;
+        }
+    }
 }
 
 /// Waits (bounded) for an element of the next page.
@@ -262,6 +420,121 @@ async fn text_of(client: &Client, css: &str) -> String {
         Ok(element) => element.text().await.unwrap_or_default().trim().to_string(),
         Err(_) => String::new(),
     }
+}
+
+/// Clicks `css` (a link or a submit button) and waits until the next page has replaced this one.
+async fn click_through(client: &Client, css: &str) {
+    follow(client, Locator::Css(css)).await;
+}
+
+/// Clicks what `locator` finds and waits (bounded) until the next page has replaced this one,
+/// even when it has the same address (a form re-rendered with its error).
+async fn follow(client: &Client, locator: Locator<'_>) {
+    let old = client.find(Locator::Css("html")).await.expect("the current page");
+    let target = client.find(locator).await.unwrap_or_else(|e| panic!("find {locator:?}: {e}"));
+    target.click().await.unwrap_or_else(|e| panic!("click {locator:?}: {e}"));
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while old.tag_name().await.is_ok() {
+        assert!(Instant::now() < deadline, "clicking {locator:?} did not lead to another page within {STEP_TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clears a text field and types `text` into it.
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let field = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find `{css}`: {e}"));
+    field.clear().await.unwrap_or_else(|e| panic!("clear `{css}`: {e}"));
+    field.send_keys(text).await.unwrap_or_else(|e| panic!("type into `{css}`: {e}"));
+}
+
+/// The current value of a form field (what the person sees in it).
+async fn field_value(client: &Client, css: &str) -> String {
+    let field = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find `{css}`: {e}"));
+    field.prop("value").await.unwrap_or_else(|e| panic!("value of `{css}`: {e}")).unwrap_or_default()
+}
+
+async fn is_checked(client: &Client, css: &str) -> bool {
+    let field = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find `{css}`: {e}"));
+    field.is_selected().await.unwrap_or_else(|e| panic!("state of `{css}`: {e}"))
+}
+
+/// Picks the option labelled `label` of a select, as a click on it would.
+async fn pick(client: &Client, css: &str, label: &str) {
+    let select = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find `{css}`: {e}"));
+    select.select_by_label(label).await.unwrap_or_else(|e| panic!("pick {label} in `{css}`: {e}"));
+}
+
+/// The labels of the options matching `css`, in page order.
+async fn option_labels(client: &Client, css: &str) -> Vec<String> {
+    let options = client.find_all(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find `{css}`: {e}"));
+    let mut labels = Vec::new();
+    for option in options {
+        labels.push(option.prop("label").await.expect("option label").unwrap_or_default().trim().to_string());
+    }
+    labels
+}
+
+/// The label of the option a select shows as chosen.
+async fn selected_label(client: &Client, select: &str) -> String {
+    let chosen = option_labels(client, &format!("{select} option:checked")).await;
+    assert_eq!(chosen.len(), 1, "one option of `{select}` is chosen: {chosen:?}");
+    chosen.into_iter().next().unwrap_or_default()
+}
+
+/// The rows of the aliases table: (alias, "delivers to" text); empty when it says there is none.
+async fn alias_rows(client: &Client) -> Vec<(String, String)> {
+    let source = client.source().await.expect("page source");
+    let doc = scraper::Html::parse_document(&source);
+    let rows = scraper::Selector::parse("#aliases tbody tr").expect("selector");
+    let cells = scraper::Selector::parse("td").expect("selector");
+    doc.select(&rows)
+        .map(|row| row.select(&cells).map(|c| c.text().collect::<String>().trim().to_string()).collect::<Vec<_>>())
+        .filter(|cells| cells.len() == 3)
+        .map(|cells| (cells[0].clone(), cells[1].clone()))
+        .collect()
+}
+
+/// `inboxgrove alias list --domain DOMAIN` on the appliance's data dir: its standard output.
+async fn cli_alias_list(data: &Path) -> String {
+    let data = data.to_path_buf();
+    let output = tokio::task::spawn_blocking(move || common::cli(&data, &["alias", "list", "--domain", DOMAIN], None))
+        .await
+        .expect("the CLI ran");
+    assert!(output.status.success(), "alias list: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Runs one query of one optional value on the appliance's database (read while it serves).
+async fn query_db<T: rusqlite::types::FromSql + Send + 'static>(
+    data: &Path,
+    sql: &'static str,
+    param: &'static str,
+) -> T {
+    let db = data.join("inboxgrove.db");
+    tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open(&db).expect("open the appliance's database");
+        conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+        conn.query_row(sql, [param], |row| row.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    })
+    .await
+    .expect("the query ran")
+}
+
+/// The domain's assigned egress address (`None`: automatic).
+async fn stored_source_ip(data: &Path) -> Option<String> {
+    query_db(data, "SELECT source_ip FROM domains WHERE name = ?1", DOMAIN).await
+}
+
+/// The address of the domain's catch-all mailbox.
+async fn stored_catch_all(data: &Path) -> Option<String> {
+    let sql = "SELECT m.address FROM domains d LEFT JOIN mailboxes m ON m.id = d.catch_all_mailbox_id \
+               WHERE d.name = ?1";
+    query_db(data, sql, DOMAIN).await
+}
+
+/// Whether the workspace adds List-Unsubscribe headers.
+async fn stored_list_unsubscribe(data: &Path) -> bool {
+    query_db::<i64>(data, "SELECT list_unsubscribe FROM workspaces WHERE name = ?1", WORKSPACE).await != 0
 }
 
 /// Saves a PNG of the whole page (the window is stretched to the page's height for the shot).

@@ -1,6 +1,7 @@
 //! A domain's inbound addresses: its aliases (list, add, remove), its catch-all mailbox, and
 //! where its role addresses go. Linked from the domain page; the rules are in `crate::aliases`.
-//! Every form re-renders the page with the error and what was typed when the input is refused.
+//! Every form re-renders the page with the error and what was typed when the input is refused;
+//! what the page states as current (the catch-all sentence) always comes from the store.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -29,6 +30,8 @@ struct AliasPage {
     local_part: String,
     to: String,
     error: Option<String>,
+    /// The stored catch-all mailbox; empty: none (unknown addresses are refused).
+    current_catch_all: String,
     /// The catch-all form, as typed (the current catch-all when not submitted).
     catch_all: String,
     catch_all_error: Option<String>,
@@ -73,6 +76,7 @@ async fn page(app: &App, session: &Session, ws: i64, id: i64) -> WebResult<Alias
         local_part: String::new(),
         to: String::new(),
         error: None,
+        current_catch_all: catch_all.clone().unwrap_or_default(),
         catch_all: catch_all.unwrap_or_default(),
         catch_all_error: None,
     })
