@@ -45,6 +45,9 @@ pub struct HttpConfig {
     pub listen: String,
     /// The URL users reach the UI at; links (setup, invites) are built from it.
     pub base_url: String,
+    /// Addresses of reverse proxies in front of the UI: a request from one of them is taken to
+    /// come from the address its `X-Forwarded-For` names (login throttling counts per address).
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,7 +243,7 @@ impl Default for Config {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".into(), base_url: String::new() }
+        HttpConfig { listen: "127.0.0.1:8080".into(), base_url: String::new(), trusted_proxies: Vec::new() }
     }
 }
 
@@ -487,11 +490,11 @@ impl Config {
         for ns in &self.dns.nameservers {
             parse_listen("dns.nameservers", ns)?;
         }
-        for ip in &self.public_ips {
-            ip.parse::<std::net::IpAddr>().map_err(|_| ConfigError::Invalid {
-                key: "public_ips",
-                reason: format!("`{ip}` is not an IP address"),
-            })?;
+        for (key, ips) in [("public_ips", &self.public_ips), ("http.trusted_proxies", &self.http.trusted_proxies)] {
+            for ip in ips {
+                ip.parse::<std::net::IpAddr>()
+                    .map_err(|_| ConfigError::Invalid { key, reason: format!("`{ip}` is not an IP address") })?;
+            }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid { key: "tls", reason: "set both `cert` and `key`, or neither".into() });

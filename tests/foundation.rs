@@ -135,6 +135,41 @@ async fn failed_logins_are_throttled_per_account_and_the_ui_says_so() {
     assert_eq!(last, 429);
 }
 
+/// Behind a trusted reverse proxy, the address throttled is the one the proxy forwards for: one
+/// client guessing from one address is stopped, another client through the same proxy is not.
+/// A client's own X-Forwarded-For entries (left of the proxy's) change nothing.
+#[tokio::test]
+async fn behind_a_trusted_proxy_logins_are_throttled_per_forwarded_address() {
+    let appliance = Appliance::start_with(
+        tempfile::tempdir().expect("temp dir"),
+        &[("INBOXGROVE_HTTP__TRUSTED_PROXIES", "[\"127.0.0.1\"]")],
+    );
+    appliance.setup_admin(ADMIN).await;
+    let attacker = Browser::forwarded_for(&appliance.base, "10.9.8.7, 203.0.113.5");
+    let login = attacker.get("/login").await;
+    let mut throttled = false;
+    for i in 0..25 {
+        let fields = [("email", format!("nobody{i}@acme.test")), ("password", "guess guess".to_string())];
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page = attacker.post_form("/login", &login.body, &fields).await;
+        if page.status == 429 {
+            assert!(page.body.contains("from your address"), "{}", page.body);
+            throttled = true;
+            break;
+        }
+    }
+    assert!(throttled, "one forwarded address is throttled");
+    let spoofing = Browser::forwarded_for(&appliance.base, "198.51.100.1, 203.0.113.5");
+    let page = spoofing.get("/login").await;
+    let refused = spoofing.post_form("/login", &page.body, &[("email", ADMIN), ("password", PASSWORD)]).await;
+    assert_eq!(refused.status, 429, "a made-up entry before the proxy's does not escape the throttle");
+    let neighbour = Browser::forwarded_for(&appliance.base, "203.0.113.6");
+    let page = neighbour.get("/login").await;
+    let signed_in = neighbour.post_form("/login", &page.body, &[("email", ADMIN), ("password", PASSWORD)]).await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    assert!(signed_in.url.contains("/w/"), "another client behind the same proxy signs in");
+}
+
 #[tokio::test]
 async fn domains_are_validated_and_their_records_shown() {
     let appliance = Appliance::start();

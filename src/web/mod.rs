@@ -2,6 +2,7 @@
 //! and the embedded static assets. Handlers live in `ui/`, one file per area.
 
 mod assets;
+pub mod client;
 pub mod session;
 mod ui;
 

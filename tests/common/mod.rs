@@ -268,7 +268,18 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
-        let client = reqwest::Client::builder().cookie_store(true).build().expect("client");
+        Browser::with_headers(base, reqwest::header::HeaderMap::new())
+    }
+
+    /// A browser behind a reverse proxy that says it forwards for `client`.
+    pub fn forwarded_for(base: &str, client: &str) -> Browser {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", client.parse().expect("a header value"));
+        Browser::with_headers(base, headers)
+    }
+
+    fn with_headers(base: &str, headers: reqwest::header::HeaderMap) -> Browser {
+        let client = reqwest::Client::builder().cookie_store(true).default_headers(headers).build().expect("client");
         Browser { client, base: base.to_string() }
     }
 

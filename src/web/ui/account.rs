@@ -1,9 +1,7 @@
 //! Signing in and out, the one-time setup link, and accepting an invite.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -12,6 +10,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::auth::{password, sessions, users};
 use crate::error::Error;
+use crate::web::client::ClientIp;
 use crate::web::session::{CsrfForm, Ctx, SESSION_COOKIE, Visitor, cookie, cookie_header, start_session};
 use crate::web::{WebResult, render};
 use crate::workspaces;
@@ -99,11 +98,11 @@ pub async fn login_form(visitor: Visitor) -> Response {
 
 pub async fn login_submit(
     State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     visitor: Visitor,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> WebResult {
-    match users::login(&app, &form.email, form.password, peer.ip().to_string()).await {
+    match users::login(&app, &form.email, form.password, client.to_string()).await {
         Ok(session) => Ok(start_session(&app, &session, "/")),
         Err(e) if e.is_user_error() => {
             let status = match e {
