@@ -324,6 +324,21 @@ fn header_values(raw: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The appliance with Knot as its resolver and a Postfix MX for `dest.test` on 127.0.0.2, which
+/// routes mail for [`DOMAIN`] back to the appliance's MX and fails `bouncing` domains itself (see
+/// [`route_through_postfix`]); `None` (the test is skipped) when a peer is missing.
+fn postfix_rig(bouncing: &[&str]) -> Option<(Dns, PostfixMx, Rig)> {
+    if !(common::have_peer("swaks") && Dns::available() && PostfixMx::available()) {
+        return None;
+    }
+    let dns = Dns::start(&base_zones());
+    let port = free_port("127.0.0.2");
+    let mx = PostfixMx::start("127.0.0.2", port, &["dest.test"]);
+    let rig = Rig::start(Some(&dns), Some(port));
+    route_through_postfix(&mx, &rig.inbound(), &[DOMAIN], bouncing);
+    Some((dns, mx, rig))
+}
+
 /// Routes `local` domains from the Postfix peer to the appliance's inbound port and makes
 /// `bouncing` domains fail in Postfix's error(8) transport after accepting the mail (so Postfix
 /// itself writes the DSN).
@@ -469,14 +484,9 @@ fn dmarc_reject_is_refused_and_quarantine_goes_to_spam() {
 
 #[test]
 fn appliance_signed_mail_verifies_through_postfix_and_a_forged_copy_fails() {
-    if !(common::have_peer("swaks") && Dns::available() && PostfixMx::available()) {
+    let Some((_dns, mx, rig)) = postfix_rig(&[]) else {
         return;
-    }
-    let dns = Dns::start(&base_zones());
-    let port = free_port("127.0.0.2");
-    let mx = PostfixMx::start("127.0.0.2", port, &["dest.test"]);
-    let rig = Rig::start(Some(&dns), Some(port));
-    route_through_postfix(&mx, &rig.inbound(), &[DOMAIN], &[]);
+    };
     let (bob, second) = (rig.address(1).to_string(), rig.mailbox_id(1));
 
     rig.submit_and_deliver(0, "user@dest.test", "Signed for the round trip");
@@ -485,7 +495,7 @@ fn appliance_signed_mail_verifies_through_postfix_and_a_forged_copy_fails() {
     assert!(signed.contains("DKIM-Signature:") && signed.contains("d=grove.test"), "signed:\n{signed}");
 
     // Back through Postfix, which relays it to the inbound port.
-    let (ok, log) = send_raw(&format!("127.0.0.2:{port}"), "user@dest.test", &bob, &signed);
+    let (ok, log) = send_raw(&format!("127.0.0.2:{}", mx.port), "user@dest.test", &bob, &signed);
     assert!(ok, "Postfix accepts the message for {bob}:\n{log}");
     let inbox = rig.wait_for_mail(second, "INBOX", 1);
     let received = header_values(&inbox[0].body, "Received");
@@ -514,14 +524,9 @@ fn appliance_signed_mail_verifies_through_postfix_and_a_forged_copy_fails() {
 
 #[test]
 fn replies_auto_replies_complaints_and_bounces_are_classified() {
-    if !(common::have_peer("swaks") && Dns::available() && PostfixMx::available()) {
+    let Some((_dns, mx, rig)) = postfix_rig(&["gone.test"]) else {
         return;
-    }
-    let dns = Dns::start(&base_zones());
-    let port = free_port("127.0.0.2");
-    let mx = PostfixMx::start("127.0.0.2", port, &["dest.test"]);
-    let rig = Rig::start(Some(&dns), Some(port));
-    route_through_postfix(&mx, &rig.inbound(), &[DOMAIN], &["gone.test"]);
+    };
     let inbound = rig.inbound();
     let (ann, first) = (rig.address(0).to_string(), rig.mailbox_id(0));
 
@@ -608,14 +613,9 @@ fn postfix_sent_to(mx: &PostfixMx, to: &str) -> Vec<String> {
 
 #[test]
 fn aliases_deliver_once_to_each_target_and_the_catch_all_takes_unknown_users() {
-    if !(common::have_peer("swaks") && Dns::available() && PostfixMx::available()) {
+    let Some((_dns, mx, rig)) = postfix_rig(&[]) else {
         return;
-    }
-    let dns = Dns::start(&base_zones());
-    let port = free_port("127.0.0.2");
-    let mx = PostfixMx::start("127.0.0.2", port, &["dest.test"]);
-    let rig = Rig::start(Some(&dns), Some(port));
-    route_through_postfix(&mx, &rig.inbound(), &[DOMAIN], &[]);
+    };
     let data = rig.appliance.data_dir();
     let inbound = rig.inbound();
     let (ann, bob) = (rig.address(0).to_string(), rig.address(1).to_string());
@@ -637,7 +637,7 @@ fn aliases_deliver_once_to_each_target_and_the_catch_all_takes_unknown_users() {
     // Through Postfix: one RCPT, one 250, one stored copy in each target's INBOX.
     let message = "From: Lead <lead@dest.test>\r\nTo: <sales@grove.test>\r\nSubject: Pricing\r\n\
                    Message-ID: <alias-1@dest.test>\r\n\r\nWhat does it cost?\r\n";
-    let (ok, log) = send_raw(&format!("127.0.0.2:{port}"), "lead@dest.test", &sales, message);
+    let (ok, log) = send_raw(&format!("127.0.0.2:{}", mx.port), "lead@dest.test", &sales, message);
     assert!(ok, "Postfix accepts mail for the alias:\n{log}");
     let ann_inbox = rig.wait_for_mail(ann_id, "INBOX", 1);
     let bob_inbox = rig.wait_for_mail(bob_id, "INBOX", 1);
@@ -1173,13 +1173,9 @@ fn idle_wakes_at_once_for_inbound_and_local_mail() {
 /// one, changes nothing.
 #[test]
 fn a_mailto_unsubscribe_from_the_recipient_suppresses_them() {
-    if !(common::have_peer("swaks") && Dns::available() && PostfixMx::available()) {
+    let Some((_dns, mx, rig)) = postfix_rig(&[]) else {
         return;
-    }
-    let dns = Dns::start(&base_zones());
-    let port = free_port("127.0.0.2");
-    let mx = PostfixMx::start("127.0.0.2", port, &["dest.test"]);
-    let rig = Rig::start(Some(&dns), Some(port));
+    };
     open(&rig.db).execute("UPDATE workspaces SET list_unsubscribe = 1", []).expect("turn List-Unsubscribe on");
     rig.submit_and_deliver(0, "lead@dest.test", "A short note");
     let delivered = mx.wait_for(1, WAIT);
