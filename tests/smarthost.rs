@@ -77,17 +77,7 @@ fn start_rig(dns: &Dns, mx_port: u16, sending: &[(&str, &str)], extra: &[(&str, 
     }
     drop(conn);
     let submission = free_port("127.0.0.1");
-    let env: Vec<(String, String)> = vec![
-        ("INBOXGROVE_TEST_CLOCK".into(), "1".into()),
-        ("INBOXGROVE_DNS__NAMESERVERS".into(), format!("[\"{}\"]", dns.nameserver())),
-        ("INBOXGROVE_DELIVERY__MX_PORT".into(), mx_port.to_string()),
-        ("INBOXGROVE_DELIVERY__TIMEOUT".into(), "10s".into()),
-        ("INBOXGROVE_SMTP__SUBMISSION".into(), format!("127.0.0.1:{submission}")),
-        ("INBOXGROVE_SMTP__SUBMISSIONS".into(), format!("127.0.0.1:{}", free_port("127.0.0.1"))),
-        ("INBOXGROVE_SMTP__INBOUND".into(), format!("127.0.0.1:{}", free_port("127.0.0.1"))),
-        ("INBOXGROVE_IMAP__LISTEN".into(), format!("127.0.0.1:{}", free_port("127.0.0.1"))),
-        ("INBOXGROVE_IMAP__LISTEN_TLS".into(), format!("127.0.0.1:{}", free_port("127.0.0.1"))),
-    ];
+    let env = common::delivery_env(&dns.nameserver(), mx_port, submission);
     let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     env.extend_from_slice(extra);
     let appliance = Appliance::start_with(dir, &env);

@@ -171,6 +171,24 @@ impl Drop for Appliance {
     }
 }
 
+/// The environment of an appliance that delivers: the injected clock, `nameserver` as its
+/// resolver, destination MX hosts on `mx_port`, submission (STARTTLS) on 127.0.0.1:`submission`
+/// and its other mail listeners on free loopback ports.
+pub fn delivery_env(nameserver: &str, mx_port: u16, submission: u16) -> Vec<(String, String)> {
+    let free = || format!("127.0.0.1:{}", peers::free_port("127.0.0.1"));
+    vec![
+        ("INBOXGROVE_TEST_CLOCK".into(), "1".into()),
+        ("INBOXGROVE_DNS__NAMESERVERS".into(), format!("[\"{nameserver}\"]")),
+        ("INBOXGROVE_DELIVERY__MX_PORT".into(), mx_port.to_string()),
+        ("INBOXGROVE_DELIVERY__TIMEOUT".into(), "10s".into()),
+        ("INBOXGROVE_SMTP__SUBMISSION".into(), format!("127.0.0.1:{submission}")),
+        ("INBOXGROVE_SMTP__SUBMISSIONS".into(), free()),
+        ("INBOXGROVE_SMTP__INBOUND".into(), free()),
+        ("INBOXGROVE_IMAP__LISTEN".into(), free()),
+        ("INBOXGROVE_IMAP__LISTEN_TLS".into(), free()),
+    ]
+}
+
 /// A loopback address (in 127.0.0.0/8) on which every port in `ports` is free right now.
 pub fn free_loopback_address(ports: &[u16]) -> std::net::Ipv4Addr {
     use std::hash::{BuildHasher, Hasher};
