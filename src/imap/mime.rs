@@ -394,11 +394,14 @@ fn plain_text_structure(body: &[u8]) -> BodyStructure<'static> {
 }
 
 /// An IMAP string: quoted when it can be, a literal otherwise (NUL bytes become spaces).
+/// A string for a response. NUL (and any other byte no IMAP string may hold) cannot be sent, so
+/// it becomes U+FFFD: a header with such a byte still shows the rest of its text.
 pub fn istring(text: String) -> IString<'static> {
-    match IString::try_from(text) {
-        Ok(value) => value,
-        Err(_) => IString::Literal(crate::imap::fetch::literal(Vec::new())),
+    if let Ok(value) = IString::try_from(text.clone()) {
+        return value;
     }
+    let cleaned: String = text.chars().map(|c| if c == '\0' { '\u{FFFD}' } else { c }).collect();
+    IString::try_from(cleaned).unwrap_or_else(|_| IString::Literal(crate::imap::fetch::literal(Vec::new())))
 }
 
 fn nstring(text: Option<String>) -> NString<'static> {
@@ -484,6 +487,15 @@ mod tests {
         Message-ID: <m1@a.test>\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
         preamble\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n\
         --b1\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: c@c.test\r\n\r\ninner body\r\n--b1--\r\n";
+
+    #[test]
+    fn a_nul_in_a_header_keeps_the_rest_of_the_text() {
+        let IString::Literal(literal) = istring("Hello\0 world ü".into()) else {
+            panic!("non-ASCII text is a literal");
+        };
+        assert_eq!(literal.data(), "Hello\u{FFFD} world ü".as_bytes());
+        assert!(matches!(istring("plain".into()), IString::Quoted(_)));
+    }
 
     fn part(numbers: &[u32]) -> Part {
         let numbers: Vec<NonZeroU32> = numbers.iter().map(|&n| NonZeroU32::new(n).unwrap()).collect();
