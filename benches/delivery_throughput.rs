@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::peers::{Dns, Zone, free_port};
+use common::peers::{Dns, Zone, free_port, postfix_master_cf, write_settled};
 
 /// The messages per run (`DELIVERY_BENCH_MESSAGES` overrides it for quick experiments, and
 /// `DELIVERY_BENCH_ONLY=inboxgrove` or `postfix` runs one side only).
@@ -365,7 +365,7 @@ impl Relay {
             "smtpd_peername_lookup = no".into(),
         ];
         write_settled(&config.join("main.cf"), &(main_cf.join("\n") + "\n"));
-        write_settled(&config.join("master.cf"), &master_cf(port));
+        write_settled(&config.join("master.cf"), &postfix_master_cf(RELAY_IP, port));
         let relay = Relay { port, dir };
         let checked = Command::new("postfix").arg("-c").arg(&config).arg("check").output().expect("postfix check");
         let said = format!("{}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
@@ -404,42 +404,4 @@ impl Drop for Relay {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// Writes a config file dated a minute ago (the master waits until main.cf has settled).
-fn write_settled(path: &Path, text: &str) {
-    std::fs::write(path, text).expect("write postfix config");
-    let past = std::time::SystemTime::now() - Duration::from_secs(60);
-    std::fs::File::options().write(true).open(path).and_then(|f| f.set_modified(past)).expect("date config");
-}
-
-/// master.cf: Debian's default services, smtpd on 127.0.0.6, none chrooted.
-fn master_cf(port: u16) -> String {
-    let services = [
-        format!("{RELAY_IP}:{port} inet n - n - - smtpd"),
-        "pickup unix n - n 60 1 pickup".into(),
-        "cleanup unix n - n - 0 cleanup".into(),
-        "qmgr unix n - n 300 1 qmgr".into(),
-        "tlsmgr unix - - n 1000? 1 tlsmgr".into(),
-        "rewrite unix - - n - - trivial-rewrite".into(),
-        "bounce unix - - n - 0 bounce".into(),
-        "defer unix - - n - 0 bounce".into(),
-        "trace unix - - n - 0 bounce".into(),
-        "verify unix - - n - 1 verify".into(),
-        "flush unix n - n 1000? 0 flush".into(),
-        "proxymap unix - - n - - proxymap".into(),
-        "smtp unix - - n - - smtp".into(),
-        "relay unix - - n - - smtp".into(),
-        "showq unix n - n - - showq".into(),
-        "error unix - - n - - error".into(),
-        "retry unix - - n - - error".into(),
-        "discard unix - - n - - discard".into(),
-        "local unix - n n - - local".into(),
-        "virtual unix - n n - - virtual".into(),
-        "lmtp unix - - n - - lmtp".into(),
-        "anvil unix - - n - 1 anvil".into(),
-        "scache unix - - n - 1 scache".into(),
-        "postlog unix-dgram n - n - 1 postlogd".into(),
-    ];
-    services.join("\n") + "\n"
 }

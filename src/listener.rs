@@ -1,11 +1,13 @@
-//! The accept loop every TCP listener of the appliance shares (SMTP and IMAP): accept until
-//! shutdown, cap concurrent sessions with a semaphore (a connection over the cap is handed to
-//! `refuse`), and run each session as its own supervised task.
+//! What every TCP listener of the appliance shares (SMTP and IMAP): the accept loop (accept until
+//! shutdown, cap concurrent sessions with a semaphore: a connection over the cap is handed to
+//! `refuse`; run each session as its own supervised task), and the bounded write of a session's
+//! queued output.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -49,5 +51,29 @@ where
             let _permit = permit;
             session.await
         });
+    }
+}
+
+/// The longest a client may take to read what a session sends it.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a session's output could not be sent.
+#[derive(Debug)]
+pub enum WriteFailure {
+    Io(std::io::Error),
+    /// The client stopped reading for [`WRITE_TIMEOUT`].
+    TimedOut,
+}
+
+/// Writes and flushes `output`, giving up after [`WRITE_TIMEOUT`] so that a client that stops
+/// reading cannot hold its session (and its permit) forever.
+pub async fn write_within<S: AsyncWrite + Unpin>(stream: &mut S, output: &[u8]) -> Result<(), WriteFailure> {
+    let write = async {
+        stream.write_all(output).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(result) => result.map_err(WriteFailure::Io),
+        Err(_) => Err(WriteFailure::TimedOut),
     }
 }

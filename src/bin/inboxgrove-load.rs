@@ -26,10 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use base64::Engine as _;
 use clap::Parser;
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, aws_lc_rs};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::crypto::aws_lc_rs;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -139,7 +137,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let sessions = args.sessions.max(1);
     let shared = Arc::new(Shared {
         credentials,
-        tls: any_certificate()?,
+        tls: inboxgrove::mta::deliver::any_certificate_connector()?,
         server_name,
         run_id,
         acknowledged: AtomicU64::new(0),
@@ -398,57 +396,4 @@ impl Client {
 fn dot_stuffed(message: &str) -> String {
     let stuffed = message.replace("\r\n.", "\r\n..");
     if stuffed.starts_with('.') { format!(".{stuffed}") } else { stuffed }
-}
-
-/// A TLS client that accepts any certificate (appliances start with a self-signed one) but
-/// still checks the handshake signatures.
-fn any_certificate() -> anyhow::Result<TlsConnector> {
-    let provider = Arc::new(aws_lc_rs::default_provider());
-    let verifier = AnyCertificate { algorithms: provider.signature_verification_algorithms };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
-#[derive(Debug)]
-struct AnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }

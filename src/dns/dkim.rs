@@ -315,9 +315,10 @@ impl ma_crypto::SigningKey for &SigningKey {
     }
 }
 
+/// DKIM verification without a network, for tests: mail-auth with a resolver pointed at a closed
+/// port, so a result can only come from the key records given, pre-filled in its TXT cache.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod offline {
     use std::collections::HashMap;
     use std::net::{IpAddr, Ipv4Addr};
     use std::sync::Mutex;
@@ -327,6 +328,60 @@ mod tests {
     use mail_auth::common::verify::DomainKey;
     use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
     use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt};
+
+    /// The results of the DKIM signatures of `raw`, with `records` as (TXT name, value).
+    pub async fn verify(raw: &[u8], records: &[(String, String)]) -> Vec<DkimResult> {
+        let cache = TxtCache::default();
+        for (name, value) in records {
+            let record = DomainKey::parse(value.as_bytes()).expect("record parses");
+            cache.insert(name.clone().into_boxed_str(), record.into(), Instant::now() + Duration::from_secs(3600));
+        }
+        let mut ns = NameServerConfig::udp_and_tcp(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        for conn in &mut ns.connections {
+            conn.port = 9;
+        }
+        let mut opts = ResolverOpts::default();
+        opts.timeout = Duration::from_millis(200);
+        opts.attempts = 1;
+        let auth = MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![ns]), opts).expect("resolver");
+        let message = AuthenticatedMessage::parse(raw).expect("message parses");
+        let outputs = auth.verify_dkim(Parameters::new(&message).with_txt_cache(&cache)).await;
+        outputs.iter().map(|o| o.result().clone()).collect()
+    }
+
+    /// A TXT cache for mail-auth, pre-filled so verification needs no network.
+    #[derive(Default)]
+    struct TxtCache(Mutex<HashMap<Box<str>, Txt>>);
+
+    impl ResolverCache<Box<str>, Txt> for TxtCache {
+        fn get<Q>(&self, name: &Q) -> Option<Txt>
+        where
+            Box<str>: std::borrow::Borrow<Q>,
+            Q: std::hash::Hash + Eq + ?Sized,
+        {
+            self.0.lock().ok()?.get(name).cloned()
+        }
+
+        fn remove<Q>(&self, name: &Q) -> Option<Txt>
+        where
+            Box<str>: std::borrow::Borrow<Q>,
+            Q: std::hash::Hash + Eq + ?Sized,
+        {
+            self.0.lock().ok()?.remove(name)
+        }
+
+        fn insert(&self, key: Box<str>, value: Txt, _valid_until: Instant) {
+            if let Ok(mut map) = self.0.lock() {
+                map.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_auth::DkimResult;
 
     fn day() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 23).expect("valid date")
@@ -406,47 +461,6 @@ mod tests {
         assert_eq!(key.algorithm(), DkimAlgorithm::Ed25519);
     }
 
-    /// A TXT cache for mail-auth, pre-filled so verification needs no network.
-    #[derive(Default)]
-    struct TxtCache(Mutex<HashMap<Box<str>, Txt>>);
-
-    impl ResolverCache<Box<str>, Txt> for TxtCache {
-        fn get<Q>(&self, name: &Q) -> Option<Txt>
-        where
-            Box<str>: std::borrow::Borrow<Q>,
-            Q: std::hash::Hash + Eq + ?Sized,
-        {
-            self.0.lock().ok()?.get(name).cloned()
-        }
-
-        fn remove<Q>(&self, name: &Q) -> Option<Txt>
-        where
-            Box<str>: std::borrow::Borrow<Q>,
-            Q: std::hash::Hash + Eq + ?Sized,
-        {
-            self.0.lock().ok()?.remove(name)
-        }
-
-        fn insert(&self, key: Box<str>, value: Txt, _valid_until: Instant) {
-            if let Ok(mut map) = self.0.lock() {
-                map.insert(key, value);
-            }
-        }
-    }
-
-    /// A resolver pointed at a closed local port: any real lookup fails, so
-    /// a pass can only come from the pre-filled cache.
-    fn offline_authenticator() -> MessageAuthenticator {
-        let mut ns = NameServerConfig::udp_and_tcp(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        for conn in &mut ns.connections {
-            conn.port = 9;
-        }
-        let mut opts = ResolverOpts::default();
-        opts.timeout = Duration::from_millis(200);
-        opts.attempts = 1;
-        MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![ns]), opts).expect("resolver")
-    }
-
     const MESSAGE: &str = concat!(
         "From: Alice <alice@example.com>\r\n",
         "To: bob@example.net\r\n",
@@ -467,19 +481,10 @@ mod tests {
 
         // What a resolver would hand back: the ≤255-byte pieces joined.
         let published = split_txt(&key.txt_value()).concat();
-        let cache = TxtCache::default();
-        let record = DomainKey::parse(published.as_bytes()).expect("record parses");
-        cache.insert(
-            format!("{}._domainkey.example.com.", key.selector).into_boxed_str(),
-            record.into(),
-            Instant::now() + Duration::from_secs(3600),
-        );
-
-        let auth = offline_authenticator();
-        let message = AuthenticatedMessage::parse(signed.as_bytes()).expect("message parses");
-        let outputs = auth.verify_dkim(Parameters::new(&message).with_txt_cache(&cache)).await;
-        assert_eq!(outputs.len(), 1);
-        (header, outputs[0].result().clone())
+        let name = format!("{}._domainkey.example.com.", key.selector);
+        let results = offline::verify(signed.as_bytes(), &[(name, published)]).await;
+        assert_eq!(results.len(), 1);
+        (header, results[0].clone())
     }
 
     #[tokio::test]
@@ -504,17 +509,9 @@ mod tests {
         let signer = signing_key(DkimAlgorithm::Ed25519, &key.private_pkcs8_der).expect("loads");
         let header = signer.sign("example.com", &key.selector, MESSAGE.as_bytes()).expect("signs");
         let tampered = format!("{header}{}", MESSAGE.replace("Quick question", "Urgent"));
-        let cache = TxtCache::default();
-        let record = DomainKey::parse(key.txt_value().as_bytes()).expect("record parses");
-        cache.insert(
-            format!("{}._domainkey.example.com.", key.selector).into_boxed_str(),
-            record.into(),
-            Instant::now() + Duration::from_secs(3600),
-        );
-        let auth = offline_authenticator();
-        let message = AuthenticatedMessage::parse(tampered.as_bytes()).expect("message parses");
-        let outputs = auth.verify_dkim(Parameters::new(&message).with_txt_cache(&cache)).await;
-        assert!(matches!(outputs[0].result(), DkimResult::Fail(_)));
+        let name = format!("{}._domainkey.example.com.", key.selector);
+        let results = offline::verify(tampered.as_bytes(), &[(name, key.txt_value())]).await;
+        assert!(matches!(results[0], DkimResult::Fail(_)));
     }
 
     #[test]

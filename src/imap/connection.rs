@@ -26,8 +26,6 @@ use tokio_rustls::server::TlsStream;
 pub const MAX_LINE: usize = 64 * 1024;
 /// How long a command may take to arrive once it has begun (a lying literal ends here).
 pub const PARTIAL_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long writing one batch of responses may take.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 const READ_CHUNK: usize = 64 * 1024;
 /// Output is sent as soon as this much is buffered (a large FETCH is streamed, not built whole).
 pub const FLUSH_AT: usize = 256 * 1024;
@@ -158,14 +156,10 @@ impl Connection {
             return Ok(());
         }
         let output = std::mem::take(&mut self.output);
-        let write = async {
-            self.stream.write_all(&output).await?;
-            self.stream.flush().await
-        };
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(result) => result.map_err(End::Io),
-            Err(_) => Err(End::IdleTimeout),
-        }
+        crate::listener::write_within(&mut self.stream, &output).await.map_err(|failure| match failure {
+            crate::listener::WriteFailure::Io(e) => End::Io(e),
+            crate::listener::WriteFailure::TimedOut => End::IdleTimeout,
+        })
     }
 
     /// Sends the output once enough is buffered (call between the parts of a long response).

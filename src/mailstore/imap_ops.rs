@@ -432,6 +432,7 @@ pub fn rename_folder(tx: &Transaction, mailbox_id: i64, from: &str, to: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mailstore::tests::seed_mailbox as seed;
 
     /// Three messages into mailbox 1's INBOX (UIDs 1 to 3).
     fn deliver_three(tx: &Transaction) -> crate::error::Result<()> {
@@ -440,15 +441,6 @@ mod tests {
             super::super::deliver(tx, &super::super::Announcer::silent(), 1, "INBOX", raw.as_bytes(), 100)?;
         }
         Ok(())
-    }
-
-    fn seed(tx: &Transaction) -> rusqlite::Result<()> {
-        tx.execute_batch(
-            "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0);
-             INSERT INTO domains (id, workspace_id, name, created_at) VALUES (1, 1, 'a.test', 0);
-             INSERT INTO mailboxes (id, workspace_id, domain_id, local_part, address, first_name, last_name,
-                display_name, password_hash, created_at) VALUES (1, 1, 1, 'ann', 'ann@a.test', 'Ann', 'A', 'Ann A', 'x', 0);",
-        )
     }
 
     #[tokio::test]

@@ -484,15 +484,9 @@ pub fn trim_trailing_blank_lines(body: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use std::net::{IpAddr, Ipv4Addr};
-    use std::sync::Mutex;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    use mail_auth::common::parse::TxtRecordParser as _;
-    use mail_auth::common::verify::DomainKey;
-    use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-    use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt};
+    use mail_auth::DkimResult;
 
     use crate::config::Config;
     use crate::dns::dkim::DkimKey;
@@ -540,52 +534,11 @@ mod tests {
         }
     }
 
-    /// A TXT cache for mail-auth, pre-filled so verification needs no network.
-    #[derive(Default)]
-    struct TxtCache(Mutex<HashMap<Box<str>, Txt>>);
-
-    impl ResolverCache<Box<str>, Txt> for TxtCache {
-        fn get<Q>(&self, name: &Q) -> Option<Txt>
-        where
-            Box<str>: std::borrow::Borrow<Q>,
-            Q: std::hash::Hash + Eq + ?Sized,
-        {
-            self.0.lock().ok()?.get(name).cloned()
-        }
-
-        fn remove<Q>(&self, name: &Q) -> Option<Txt>
-        where
-            Box<str>: std::borrow::Borrow<Q>,
-            Q: std::hash::Hash + Eq + ?Sized,
-        {
-            self.0.lock().ok()?.remove(name)
-        }
-
-        fn insert(&self, key: Box<str>, value: Txt, _valid_until: Instant) {
-            if let Ok(mut map) = self.0.lock() {
-                map.insert(key, value);
-            }
-        }
-    }
-
     /// Verifies the message's DKIM signatures with mail-auth against `key` published for a.test,
-    /// offline (the resolver points at a closed port; only the cache answers).
+    /// offline.
     async fn verify(raw: &[u8], key: &DkimKey) -> Vec<DkimResult> {
-        let cache = TxtCache::default();
-        let record = DomainKey::parse(key.txt_value().as_bytes()).expect("record parses");
         let name = format!("{}._domainkey.a.test.", key.selector);
-        cache.insert(name.into_boxed_str(), record.into(), Instant::now() + Duration::from_secs(3600));
-        let mut ns = NameServerConfig::udp_and_tcp(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        for conn in &mut ns.connections {
-            conn.port = 9;
-        }
-        let mut opts = ResolverOpts::default();
-        opts.timeout = Duration::from_millis(200);
-        opts.attempts = 1;
-        let auth = MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![ns]), opts).expect("resolver");
-        let message = AuthenticatedMessage::parse(raw).expect("message parses");
-        let outputs = auth.verify_dkim(Parameters::new(&message).with_txt_cache(&cache)).await;
-        outputs.iter().map(|o| o.result().clone()).collect()
+        crate::dns::dkim::offline::verify(raw, &[(name, key.txt_value())]).await
     }
 
     fn text(raw: &[u8]) -> String {

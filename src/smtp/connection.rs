@@ -15,8 +15,6 @@ use super::reply::Reply;
 pub const MAX_LINE: usize = smtp_proto::request::receiver::MAX_LINE_LENGTH;
 /// How long a client may stay silent.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// How long writing one batch of replies may take.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Why a connection ended without QUIT.
@@ -76,14 +74,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return Ok(());
         }
         let output = std::mem::take(&mut self.output);
-        let write = async {
-            self.stream.write_all(&output).await?;
-            self.stream.flush().await
-        };
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(result) => result.map_err(End::Io),
-            Err(_) => Err(End::IdleTimeout),
-        }
+        crate::listener::write_within(&mut self.stream, &output).await.map_err(|failure| match failure {
+            crate::listener::WriteFailure::Io(e) => End::Io(e),
+            crate::listener::WriteFailure::TimedOut => End::IdleTimeout,
+        })
     }
 
     /// Sends the queued replies, then waits for more input (appended to `input`).

@@ -35,7 +35,7 @@ pub use dkim::{dkim_available, dkim_verify};
 #[allow(unused_imports)]
 pub use dns::{Dns, Zone, txt_record};
 #[allow(unused_imports)]
-pub use postfix::PostfixMx;
+pub use postfix::{PostfixMx, postfix_master_cf, write_settled};
 #[allow(unused_imports)]
 pub use smtp::{Envelope, Meta, ScriptedSmtp, SmtpOptions};
 

@@ -38,6 +38,8 @@ mod session;
 mod session_tests;
 mod tls;
 
+pub use tls::opportunistic as any_certificate_connector;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;

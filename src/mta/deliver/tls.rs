@@ -69,8 +69,9 @@ fn trusting(certs: Vec<CertificateDer<'static>>) -> Result<TlsConnector, rustls:
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-/// A client configuration that accepts any server certificate (see the module doc).
-fn opportunistic() -> Result<TlsConnector, rustls::Error> {
+/// A client configuration that accepts any server certificate (see the module doc). The load
+/// generator uses it too: appliances start with a self-signed certificate.
+pub fn opportunistic() -> Result<TlsConnector, rustls::Error> {
     let provider = Arc::new(aws_lc_rs::default_provider());
     let verifier = AnyCertificate { algorithms: provider.signature_verification_algorithms };
     let config = rustls::ClientConfig::builder_with_provider(provider)

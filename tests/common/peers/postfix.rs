@@ -157,7 +157,7 @@ impl Drop for PostfixMx {
 
 /// Writes a config file dated a minute ago: the master waits, polling, until main.cf is a
 /// few seconds old before it starts.
-fn write_settled(path: &Path, text: &str) {
+pub fn write_settled(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write postfix config");
     let past = std::time::SystemTime::now() - Duration::from_secs(60);
     File::options().write(true).open(path).and_then(|f| f.set_modified(past)).expect("date postfix config");
@@ -251,7 +251,7 @@ fn postfix_tls_settings(dir: &Path) -> String {
 }
 
 /// master.cf: the smtpd on `ip:port` and the internal services, none chrooted.
-fn postfix_master_cf(ip: &str, port: u16) -> String {
+pub fn postfix_master_cf(ip: &str, port: u16) -> String {
     let services = [
         format!("{ip}:{port} inet n - n - - smtpd"),
         "pickup unix n - n 60 1 pickup".into(),
@@ -272,6 +272,7 @@ fn postfix_master_cf(ip: &str, port: u16) -> String {
         "discard unix - - n - - discard".into(),
         "local unix - n n - - local".into(),
         "virtual unix - n n - - virtual".into(),
+        "lmtp unix - - n - - lmtp".into(),
         "anvil unix - - n - 1 anvil".into(),
         "scache unix - - n - 1 scache".into(),
         "postlog unix-dgram n - n - 1 postlogd".into(),
