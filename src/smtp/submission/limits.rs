@@ -8,6 +8,7 @@
 //! - The per-minute rate (`mailboxes.per_minute`, 0 = none) counts the recipients the mailbox
 //!   sent in the last 60 seconds (a sliding window over `send_seconds`, one row per second that
 //!   saw a send; [`record`] drops the rows older than the window), local deliveries included.
+//!   A mailbox without a rate records nothing there.
 //!
 //! `adding` is the number of recipients the pending send would add.
 
@@ -131,6 +132,10 @@ pub fn record(conn: &Connection, mailbox_id: i64, adding: i64, now: i64) -> Resu
          ON CONFLICT (mailbox_id, day) DO UPDATE SET count = count + excluded.count",
     )?
     .execute((mailbox_id, local_day(mailbox.time_zone, now), adding))?;
+    if mailbox.per_minute == 0 {
+        // No rate to enforce: nothing to count (a rate set later starts counting then).
+        return Ok(());
+    }
     conn.prepare_cached(
         "INSERT INTO send_seconds (mailbox_id, second, count) VALUES (?1, ?2, ?3) \
          ON CONFLICT (mailbox_id, second) DO UPDATE SET count = count + excluded.count",
@@ -185,6 +190,8 @@ mod tests {
                 );
                 assert_eq!(refusal.reply().code, 452);
                 assert!(record(tx, 1, 3, LATE_EVENING_UTC).is_ok(), "a new day in Berlin");
+                let counted: i64 = tx.query_row("SELECT count(*) FROM send_seconds", [], |row| row.get(0))?;
+                assert_eq!(counted, 0, "no per-minute rate, no per-second rows");
                 Ok::<_, Refusal>(())
             })
             .await
