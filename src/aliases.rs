@@ -1,5 +1,5 @@
 //! Aliases and catch-all mailboxes: how an address of a local domain that is not a mailbox still
-//! receives mail (inbound resolution is in `smtp::inbound::recipients`).
+//! receives mail (resolution is `mailbox::resolve`).
 //!
 //! - An **alias** `local@domain` delivers to one or more mailboxes of the domain's workspace (on
 //!   any of its domains): one stored copy per target mailbox. Aliases are local only: forwarding
@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::audit;
 use crate::dns::name::normalize_domain;
 use crate::error::{Error, Result};
-use crate::smtp::inbound::recipients::{self, ROLE_LOCAL_PARTS};
+use crate::mailbox::resolve::{self, ROLE_LOCAL_PARTS};
 use crate::workspaces::{Access, Role};
 
 /// The most mailboxes one alias delivers to.
@@ -212,8 +212,9 @@ pub fn role_routes(conn: &Connection, domain: &str, hostname: &str) -> Result<Ve
         .iter()
         .map(|local| {
             let address = format!("{local}@{domain}");
-            let mailboxes = match recipients::resolve(conn, &address, hostname)? {
+            let mailboxes = match resolve::resolve(conn, &address, hostname)? {
                 Ok(found) => found
+                    .mailboxes()
                     .iter()
                     .map(|local| {
                         conn.prepare_cached("SELECT address FROM mailboxes WHERE id = ?1")?

@@ -27,6 +27,8 @@ pub struct App {
     pub wakeup: Arc<Notify>,
     /// Tells IMAP sessions (IDLE) that a mailbox's mail changed; notify after the commit.
     pub mail_changes: crate::mailstore::imap_ops::MailChanges,
+    /// Failed mailbox sign-ins, which slow the next attempts (`mailbox::login`).
+    pub logins: Arc<crate::mailbox::login::Penalties>,
     /// Becomes true when the appliance is shutting down.
     pub shutdown: watch::Receiver<bool>,
     shutdown_sender: Arc<watch::Sender<bool>>,
@@ -54,6 +56,7 @@ impl App {
             keys: Arc::new(keys),
             wakeup: Arc::new(Notify::new()),
             mail_changes: Default::default(),
+            logins: Default::default(),
             shutdown,
             shutdown_sender: Arc::new(shutdown_sender),
         })

@@ -70,6 +70,9 @@ pub struct SmtpConfig {
     /// mailing list or forwarder that broke the signature): it is filed as if DMARC had passed.
     /// Empty: ARC is reported in Authentication-Results but never overrides DMARC.
     pub arc_trusted_sealers: Vec<String>,
+    /// Whether the `Received` field added to submitted mail names the client's address and EHLO
+    /// name; false leaves them out (the sending device's address stays private).
+    pub received_client_address: bool,
 }
 
 /// Outbound delivery: how the queue reaches recipients' MX hosts (or a smarthost).
@@ -257,6 +260,7 @@ impl Default for SmtpConfig {
             max_recipients: 100,
             inbound_dmarc_enforce: true,
             arc_trusted_sealers: Vec::new(),
+            received_client_address: true,
         }
     }
 }

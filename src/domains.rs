@@ -64,6 +64,11 @@ pub fn list(conn: &Connection, workspace: i64) -> rusqlite::Result<Vec<Domain>> 
     stmt.query_map([workspace], from_row)?.collect()
 }
 
+/// Whether `name` (ASCII, lowercase) is a domain of this appliance, in any workspace.
+pub fn is_local(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM domains WHERE name = ?1)")?.query_row([name], |row| row.get(0))
+}
+
 /// One domain of a workspace; `NotFound` for another workspace's.
 pub fn get(conn: &Connection, workspace: i64, id: i64) -> Result<Domain> {
     conn.query_row(&format!("{SELECT} WHERE d.workspace_id = ?1 AND d.id = ?2"), (workspace, id), from_row)

@@ -147,6 +147,22 @@ pub fn access(conn: &Connection, user: i64, email: &str, id: i64) -> Result<Acce
     Ok(Access { workspace, actor: Actor::user(user, email) })
 }
 
+/// A workspace's name; `NotFound` when it does not exist.
+pub fn name(conn: &Connection, id: i64) -> Result<String> {
+    conn.prepare_cached("SELECT name FROM workspaces WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .ok_or(Error::NotFound)
+}
+
+/// Whether the workspace files a copy of what its mailboxes send in their Sent folders.
+pub fn files_sent_copies(conn: &Connection, id: i64) -> Result<bool> {
+    conn.prepare_cached("SELECT file_sent_copies FROM workspaces WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .ok_or(Error::NotFound)
+}
+
 /// Finds a workspace for the command line: by id or name, or the only one when `None`.
 pub fn resolve_for_cli(conn: &Connection, wanted: Option<&str>) -> Result<i64> {
     let all: Vec<(i64, String)> = conn

@@ -24,7 +24,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
@@ -167,21 +166,7 @@ fn open(db: &std::path::Path) -> Connection {
 
 /// Moves the appliance's clock forward (0 just wakes the workers); returns its new time.
 fn advance_clock(rig: &Rig, seconds: i64) -> i64 {
-    let address = rig.appliance.base.trim_start_matches("http://").to_string();
-    let mut stream = TcpStream::connect(&address).expect("connect to the appliance");
-    let body = seconds.to_string();
-    write!(
-        stream,
-        "POST /_test/clock HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send the request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the response");
-    assert!(response.starts_with("HTTP/1.1 200"), "clock refused: {response}");
-    let now = response.rsplit("\r\n\r\n").next().unwrap_or_default().trim();
-    now.parse().unwrap_or_else(|_| panic!("clock answered {response}"))
+    rig.appliance.advance_clock(seconds)
 }
 
 /// A plain message from `sender` to `to`.
@@ -206,7 +191,7 @@ fn queue_mail(rig: &Rig, sender: &Sender, to: &[&str], raw: &[u8]) -> Vec<i64> {
     }
     advance_clock(rig, 0);
     let conn = open(&rig.db);
-    let mut stmt = conn.prepare("SELECT id FROM queue WHERE id > ?1 ORDER BY id").expect("select");
+    let mut stmt = conn.prepare("SELECT id FROM queue WHERE id > ?1 AND local = 0 ORDER BY id").expect("select");
     stmt.query_map([before], |r| r.get(0)).expect("query").collect::<Result<_, _>>().expect("ids")
 }
 

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use common::{Appliance, Browser, select_attr, select_text};
 use inboxgrove::app::App;
 use inboxgrove::config::Config;
-use inboxgrove::mta::{self, Outgoing, queue};
+use inboxgrove::events::Kind;
+use inboxgrove::mta::{self, Outgoing, QueueStatus, queue};
 
 const ADMIN: &str = "owner@acme.test";
 const DOMAIN: &str = "grove-queue.test";
@@ -94,6 +95,7 @@ async fn send(app: &App, ws: i64, from: &str, to: &[&str], subject: &str) -> Vec
         mail_from: from.to_string(),
         recipients: to.iter().map(|r| r.to_string()).collect(),
         raw: raw.into_bytes(),
+        trace: String::new(),
     };
     mta::send(app, outgoing).await.expect("send")
 }
@@ -117,7 +119,7 @@ async fn wait_for(app: &App, id: i64, what: &str, done: impl Fn(&queue::QueueRow
 
 async fn deferred_after(app: &App, id: i64, attempts: i64) -> queue::QueueRow {
     wait_for(app, id, &format!("deferred after {attempts} attempts"), |r| {
-        r.status == "deferred" && r.attempts >= attempts
+        r.status == QueueStatus::Deferred && r.attempts >= attempts
     })
     .await
 }
@@ -158,7 +160,13 @@ async fn local_and_remote_routing_the_queue_page_cli_roles_and_walls() {
         .expect("inbox");
     assert_eq!(inbox.len(), 1);
     let local = String::from_utf8_lossy(&inbox[0].raw).to_string();
-    assert!(local.starts_with("DKIM-Signature: v=1; a=ed25519-sha256;") && local.contains(&format!("d={DOMAIN};")));
+    // Local delivery puts its trace fields on top of the signed message, as inbound mail gets.
+    let lines: Vec<&str> = local.split("\r\n").collect();
+    assert_eq!(lines[0], format!("Return-Path: <{ann}>"), "{local}");
+    assert_eq!(lines[1], "Received: by mail.grove.test (InboxGrove) for local delivery;", "{local}");
+    assert!(lines[2].starts_with('\t'), "the Received date: {local}");
+    assert!(lines[3].starts_with("DKIM-Signature: v=1; a=ed25519-sha256;"), "{local}");
+    assert!(local.contains(&format!("d={DOMAIN};")), "{local}");
     assert!(local.contains("Message-ID: <") && local.contains("\r\nDate: "), "{local}");
 
     // The smarthost refuses: the row is deferred for an hour.
@@ -210,7 +218,7 @@ async fn local_and_remote_routing_the_queue_page_cli_roles_and_walls() {
     deferred_after(&app, second, 1).await;
     let cancelled = appliance.cli(&["queue", "cancel", &second.to_string()], None);
     assert!(cancelled.status.success(), "{}", stderr(&cancelled));
-    assert_eq!(row(&app, second).await.status, "cancelled");
+    assert_eq!(row(&app, second).await.status, QueueStatus::Cancelled);
     let again = appliance.cli(&["queue", "cancel", &second.to_string()], None);
     assert!(!again.status.success() && stderr(&again).contains("is cancelled"), "{}", stderr(&again));
     let missing = appliance.cli(&["queue", "retry", "999999"], None);
@@ -305,9 +313,9 @@ async fn list_unsubscribe_setting_header_and_one_click_post() {
     }
     assert_eq!(suppression(&app, ws, "lead@remote.test").await.as_deref(), Some("unsubscribe"));
     let events = app.store.read(move |conn| inboxgrove::events::list(conn, ws, None, 100)).await.expect("events");
-    let unsubscribed: Vec<_> = events.iter().filter(|e| e.kind == "unsubscribed").collect();
+    let unsubscribed: Vec<_> = events.iter().filter(|e| e.kind == Kind::Unsubscribed).collect();
     assert_eq!(unsubscribed.len(), 1, "recorded once however often it is posted");
-    assert_eq!(unsubscribed[0].recipient, "lead@remote.test");
+    assert_eq!(unsubscribed[0].peer, "lead@remote.test");
 
     // A forged or damaged token is a 404.
     let mut damaged = link.to_string();

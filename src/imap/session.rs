@@ -328,7 +328,7 @@ impl Session {
         let mut caps = vec!["IMAP4rev1"];
         if self.user.is_none() {
             if self.tls {
-                caps.extend(["AUTH=PLAIN", "SASL-IR"]);
+                caps.extend(["AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR"]);
             } else {
                 caps.extend(["STARTTLS", "LOGINDISABLED"]);
             }

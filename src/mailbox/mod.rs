@@ -4,8 +4,11 @@
 
 pub mod create;
 pub mod export;
+pub mod login;
 pub mod names;
 pub mod password;
+pub mod resolve;
+pub mod sasl;
 
 use std::fmt;
 use std::str::FromStr;

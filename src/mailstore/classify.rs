@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use mail_auth::report::{Feedback, FeedbackType};
 use mail_parser::{Message, MessageParser, MimeHeaders};
 
-pub use dsn::{BounceClass, Dsn, RecipientStatus};
+pub use dsn::{Dsn, RecipientStatus};
 
 /// How much of a personal message's new text is searched for removal phrases.
 const MAX_TEXT_SEARCHED: usize = 8 * 1024;

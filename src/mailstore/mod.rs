@@ -19,6 +19,7 @@
 
 pub mod classify;
 pub mod imap_ops;
+pub mod receive;
 pub mod thread;
 
 use std::collections::BTreeSet;
@@ -183,7 +184,7 @@ fn take_uid(tx: &Transaction, folder_id: i64) -> rusqlite::Result<i64> {
 }
 
 /// The Message-ID of a raw message, without angle brackets, or "".
-fn message_id_of(raw: &[u8]) -> String {
+pub fn message_id_of(raw: &[u8]) -> String {
     mail_parser::MessageParser::default()
         .parse_headers(raw)
         .and_then(|message| message.message_id().map(str::to_string))
@@ -213,7 +214,7 @@ pub fn list(conn: &Connection, mailbox_id: i64, folder: &str) -> rusqlite::Resul
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A workspace, a domain and one mailbox (id 1).

@@ -9,7 +9,7 @@
 //! 3. text/rfc822-headers: the original message's header section.
 //!
 //! The DSN itself is sent with the null reverse-path (`MAIL FROM:<>`), so it can never cause
-//! another DSN; [`notify`] refuses to answer a message that came from the null reverse-path.
+//! another DSN; no DSN answers a message that came from the null reverse-path.
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
@@ -17,10 +17,11 @@ use mail_builder::headers::date::Date;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 
-use crate::app::App;
 use crate::crypto::random_token;
-use crate::error::Result;
-use crate::mta::enqueue::{Outgoing, send, split_message, to_crlf};
+use crate::mta::prepare::{split_message, to_crlf};
+
+/// The subject of a DSN about failed recipients.
+pub const FAILED_SUBJECT: &str = "Undelivered Mail Returned to Sender";
 
 /// What happened to a recipient (RFC 3464 §2.3.3; only the two that produce a DSN here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,7 @@ pub fn build(hostname: &str, original: &[u8], sender: &str, recipients: &[DsnRec
     let original_id = facts.as_ref().and_then(|m| m.message_id()).map(str::to_string);
     let arrival = facts.as_ref().and_then(|m| m.date()).map(|date| date.to_rfc822());
     let failed = recipients.iter().any(|r| r.action == DsnAction::Failed);
-    let subject = if failed { "Undelivered Mail Returned to Sender" } else { "Delayed Mail" };
+    let subject = if failed { FAILED_SUBJECT } else { "Delayed Mail" };
 
     let report = MimePart::new(
         ContentType::new("multipart/report").attribute("report-type", "delivery-status"),
@@ -90,26 +91,6 @@ pub fn build(hostname: &str, original: &[u8], sender: &str, recipients: &[DsnRec
         message = message.references(id);
     }
     message.body(report).write_to_vec().unwrap_or_default()
-}
-
-/// Builds a DSN about `original` and sends it to `sender` through the one way out (local
-/// mailboxes get it at once). Does nothing when the original came from the null reverse-path.
-/// Returns the queue row ids (empty when the DSN was delivered locally or not sent).
-pub async fn notify(
-    app: &App,
-    workspace_id: i64,
-    mailbox_id: Option<i64>,
-    original: &[u8],
-    sender: &str,
-    recipients: &[DsnRecipient],
-) -> Result<Vec<i64>> {
-    if sender.trim().is_empty() || recipients.is_empty() {
-        return Ok(Vec::new());
-    }
-    let raw = build(&app.config.hostname, original, sender, recipients, app.clock.unix());
-    let outgoing =
-        Outgoing { workspace_id, mailbox_id, mail_from: String::new(), recipients: vec![sender.to_string()], raw };
-    send(app, outgoing).await
 }
 
 /// The part for people.

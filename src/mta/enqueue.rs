@@ -1,214 +1,159 @@
-//! The one way out: every message that leaves a mailbox (submission, campaigns, warmup, replies,
-//! DSNs) goes through [`prepare`] and then [`enqueue`] (or both at once through [`send`]).
+//! The one way out: a prepared message ([`prepare`](super::prepare)) is routed here, recipient by
+//! recipient, inside the sender's transaction (after `mta::admit` has let it through).
 //!
-//! `prepare` finishes the message once, outside any transaction:
-//! 1. line endings become CRLF;
-//! 2. a missing `Message-ID` (`<random@hostname>`) and `Date` (from `app.clock`) are added;
-//! 3. when the workspace has List-Unsubscribe on (and the message has none of its own), each
-//!    recipient gets its own copy with `List-Unsubscribe` / `List-Unsubscribe-Post` headers;
-//! 4. whitespace-only lines at the end of the body are removed (mail-auth 0.13.3's relaxed body
-//!    hash disagrees with other verifiers on them; every verifier ignores them anyway);
-//! 5. each distinct body is DKIM-signed with the active key of the From domain when that domain
-//!    belongs to the workspace (on a blocking thread: RSA is slow). Other mail goes unsigned.
-//!    Opening a key (unsealing, parsing, and for RSA the blinding set-up of its first signature)
-//!    costs more than a signature, so a sender of many messages keeps a [`SignerCache`] and calls
-//!    [`prepare_cached`]; the cache is keyed by the sealed key, so a rotated key is a new entry.
-//!    It also lets only one signature per core run at a time.
+//! Each recipient is resolved with `mailbox::resolve`, the same resolution inbound mail gets:
+//! - an address of another domain gets a `queue` row (status `queued`, due now) referencing a
+//!   `messages` row that holds the body once, and a `queued` event; the delivery workers take it
+//!   from there;
+//! - an address that reaches local mailboxes (a mailbox, a plus address, an alias, the catch-all,
+//!   a role address, a mailto unsubscribe address) is delivered at once through
+//!   `mailstore::receive`, exactly as if it had arrived from outside (trace headers, threading,
+//!   classification and its effects, the IDLE announcement); its row is recorded `delivered`
+//!   with `queue.local` set, never handed to the workers, with a `delivered` event;
+//! - an address of a local domain that reaches nobody bounces at once (`mta::bounce`: hard,
+//!   550 5.1.1) and the sender gets a DSN.
 //!
-//! `enqueue` routes each recipient inside the caller's transaction: an address that is a local
-//! mailbox gets the message through the mail store at once (the same path inbound mail takes) and
-//! a `delivered` event; anyone else gets a `queue` row (status `queued`, due now) referencing a
-//! `messages` row that holds the body once, and a `queued` event. Caps and suppression are the
-//! caller's business, checked in the same transaction before calling `enqueue`.
+//! A copy of what a mailbox sends is filed in its Sent folder when the workspace keeps them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::Transaction;
 
 use crate::app::App;
-use crate::crypto::random_token;
-use crate::dns::dkim::{self, DkimAlgorithm, SigningKey};
-use crate::dns::name::normalize_domain;
-use crate::domains::DKIM_SEAL_CONTEXT;
 use crate::error::{Error, Result};
-use crate::events::{self, NewEvent};
-use crate::mailstore;
-use crate::mta::unsubscribe;
+use crate::events::{self, Kind, NewEvent};
+use crate::mailbox::resolve::{self, Refusal};
+use crate::mailstore::receive::{self, Arrival, Facts, Origin, Receiver};
+use crate::mailstore::{self};
+use crate::mta::QueueStatus;
+use crate::mta::bounce::{self, Bounce, BounceClass};
+use crate::mta::dsn::{self, DsnAction, DsnRecipient};
 
-/// A message to send, as a sender hands it over.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub workspace_id: i64,
-    /// The sending mailbox; `None` for system mail (DSNs).
-    pub mailbox_id: Option<i64>,
-    /// The envelope sender (`MAIL FROM`); "" for the null reverse-path of DSNs.
-    pub mail_from: String,
-    /// The envelope recipients (`RCPT TO`).
-    pub recipients: Vec<String>,
-    /// The RFC 5322 message.
-    pub raw: Vec<u8>,
-}
+pub use super::prepare::{
+    Outgoing, Prepared, PreparedBody, Receiving, SignerCache, prepare, prepare_cached, split_message, to_crlf,
+    trim_trailing_blank_lines,
+};
 
-/// A message ready to be queued: finished, signed, one body per distinct copy.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub workspace_id: i64,
-    pub mailbox_id: Option<i64>,
-    pub mail_from: String,
-    /// The Message-ID, without angle brackets.
-    pub message_id: String,
-    pub subject: String,
-    /// One body for all recipients, or one per recipient when List-Unsubscribe is on.
-    pub bodies: Vec<PreparedBody>,
-    /// Tells IMAP sessions about local deliveries once `enqueue`'s transaction commits.
-    pub announcer: mailstore::Announcer,
-}
+/// The reply recorded for a recipient of a local domain that reaches no mailbox.
+const NO_SUCH_USER: (u16, &str, &str) = (550, "5.1.1", "No such user here");
 
-/// One signed body and the recipients that get it.
-#[derive(Debug, Clone)]
-pub struct PreparedBody {
-    pub raw: Vec<u8>,
-    pub recipients: Vec<String>,
-}
-
-impl Prepared {
-    /// Every recipient, in order.
-    pub fn recipients(&self) -> impl Iterator<Item = &str> {
-        self.bodies.iter().flat_map(|body| body.recipients.iter().map(String::as_str))
-    }
-}
-
-/// The active DKIM key of a domain, opened.
-struct Signer {
-    domain: String,
-    selector: String,
-    key: Arc<SigningKey>,
-}
-
-/// The most keys a [`SignerCache`] holds; past it, it starts again empty.
-const SIGNER_CACHE_LIMIT: usize = 1024;
-
-/// A DKIM key as stored: its algorithm and its sealed private key.
-type SealedKey = (String, Vec<u8>);
-
-/// Opened DKIM keys by (algorithm, sealed key); see the module doc.
-pub struct SignerCache {
-    keys: Mutex<HashMap<SealedKey, Arc<SigningKey>>>,
-    /// Signatures computed at once: one per core. More would only share the cores among more
-    /// threads and starve the ones that serve connections and commit.
-    signing: tokio::sync::Semaphore,
-}
-
-impl Default for SignerCache {
-    fn default() -> SignerCache {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        SignerCache { keys: Mutex::default(), signing: tokio::sync::Semaphore::new(cores) }
-    }
-}
-
-impl SignerCache {
-    /// The opened key for a sealed one, opening (and remembering) it when new.
-    fn open(&self, app: &App, algorithm: String, sealed: Vec<u8>) -> Result<Arc<SigningKey>> {
-        let entry = (algorithm, sealed);
-        if let Some(key) = self.keys.lock().unwrap_or_else(|e| e.into_inner()).get(&entry) {
-            return Ok(key.clone());
-        }
-        let der = app.keys.open(DKIM_SEAL_CONTEXT, &entry.1)?;
-        let parsed: DkimAlgorithm = entry.0.parse().map_err(|e: dkim::DkimError| Error::Internal(e.to_string()))?;
-        let key = Arc::new(dkim::signing_key(parsed, &der).map_err(|e| Error::Internal(e.to_string()))?);
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if keys.len() >= SIGNER_CACHE_LIMIT {
-            keys.clear();
-        }
-        keys.insert(entry, key.clone());
-        Ok(key)
-    }
-}
-
-/// Finishes and signs a message; see the module doc. Opens the signing key afresh: senders of
-/// many messages use [`prepare_cached`].
-pub async fn prepare(app: &App, outgoing: Outgoing) -> Result<Prepared> {
-    prepare_cached(app, &SignerCache::default(), outgoing).await
-}
-
-/// [`prepare`] with keys opened once and kept in `signers`.
-pub async fn prepare_cached(app: &App, signers: &SignerCache, outgoing: Outgoing) -> Result<Prepared> {
-    let recipients = check_recipients(&outgoing.recipients)?;
-    let raw = to_crlf(&outgoing.raw);
-    let facts = HeaderFacts::read(&raw);
-    let mut added = String::new();
-    let message_id = match facts.message_id.clone() {
-        Some(id) => id,
-        None => {
-            let id = format!("{}@{}", random_token(), app.config.hostname);
-            added.push_str(&format!("Message-ID: <{id}>\r\n"));
-            id
-        }
-    };
-    if !facts.has_date {
-        added.push_str(&format!("Date: {}\r\n", app.clock.now().to_rfc2822()));
-    }
-    let (header, body) = split_message(&raw);
-    let (header, mut body) = ([header, added.as_bytes()].concat(), body.to_vec());
-    trim_trailing_blank_lines(&mut body);
-
-    let (list_unsubscribe, signer) = lookup(app, signers, outgoing.workspace_id, facts.from_domain.clone()).await?;
-    let bodies = if list_unsubscribe && !facts.has_list_unsubscribe {
-        recipients
-            .into_iter()
-            .map(|recipient| {
-                let token = unsubscribe::token(&app.keys, outgoing.workspace_id, outgoing.mailbox_id, &recipient);
-                let mailto = facts.from_domain.as_deref().map(|domain| {
-                    let local = unsubscribe::mailto_local_part(
-                        &app.keys,
-                        outgoing.workspace_id,
-                        outgoing.mailbox_id,
-                        &recipient,
-                    );
-                    format!("{local}@{domain}")
-                });
-                let extra = unsubscribe::headers(&app.config.http.base_url, &token, mailto.as_deref());
-                PreparedBody { raw: join(&header, extra.as_bytes(), &body), recipients: vec![recipient] }
-            })
-            .collect()
-    } else {
-        vec![PreparedBody { raw: join(&header, b"", &body), recipients }]
-    };
-    let bodies = sign_all(signers, signer, bodies).await?;
-    Ok(Prepared {
-        workspace_id: outgoing.workspace_id,
-        mailbox_id: outgoing.mailbox_id,
-        mail_from: outgoing.mail_from,
-        message_id,
-        subject: facts.subject,
-        bodies,
-        announcer: mailstore::Announcer::new(app),
-    })
+/// Where the recipients of one body go.
+#[derive(Default)]
+struct Routes<'a> {
+    remote: Vec<&'a str>,
+    local: Vec<&'a str>,
+    unknown: Vec<&'a str>,
 }
 
 /// Routes each recipient inside the caller's transaction (see the module doc). Returns the ids
-/// of the queue rows made, in recipient order; local deliveries make no queue row and so have no
-/// id here (their `delivered` events record them).
+/// of the rows queued for remote delivery, in recipient order.
 pub fn enqueue(tx: &Transaction, prepared: &Prepared, now: i64) -> Result<Vec<i64>> {
     let mut queued = Vec::new();
     for body in &prepared.bodies {
-        let mut message_row = None;
-        for recipient in &body.recipients {
-            match local_mailbox(tx, recipient)? {
-                Some(mailbox) => deliver_locally(tx, prepared, &body.raw, recipient, mailbox, now)?,
-                None => {
-                    let message = match message_row {
-                        Some(id) => id,
-                        None => *message_row.insert(insert_message(tx, prepared, &body.raw, now)?),
-                    };
-                    queued.push(insert_queue_row(tx, prepared, message, recipient, now)?);
-                }
-            }
+        let routes = route(tx, &prepared.receiving.hostname, &body.recipients)?;
+        let message = insert_message(tx, prepared, &body.raw, now)?;
+        for recipient in &routes.remote {
+            queued.push(insert_queue_row(tx, prepared, message, recipient, Row::Queued, now)?);
+        }
+        if !routes.local.is_empty() {
+            deliver_locally(tx, prepared, body, message, &routes.local, now)?;
+        }
+        for recipient in &routes.unknown {
+            bounce_unknown(tx, prepared, body, message, recipient, now)?;
         }
     }
     file_sent_copy(tx, prepared, now)?;
     Ok(queued)
+}
+
+fn route<'a>(tx: &Transaction, hostname: &str, recipients: &'a [String]) -> Result<Routes<'a>> {
+    let mut routes = Routes::default();
+    for recipient in recipients {
+        match resolve::resolve(tx, recipient, hostname)? {
+            Ok(_) => routes.local.push(recipient),
+            Err(Refusal::UnknownUser) => routes.unknown.push(recipient),
+            Err(Refusal::NotLocal | Refusal::BadSyntax) => routes.remote.push(recipient),
+        }
+    }
+    Ok(routes)
+}
+
+/// Receives the body in the local recipients' mailboxes and records their rows and events.
+fn deliver_locally(
+    tx: &Transaction,
+    prepared: &Prepared,
+    body: &PreparedBody,
+    message: i64,
+    recipients: &[&str],
+    now: i64,
+) -> Result<()> {
+    let facts = match &body.facts {
+        Some(facts) => facts.clone(),
+        None => std::sync::Arc::new(Facts::read(&body.raw, &prepared.mail_from)),
+    };
+    let receiving = &prepared.receiving;
+    let receiver = Receiver { hostname: &receiving.hostname, keys: &receiving.keys, announcer: &receiving.announcer };
+    let recipients: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
+    let arrival = Arrival {
+        raw: &body.raw,
+        mail_from: &prepared.mail_from,
+        recipients: &recipients,
+        quarantine: false,
+        origin: Origin::Local,
+    };
+    for recipient in &recipients {
+        insert_queue_row(tx, prepared, message, recipient, Row::DeliveredLocally, now)?;
+    }
+    receive::receive(tx, &receiver, &arrival, &facts, now)?;
+    Ok(())
+}
+
+/// A recipient of a local domain that reaches nobody: a hard bounce at once, and a DSN.
+fn bounce_unknown(
+    tx: &Transaction,
+    prepared: &Prepared,
+    body: &PreparedBody,
+    message: i64,
+    recipient: &str,
+    now: i64,
+) -> Result<()> {
+    let id = insert_queue_row(tx, prepared, message, recipient, Row::Queued, now)?;
+    let (code, status, text) = NO_SUCH_USER;
+    let reply = format!("{code} {status} {text}");
+    let detail = format!("{reply} (from {})", prepared.receiving.hostname);
+    let bounce = Bounce {
+        workspace_id: prepared.workspace_id,
+        mailbox_id: prepared.mailbox_id,
+        queue_id: Some(id),
+        row_from: Some(QueueStatus::Queued),
+        recipient,
+        class: BounceClass::Hard,
+        code: Some(code),
+        status,
+        reply: &reply,
+        detail: &detail,
+    };
+    bounce::record(tx, &bounce, now)?;
+    if prepared.mail_from.is_empty() {
+        return Ok(());
+    }
+    let failed = DsnRecipient {
+        recipient: recipient.to_string(),
+        action: DsnAction::Failed,
+        status: status.to_string(),
+        diagnostic: format!("smtp; {reply}"),
+        remote_mta: Some(prepared.receiving.hostname.clone()),
+    };
+    let raw = dsn::build(&prepared.receiving.hostname, &body.raw, &prepared.mail_from, &[failed], now);
+    let notice = Prepared {
+        workspace_id: prepared.workspace_id,
+        mailbox_id: prepared.mailbox_id,
+        mail_from: String::new(),
+        message_id: mailstore::message_id_of(&raw),
+        subject: dsn::FAILED_SUBJECT.to_string(),
+        bodies: vec![PreparedBody { raw, recipients: vec![prepared.mail_from.clone()], facts: None }],
+        receiving: prepared.receiving.clone(),
+    };
+    enqueue(tx, &notice, now)?;
+    Ok(())
 }
 
 /// Files a copy of what a mailbox sent in its Sent folder when the workspace keeps such copies
@@ -223,167 +168,20 @@ fn file_sent_copy(tx: &Transaction, prepared: &Prepared, now: i64) -> Result<()>
     if prepared.mail_from.is_empty() {
         return Ok(());
     }
-    let keep: bool = tx
-        .prepare_cached("SELECT file_sent_copies FROM workspaces WHERE id = ?1")?
-        .query_row([prepared.workspace_id], |row| row.get(0))?;
-    if keep {
-        mailstore::deliver(tx, &prepared.announcer, mailbox, "Sent", &body.raw, now)?;
+    if crate::workspaces::files_sent_copies(tx, prepared.workspace_id)? {
+        mailstore::deliver(tx, &prepared.receiving.announcer, mailbox, "Sent", &body.raw, now)?;
     }
     Ok(())
 }
 
 /// [`prepare`], then [`enqueue`] in one write transaction, then wakes the delivery workers.
-/// For internal senders (DSNs, campaigns) that have nothing else to record with the send.
+/// For internal senders that have nothing else to record with the send.
 pub async fn send(app: &App, outgoing: Outgoing) -> Result<Vec<i64>> {
     let prepared = prepare(app, outgoing).await?;
     let now = app.clock.unix();
     let ids = app.store.write(move |tx| enqueue(tx, &prepared, now)).await?;
     app.wakeup.notify_one();
     Ok(ids)
-}
-
-/// Recipients trimmed, checked to have a domain, and without repeats (compared lowercased).
-fn check_recipients(recipients: &[String]) -> Result<Vec<String>> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(recipients.len());
-    for recipient in recipients {
-        let recipient = recipient.trim();
-        let valid = recipient.rsplit_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
-        if !valid || recipient.contains(['\r', '\n', '<', '>', ' ']) {
-            return Err(Error::invalid("recipients", format!("`{recipient}` is not an email address.")));
-        }
-        if seen.insert(recipient.to_lowercase()) {
-            out.push(recipient.to_string());
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::invalid("recipients", "The message has no recipients."));
-    }
-    Ok(out)
-}
-
-/// What `prepare` needs to know about the message's headers.
-#[derive(Debug, Default)]
-struct HeaderFacts {
-    /// The From address's domain, ASCII lowercase.
-    from_domain: Option<String>,
-    message_id: Option<String>,
-    has_date: bool,
-    has_list_unsubscribe: bool,
-    subject: String,
-}
-
-impl HeaderFacts {
-    fn read(raw: &[u8]) -> HeaderFacts {
-        let Some(message) = mail_parser::MessageParser::default().parse_headers(raw) else {
-            return HeaderFacts::default();
-        };
-        let from_domain = message
-            .from()
-            .and_then(|from| from.first())
-            .and_then(|addr| addr.address())
-            .and_then(|address| address.rsplit_once('@'))
-            .and_then(|(_, domain)| normalize_domain(domain).ok());
-        let present = |name: &str| message.headers().iter().any(|h| h.name().eq_ignore_ascii_case(name));
-        HeaderFacts {
-            from_domain,
-            message_id: message.message_id().filter(|id| !id.is_empty()).map(str::to_string),
-            has_date: present("Date"),
-            has_list_unsubscribe: present("List-Unsubscribe"),
-            subject: message.subject().unwrap_or_default().to_string(),
-        }
-    }
-}
-
-/// The workspace's List-Unsubscribe setting and, when the From domain is one of its domains,
-/// its active DKIM key (unsealed).
-async fn lookup(
-    app: &App,
-    signers: &SignerCache,
-    workspace: i64,
-    from_domain: Option<String>,
-) -> Result<(bool, Option<Signer>)> {
-    let (enabled, sealed) = app.store.read_quick(|conn| {
-        let enabled = unsubscribe::enabled(conn, workspace)?;
-        let sealed = match from_domain {
-            Some(domain) => active_key(conn, workspace, &domain)?.map(|key| (domain, key)),
-            None => None,
-        };
-        Ok::<_, Error>((enabled, sealed))
-    })?;
-    let signer = match sealed {
-        Some((domain, (selector, algorithm, sealed))) => {
-            Some(Signer { domain, selector, key: signers.open(app, algorithm, sealed)? })
-        }
-        None => None,
-    };
-    Ok((enabled, signer))
-}
-
-/// The active key of a workspace's domain: (selector, algorithm, sealed private key).
-fn active_key(conn: &rusqlite::Connection, workspace: i64, domain: &str) -> Result<Option<(String, String, Vec<u8>)>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT k.selector, k.algorithm, k.private_key_enc FROM domains d \
-             JOIN dkim_keys k ON k.domain_id = d.id AND k.active = 1 \
-             WHERE d.workspace_id = ?1 AND d.name = ?2 ORDER BY k.created_at DESC, k.id DESC LIMIT 1",
-        )?
-        .query_row((workspace, domain), |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .optional()?)
-}
-
-/// Prepends a DKIM signature to every body (on a blocking thread), when there is a key.
-async fn sign_all(
-    signers: &SignerCache,
-    signer: Option<Signer>,
-    bodies: Vec<PreparedBody>,
-) -> Result<Vec<PreparedBody>> {
-    let Some(signer) = signer else {
-        return Ok(bodies);
-    };
-    let _turn = signers.signing.acquire().await.map_err(|e| Error::Internal(format!("signing closed: {e}")))?;
-    tokio::task::spawn_blocking(move || {
-        bodies
-            .into_iter()
-            .map(|body| {
-                let header = signer
-                    .key
-                    .sign(&signer.domain, &signer.selector, &body.raw)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                Ok(PreparedBody { raw: [header.as_bytes(), &body.raw].concat(), recipients: body.recipients })
-            })
-            .collect()
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("signing task failed: {e}")))?
-}
-
-/// The mailbox an address belongs to on this appliance, if any.
-fn local_mailbox(tx: &Transaction, recipient: &str) -> rusqlite::Result<Option<i64>> {
-    tx.prepare_cached("SELECT id FROM mailboxes WHERE address = ?1")?
-        .query_row([recipient.trim().to_lowercase()], |row| row.get(0))
-        .optional()
-}
-
-fn deliver_locally(
-    tx: &Transaction,
-    prepared: &Prepared,
-    raw: &[u8],
-    recipient: &str,
-    mailbox: i64,
-    now: i64,
-) -> Result<()> {
-    mailstore::deliver(tx, &prepared.announcer, mailbox, "INBOX", raw, now)?;
-    let event = NewEvent {
-        workspace_id: prepared.workspace_id,
-        mailbox_id: prepared.mailbox_id,
-        queue_id: None,
-        kind: "delivered",
-        recipient,
-        detail: "delivered locally",
-    };
-    events::record(tx, &event, now)?;
-    Ok(())
 }
 
 fn insert_message(tx: &Transaction, prepared: &Prepared, raw: &[u8], now: i64) -> Result<i64> {
@@ -405,80 +203,53 @@ fn insert_message(tx: &Transaction, prepared: &Prepared, raw: &[u8], now: i64) -
     Ok(tx.last_insert_rowid())
 }
 
-fn insert_queue_row(tx: &Transaction, prepared: &Prepared, message: i64, recipient: &str, now: i64) -> Result<i64> {
+/// How a recipient's row starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Row {
+    /// Due now for the delivery workers (or about to bounce).
+    Queued,
+    /// Already in the mail store.
+    DeliveredLocally,
+}
+
+fn insert_queue_row(
+    tx: &Transaction,
+    prepared: &Prepared,
+    message: i64,
+    recipient: &str,
+    row: Row,
+    now: i64,
+) -> Result<i64> {
     let domain = recipient.rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default();
+    let (status, kind, local, last_reply) = match row {
+        Row::Queued => (QueueStatus::Queued, Kind::Queued, false, ""),
+        Row::DeliveredLocally => (QueueStatus::Delivered, Kind::Delivered, true, "delivered locally"),
+    };
     tx.prepare_cached(
-        "INSERT INTO queue (message_id, workspace_id, mailbox_id, recipient, domain, status, next_attempt_at, \
-         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?6)",
+        "INSERT INTO queue (message_id, workspace_id, mailbox_id, recipient, domain, status, local, last_reply, \
+         attempts, next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9, ?9, ?9)",
     )?
-    .execute((message, prepared.workspace_id, prepared.mailbox_id, recipient, domain, now))?;
+    .execute((
+        message,
+        prepared.workspace_id,
+        prepared.mailbox_id,
+        recipient,
+        domain,
+        status,
+        local,
+        last_reply,
+        now,
+    ))?;
     let id = tx.last_insert_rowid();
     let event = NewEvent {
-        workspace_id: prepared.workspace_id,
         mailbox_id: prepared.mailbox_id,
         queue_id: Some(id),
-        kind: "queued",
-        recipient,
-        detail: "",
+        message_id: &prepared.message_id,
+        detail: last_reply,
+        ..NewEvent::new(prepared.workspace_id, kind, recipient)
     };
     events::record(tx, &event, now)?;
     Ok(id)
-}
-
-/// Turns bare LF (and bare CR) line endings into CRLF.
-pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
-    let mut bytes = raw.iter().copied().peekable();
-    while let Some(byte) = bytes.next() {
-        match byte {
-            b'\r' => {
-                out.extend_from_slice(b"\r\n");
-                if bytes.peek() == Some(&b'\n') {
-                    bytes.next();
-                }
-            }
-            b'\n' => out.extend_from_slice(b"\r\n"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Splits a CRLF message into its header section (each line with its CRLF, without the empty
-/// line) and its body. A message without an empty line is all header.
-pub fn split_message(raw: &[u8]) -> (&[u8], &[u8]) {
-    if let Some(rest) = raw.strip_prefix(b"\r\n") {
-        return (&[], rest);
-    }
-    match raw.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(at) => (&raw[..at + 2], &raw[at + 4..]),
-        None => (raw, &[]),
-    }
-}
-
-fn join(header: &[u8], extra: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(header.len() + extra.len() + 2 + body.len());
-    out.extend_from_slice(header);
-    if !header.is_empty() && !header.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(extra);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    out
-}
-
-/// Removes lines of only spaces and tabs (and empty lines) at the end of a CRLF body, keeping
-/// the line break of the last line with content.
-pub fn trim_trailing_blank_lines(body: &mut Vec<u8>) {
-    while !body.is_empty() {
-        let content_end = if body.ends_with(b"\r\n") { body.len() - 2 } else { body.len() };
-        let line_start = body[..content_end].windows(2).rposition(|w| w == b"\r\n").map_or(0, |at| at + 2);
-        if !body[line_start..content_end].iter().all(|&b| b == b' ' || b == b'\t') {
-            break;
-        }
-        body.truncate(line_start);
-    }
 }
 
 #[cfg(test)]
@@ -488,62 +259,8 @@ mod tests {
 
     use mail_auth::DkimResult;
 
-    use crate::config::Config;
-    use crate::dns::dkim::DkimKey;
-    use crate::mta::dsn::{self, DsnAction, DsnRecipient};
-
-    /// An appliance on a temporary data dir: workspace 1 with domain a.test (a DKIM key of
-    /// `algorithm`) and mailboxes ann@a.test (1) and carl@a.test (2).
-    async fn app_with(algorithm: DkimAlgorithm) -> (tempfile::TempDir, App, DkimKey) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut config =
-            Config { data_dir: dir.path().to_path_buf(), hostname: "mail.grove.test".into(), ..Default::default() };
-        config.http.base_url = "https://grove.test".into();
-        let app = App::open(config).await.expect("open app");
-        let key = dkim::generate(algorithm, chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("date")).expect("key");
-        let sealed = app.keys.seal(DKIM_SEAL_CONTEXT, &key.private_pkcs8_der);
-        let (selector, public) = (key.selector.clone(), key.public_key_b64.clone());
-        app.store
-            .write(move |tx| {
-                tx.execute_batch(
-                    "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0);
-                     INSERT INTO domains (id, workspace_id, name, created_at) VALUES (1, 1, 'a.test', 0);
-                     INSERT INTO mailboxes (id, workspace_id, domain_id, local_part, address, first_name, last_name,
-                        display_name, password_hash, created_at) VALUES
-                        (1, 1, 1, 'ann', 'ann@a.test', 'Ann', 'A', 'Ann A', 'x', 0),
-                        (2, 1, 1, 'carl', 'carl@a.test', 'Carl', 'C', 'Carl C', 'x', 0);",
-                )?;
-                tx.execute(
-                    "INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key_enc, public_key, created_at) \
-                     VALUES (1, ?1, ?2, ?3, ?4, 0)",
-                    (selector, algorithm.as_str(), sealed, public),
-                )
-            })
-            .await
-            .expect("seed");
-        (dir, app, key)
-    }
-
-    fn outgoing(raw: &str, recipients: &[&str]) -> Outgoing {
-        Outgoing {
-            workspace_id: 1,
-            mailbox_id: Some(1),
-            mail_from: "ann@a.test".into(),
-            recipients: recipients.iter().map(|r| r.to_string()).collect(),
-            raw: raw.as_bytes().to_vec(),
-        }
-    }
-
-    /// Verifies the message's DKIM signatures with mail-auth against `key` published for a.test,
-    /// offline.
-    async fn verify(raw: &[u8], key: &DkimKey) -> Vec<DkimResult> {
-        let name = format!("{}._domainkey.a.test.", key.selector);
-        crate::dns::dkim::offline::verify(raw, &[(name, key.txt_value())]).await
-    }
-
-    fn text(raw: &[u8]) -> String {
-        String::from_utf8_lossy(raw).to_string()
-    }
+    use crate::dns::dkim::DkimAlgorithm;
+    use crate::mta::prepare::tests::{app_with, outgoing, text, verify};
 
     #[tokio::test]
     async fn prepare_completes_and_signs_and_enqueue_routes_local_and_remote() {
@@ -553,6 +270,7 @@ mod tests {
         assert_eq!(prepared.bodies.len(), 1);
         assert_eq!(prepared.recipients().collect::<Vec<_>>(), ["carl@a.test", "Bob@Remote.TEST"]);
         assert_eq!(prepared.subject, "Hi there");
+        assert!(prepared.bodies[0].facts.is_some(), "a recipient is local: the facts are read before the write");
         let body = &prepared.bodies[0].raw.clone();
         let shown = text(body);
         assert!(shown.starts_with("DKIM-Signature: v=1; a=ed25519-sha256;"), "{shown}");
@@ -574,37 +292,44 @@ mod tests {
                 let sent = mailstore::list(tx, 1, "Sent")?;
                 assert_eq!(sent.len(), 1, "the sender's Sent folder has one copy");
                 assert_eq!(sent[0].message_id, prepared.message_id);
-                let rows: Vec<(String, String, String, i64, i64)> = tx
-                    .prepare("SELECT recipient, domain, status, next_attempt_at, message_id FROM queue")?
+                let rows: Vec<(String, String, QueueStatus, bool, i64)> = tx
+                    .prepare("SELECT recipient, domain, status, local, message_id FROM queue ORDER BY id")?
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
                     .collect::<rusqlite::Result<_>>()?;
                 let messages: Vec<(i64, Vec<u8>, String, String)> = tx
                     .prepare("SELECT id, body, mail_from, subject FROM messages")?
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect::<rusqlite::Result<_>>()?;
-                let mut kinds: Vec<(String, String, Option<i64>)> =
-                    events::list(tx, 1, None, 10)?.into_iter().map(|e| (e.kind, e.recipient, e.queue_id)).collect();
-                kinds.sort();
+                let mut kinds: Vec<(Kind, String, String)> =
+                    events::list(tx, 1, None, 10)?.into_iter().map(|e| (e.kind, e.peer, e.message_id)).collect();
+                kinds.sort_by_key(|(kind, ..)| kind.as_str());
                 Ok::<_, Error>((ids, stored, rows, messages, kinds))
             })
             .await
             .unwrap();
         assert_eq!(ids.len(), 1, "only the remote recipient is queued");
         assert_eq!(stored.len(), 1);
-        assert_eq!(stored[0].raw, *body, "the local mailbox got the signed message");
+        let delivered = text(&stored[0].raw);
+        assert!(
+            delivered.starts_with("Return-Path: <ann@a.test>\r\nReceived: by mail.grove.test (InboxGrove)"),
+            "{delivered}"
+        );
+        assert!(stored[0].raw.ends_with(body), "the local mailbox got the signed message under the trace fields");
+        let message = messages[0].0;
         assert_eq!(
             rows,
-            [("Bob@Remote.TEST".to_string(), "remote.test".to_string(), "queued".to_string(), now, messages[0].0)]
+            [
+                ("Bob@Remote.TEST".to_string(), "remote.test".to_string(), QueueStatus::Queued, false, message),
+                ("carl@a.test".to_string(), "a.test".to_string(), QueueStatus::Delivered, true, message),
+            ]
         );
         assert_eq!(messages.len(), 1);
         assert_eq!((&messages[0].1, messages[0].2.as_str(), messages[0].3.as_str()), (body, "ann@a.test", "Hi there"));
         assert_eq!(
-            kinds,
-            [
-                ("delivered".to_string(), "carl@a.test".to_string(), None),
-                ("queued".to_string(), "Bob@Remote.TEST".to_string(), Some(ids[0])),
-            ]
+            kinds.iter().map(|(kind, peer, _)| (*kind, peer.as_str())).collect::<Vec<_>>(),
+            [(Kind::Delivered, "carl@a.test"), (Kind::Queued, "Bob@Remote.TEST")]
         );
+        assert!(kinds.iter().all(|(_, _, message_id)| message_id.ends_with("@mail.grove.test")), "{kinds:?}");
     }
 
     #[tokio::test]
@@ -626,72 +351,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn list_unsubscribe_gives_each_recipient_a_signed_copy_with_its_own_token() {
-        let (_dir, app, key) = app_with(DkimAlgorithm::Rsa).await;
-        app.store.write(|tx| tx.execute("UPDATE workspaces SET list_unsubscribe = 1", [])).await.unwrap();
-        let raw = "From: ann@a.test\r\nTo: x@r.test\r\nSubject: Offer\r\nMessage-ID: <keep@a.test>\r\n\
-                   Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nBody\r\n";
-        let prepared = prepare(&app, outgoing(raw, &["x@r.test", "y@r.test"])).await.unwrap();
-        assert_eq!(prepared.message_id, "keep@a.test");
-        assert_eq!(prepared.bodies.len(), 2);
-        for (body, recipient) in prepared.bodies.iter().zip(["x@r.test", "y@r.test"]) {
-            assert_eq!(body.recipients, [recipient]);
-            let shown = text(&body.raw);
-            assert_eq!(shown.matches("\r\nMessage-ID:").count(), 1, "{shown}");
-            assert_eq!(shown.matches("\r\nDate:").count(), 1, "{shown}");
-            assert!(shown.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"), "{shown}");
-            let https = shown.split("<https://grove.test/unsubscribe/").nth(1).expect("https link");
-            let token = &https[..https.find('>').expect("end")];
-            let mailto = unsubscribe::mailto_local_part(&app.keys, 1, Some(1), recipient);
-            assert!(shown.contains(&format!("<mailto:{mailto}@a.test?subject=unsubscribe>")), "{shown}");
-            let subscriber = unsubscribe::verify(&app.keys, token).expect("token verifies");
-            assert_eq!((subscriber.workspace_id, subscriber.mailbox_id), (1, Some(1)));
-            assert_eq!(subscriber.recipient, recipient);
-            let signature = shown.lines().next().expect("first line");
-            assert!(signature.starts_with("DKIM-Signature: v=1; a=rsa-sha256;"), "{shown}");
-            assert!(shown[..shown.find("\r\n\r\n").unwrap()].contains("List-Unsubscribe"), "{shown}");
-            assert_eq!(verify(&body.raw, &key).await, [DkimResult::Pass]);
-        }
+    async fn a_local_domain_address_of_nobody_bounces_at_once_with_a_dsn_in_the_sender_s_inbox() {
+        let (_dir, app, _key) = app_with(DkimAlgorithm::Ed25519).await;
+        let raw = "From: ann@a.test\r\nTo: nobody@a.test\r\nSubject: Hello\r\n\r\nHi\r\n";
+        let prepared = prepare(&app, outgoing(raw, &["nobody@a.test"])).await.unwrap();
         let now = app.clock.unix();
-        let ids = app.store.write(move |tx| enqueue(tx, &prepared, now)).await.unwrap();
-        assert_eq!(ids.len(), 2);
-        let bodies: i64 =
-            app.store.read(|c| c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))).await.unwrap();
-        assert_eq!(bodies, 2, "one stored body per distinct copy");
-    }
-
-    #[tokio::test]
-    async fn mail_from_a_foreign_domain_goes_unsigned_and_bad_recipients_are_refused() {
-        let (_dir, app, _key) = app_with(DkimAlgorithm::Ed25519).await;
-        let raw = "From: someone@elsewhere.test\r\nSubject: x\r\n\r\nhi\r\n";
-        let prepared = prepare(&app, outgoing(raw, &["x@r.test"])).await.unwrap();
-        assert!(!text(&prepared.bodies[0].raw).contains("DKIM-Signature"));
-        for bad in [&[][..], &["nobody"][..], &["a@"][..], &["a@b.test\r\nRCPT TO:<c@d.test>"][..]] {
-            let result = prepare(&app, outgoing(raw, bad)).await;
-            assert!(matches!(result, Err(Error::Invalid { field: Some("recipients"), .. })), "{bad:?}: {result:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_dsn_to_a_local_sender_lands_in_its_inbox_and_wakes_no_one_needlessly() {
-        let (_dir, app, _key) = app_with(DkimAlgorithm::Ed25519).await;
-        let original = b"From: ann@a.test\r\nTo: bob@r.test\r\nSubject: Hello\r\nMessage-ID: <o@a.test>\r\n\r\nHi\r\n";
-        let failed = DsnRecipient {
-            recipient: "bob@r.test".into(),
-            action: DsnAction::Failed,
-            status: "5.1.1".into(),
-            diagnostic: "smtp; 550 5.1.1 no such user".into(),
-            remote_mta: Some("mx.r.test".into()),
-        };
-        let queued =
-            dsn::notify(&app, 1, Some(1), original, "ann@a.test", std::slice::from_ref(&failed)).await.unwrap();
-        assert!(queued.is_empty(), "delivered locally, not queued");
-        assert!(dsn::notify(&app, 1, Some(1), original, "", &[failed]).await.unwrap().is_empty());
+        let (ids, row, suppressed) = app
+            .store
+            .write(move |tx| {
+                let ids = enqueue(tx, &prepared, now)?;
+                let row: (QueueStatus, Option<BounceClass>, String) = tx.query_row(
+                    "SELECT status, bounce_class, last_status FROM queue WHERE recipient = 'nobody@a.test'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                Ok::<_, Error>((ids, row, crate::suppression::reason(tx, 1, "nobody@a.test")?))
+            })
+            .await
+            .unwrap();
+        assert!(ids.is_empty(), "nothing for the delivery workers");
+        assert_eq!(row, (QueueStatus::Bounced, Some(BounceClass::Hard), "5.1.1".to_string()));
+        assert_eq!(suppressed.as_deref(), Some("hard_bounce"));
         let inbox = app.store.read(|c| mailstore::list(c, 1, "INBOX")).await.unwrap();
-        assert_eq!(inbox.len(), 1);
+        assert_eq!(inbox.len(), 1, "the DSN reached the sender");
         let message = mail_parser::MessageParser::default().parse(&inbox[0].raw).expect("parses");
-        assert_eq!(message.subject(), Some("Undelivered Mail Returned to Sender"));
-        assert!(text(&inbox[0].raw).contains("Final-Recipient: rfc822; bob@r.test"));
+        assert_eq!(message.subject(), Some(dsn::FAILED_SUBJECT));
+        assert!(text(&inbox[0].raw).contains("Final-Recipient: rfc822; nobody@a.test"));
+        let bounces = app
+            .store
+            .read(|c| events::latest(c, &events::Filter { kind: Some(Kind::Bounced), ..Default::default() }, 10))
+            .await
+            .unwrap();
+        assert_eq!(bounces.len(), 1, "our own DSN, received and classified, does not count the bounce twice");
 
         // `send` leaves a wake-up for the delivery workers when it queues something.
         let raw = "From: ann@a.test\r\nSubject: x\r\n\r\nhi\r\n";
@@ -700,62 +391,60 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), app.wakeup.notified()).await.expect("workers woken");
     }
 
-    /// The independent verifier: dkimpy (from the peer venv tests/run makes) passes a message
-    /// whose body ended in whitespace-only lines, the case mail-auth 0.13.3 gets wrong.
     #[tokio::test]
-    async fn dkimpy_passes_a_body_that_ended_in_whitespace_lines() {
-        let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peer-venv/bin/python");
-        if !python.exists() {
-            assert!(
-                !std::env::var("INBOXGROVE_REQUIRE_PEERS").is_ok_and(|v| v == "1"),
-                "the peer venv (dkimpy) is required but missing"
-            );
-            println!("SKIPPED: no peer venv with dkimpy; run tests/run");
-            return;
-        }
-        for algorithm in [DkimAlgorithm::Rsa, DkimAlgorithm::Ed25519] {
-            let (_dir, app, key) = app_with(algorithm).await;
-            let raw =
-                "From: ann@a.test\r\nTo: x@r.test\r\nSubject: spaces\r\n\r\nline  with   spaces \r\n\r\n \r\n\t \r\n";
-            let prepared = prepare(&app, outgoing(raw, &["x@r.test"])).await.unwrap();
-            let script = format!(
-                "import sys, dkim\nrecord = {:?}.encode()\nmsg = sys.stdin.buffer.read()\n\
-                 ok = dkim.verify(msg, dnsfunc=lambda name, timeout=5: record)\nprint('pass' if ok else 'fail')\n",
-                key.txt_value()
-            );
-            let mut child = std::process::Command::new(&python)
-                .args(["-c", &script])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("run python");
-            use std::io::Write as _;
-            child.stdin.take().expect("stdin").write_all(&prepared.bodies[0].raw).expect("write");
-            let output = child.wait_with_output().expect("python output");
-            let said = format!("{}{}", text(&output.stdout), text(&output.stderr));
-            assert!(said.starts_with("pass"), "{algorithm}: dkimpy says {said}\n{}", text(&prepared.bodies[0].raw));
-        }
-    }
+    async fn aliases_plus_addresses_and_the_catch_all_deliver_locally_and_replies_between_mailboxes_count() {
+        let (_dir, app, _key) = app_with(DkimAlgorithm::Ed25519).await;
+        app.store
+            .write(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO aliases (id, workspace_id, domain_id, local_part, address, created_at)
+                        VALUES (1, 1, 1, 'team', 'team@a.test', 0);
+                     INSERT INTO alias_targets (alias_id, mailbox_id) VALUES (1, 1), (1, 2);
+                     UPDATE domains SET catch_all_mailbox_id = 2 WHERE id = 1;",
+                )
+            })
+            .await
+            .unwrap();
+        let raw = "From: ann@a.test\r\nTo: team@a.test\r\nSubject: Plan\r\nMessage-ID: <plan@a.test>\r\n\r\nHi\r\n";
+        let prepared =
+            prepare(&app, outgoing(raw, &["team@a.test", "carl+q3@a.test", "whoever@a.test"])).await.unwrap();
+        let now = app.clock.unix();
+        let ids = app.store.write(move |tx| enqueue(tx, &prepared, now)).await.unwrap();
+        assert!(ids.is_empty(), "nothing queued for remote delivery");
+        let (ann, carl) = app
+            .store
+            .read(|c| Ok::<_, Error>((mailstore::list(c, 1, "INBOX")?, mailstore::list(c, 2, "INBOX")?)))
+            .await
+            .unwrap();
+        assert_eq!((ann.len(), carl.len()), (1, 1), "one copy per mailbox, however many recipients reach it");
 
-    #[test]
-    fn line_endings_header_split_and_trailing_lines() {
-        assert_eq!(to_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd");
-        assert_eq!(split_message(b"A: 1\r\nB: 2\r\n\r\nbody\r\n"), (&b"A: 1\r\nB: 2\r\n"[..], &b"body\r\n"[..]));
-        assert_eq!(split_message(b"A: 1\r\n"), (&b"A: 1\r\n"[..], &b""[..]));
-        assert_eq!(split_message(b"\r\nbody"), (&b""[..], &b"body"[..]));
-        for (input, expected) in [
-            (&b"text\r\n"[..], &b"text\r\n"[..]),
-            (b"text\r\n\r\n\r\n", b"text\r\n"),
-            (b"text\r\n  \r\n\t\r\n", b"text\r\n"),
-            (b"text\r\n \t", b"text\r\n"),
-            (b"a\r\n\r\nb  \r\n", b"a\r\n\r\nb  \r\n"),
-            (b" \r\n\r\n", b""),
-            (b"", b""),
-        ] {
-            let mut body = input.to_vec();
-            trim_trailing_blank_lines(&mut body);
-            assert_eq!(body, expected, "{:?}", String::from_utf8_lossy(input));
-        }
+        // Carl answers Ann's message from his own mailbox: a reply, linked to what it answers.
+        let mut answer = outgoing(
+            "From: carl@a.test\r\nTo: ann@a.test\r\nSubject: Re: Plan\r\nIn-Reply-To: <plan@a.test>\r\n\r\nYes\r\n",
+            &["ann@a.test"],
+        );
+        (answer.mailbox_id, answer.mail_from) = (Some(2), "carl@a.test".into());
+        let prepared = prepare(&app, answer).await.unwrap();
+        let now = app.clock.unix();
+        app.store.write(move |tx| enqueue(tx, &prepared, now)).await.unwrap();
+        let (replies, answered) = app
+            .store
+            .read(|c| {
+                let replies = events::latest(c, &events::Filter { kind: Some(Kind::Reply), ..Default::default() }, 10)?;
+                let answered: Option<i64> = c.query_row(
+                    "SELECT answers_message FROM mail WHERE message_id LIKE '%@mail.grove.test' \
+                     AND classification = 'personal' AND folder_id IN (SELECT id FROM folders WHERE mailbox_id = 1 \
+                     AND name = 'INBOX') ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok::<_, Error>((replies, answered))
+            })
+            .await
+            .unwrap();
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        assert_eq!((replies[0].mailbox_id, replies[0].peer.as_str()), (Some(1), "carl@a.test"));
+        assert_eq!(replies[0].message_id, "plan@a.test", "the reply names the message it answers");
+        assert!(answered.is_some(), "threaded to the sent message");
     }
 }

@@ -14,11 +14,10 @@ use crate::app::App;
 use crate::audit;
 use crate::auth::Actor;
 use crate::error::{Error, Result};
-use crate::events::{self, Event, NewEvent};
+use crate::events::{self, Event, Kind, NewEvent};
+use crate::mta::QueueStatus;
+use crate::mta::bounce::BounceClass;
 use crate::workspaces::{Access, Role};
-
-/// Every status a queue row can have, in the order pages show them.
-pub const STATUSES: [&str; 7] = ["queued", "in_flight", "deferred", "delivered", "bounced", "expired", "cancelled"];
 
 /// Rows per page of the queue list.
 pub const PAGE_SIZE: u32 = 100;
@@ -33,13 +32,15 @@ pub struct QueueRow {
     pub mailbox: Option<String>,
     pub recipient: String,
     pub domain: String,
-    pub status: String,
+    pub status: QueueStatus,
+    /// Delivered to a local mailbox (in the mail store at once).
+    pub local: bool,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_code: Option<i64>,
     pub last_status: String,
     pub last_reply: String,
-    pub bounce_class: Option<String>,
+    pub bounce_class: Option<BounceClass>,
     pub created_at: i64,
     pub updated_at: i64,
     /// The envelope sender ("" for the null reverse-path).
@@ -51,13 +52,13 @@ pub struct QueueRow {
 impl QueueRow {
     /// Whether "retry now" and "cancel" apply.
     pub fn is_pending(&self) -> bool {
-        matches!(self.status.as_str(), "queued" | "deferred")
+        self.status.is_pending()
     }
 }
 
 const SELECT: &str = "SELECT q.id, q.workspace_id, q.mailbox_id, mb.address, q.recipient, q.domain, q.status, \
     q.attempts, q.next_attempt_at, q.last_code, q.last_status, q.last_reply, q.bounce_class, q.created_at, \
-    q.updated_at, m.mail_from, m.subject, m.size \
+    q.updated_at, m.mail_from, m.subject, m.size, q.local \
     FROM queue q JOIN messages m ON m.id = q.message_id LEFT JOIN mailboxes mb ON mb.id = q.mailbox_id";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
@@ -80,18 +81,15 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
         mail_from: row.get(15)?,
         subject: row.get(16)?,
         size: row.get(17)?,
+        local: row.get(18)?,
     })
 }
 
-/// A status filter from a form or the command line: one of [`STATUSES`], or "" for any.
-pub fn check_status(status: &str) -> Result<Option<&str>> {
+/// A status filter from a form or the command line: a status's name, or "" for any.
+pub fn check_status(status: &str) -> Result<Option<QueueStatus>> {
     match status.trim() {
         "" => Ok(None),
-        s => STATUSES
-            .iter()
-            .find(|known| **known == s)
-            .map(|known| Some(*known))
-            .ok_or_else(|| Error::invalid("status", format!("Choose a status: {}.", STATUSES.join(", ")))),
+        s => s.parse().map(Some),
     }
 }
 
@@ -99,7 +97,7 @@ pub fn check_status(status: &str) -> Result<Option<&str>> {
 pub fn list(
     conn: &Connection,
     workspace: Option<i64>,
-    status: Option<&str>,
+    status: Option<QueueStatus>,
     page: u32,
 ) -> rusqlite::Result<(Vec<QueueRow>, bool)> {
     let mut stmt = conn.prepare_cached(&format!(
@@ -137,38 +135,36 @@ pub struct StatusCounts {
     pub in_flight: i64,
     pub deferred: i64,
     pub delivered: i64,
+    /// Of the delivered rows, those delivered to local mailboxes.
+    pub delivered_locally: i64,
     pub bounced: i64,
     pub expired: i64,
     pub cancelled: i64,
 }
 
 impl StatusCounts {
-    fn add(&mut self, status: &str, count: i64) {
-        let slot = match status {
-            "queued" => &mut self.queued,
-            "in_flight" => &mut self.in_flight,
-            "deferred" => &mut self.deferred,
-            "delivered" => &mut self.delivered,
-            "bounced" => &mut self.bounced,
-            "expired" => &mut self.expired,
-            "cancelled" => &mut self.cancelled,
-            _ => return,
-        };
-        *slot += count;
+    fn slot(&mut self, status: QueueStatus) -> &mut i64 {
+        match status {
+            QueueStatus::Queued => &mut self.queued,
+            QueueStatus::InFlight => &mut self.in_flight,
+            QueueStatus::Deferred => &mut self.deferred,
+            QueueStatus::Delivered => &mut self.delivered,
+            QueueStatus::Bounced => &mut self.bounced,
+            QueueStatus::Expired => &mut self.expired,
+            QueueStatus::Cancelled => &mut self.cancelled,
+        }
     }
 
-    /// The count of one status by name (0 for an unknown name).
-    pub fn of(&self, status: &str) -> i64 {
-        match status {
-            "queued" => self.queued,
-            "in_flight" => self.in_flight,
-            "deferred" => self.deferred,
-            "delivered" => self.delivered,
-            "bounced" => self.bounced,
-            "expired" => self.expired,
-            "cancelled" => self.cancelled,
-            _ => 0,
+    fn add(&mut self, status: QueueStatus, local: bool, count: i64) {
+        *self.slot(status) += count;
+        if local && status == QueueStatus::Delivered {
+            self.delivered_locally += count;
         }
+    }
+
+    /// The count of one status.
+    pub fn of(&self, status: QueueStatus) -> i64 {
+        *self.clone().slot(status)
     }
 
     /// Rows still to be delivered (queued, in flight or deferred).
@@ -202,38 +198,39 @@ const GROUPS_SHOWN: usize = 50;
 
 /// Counts of a workspace's queue (or the whole queue for `None`).
 pub fn counts(conn: &Connection, workspace: Option<i64>) -> rusqlite::Result<Counts> {
-    let mut by_status = StatusCounts::default();
-    let mut stmt = conn
-        .prepare_cached("SELECT status, count(*) FROM queue WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY status")?;
-    for row in stmt.query_map([workspace], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))? {
-        let (status, count) = row?;
-        by_status.add(&status, count);
-    }
+    let by_status = grouped(
+        conn,
+        "SELECT '', status, local, count(*) FROM queue WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY 2, 3",
+        workspace,
+    )?
+    .pop()
+    .map(|all| all.counts)
+    .unwrap_or_default();
     let by_mailbox = grouped(
         conn,
-        "SELECT coalesce(mb.address, '(no mailbox)'), q.status, count(*) FROM queue q \
+        "SELECT coalesce(mb.address, '(no mailbox)'), q.status, q.local, count(*) FROM queue q \
          LEFT JOIN mailboxes mb ON mb.id = q.mailbox_id WHERE (?1 IS NULL OR q.workspace_id = ?1) \
-         GROUP BY 1, 2",
+         GROUP BY 1, 2, 3",
         workspace,
     )?;
     let by_domain = grouped(
         conn,
-        "SELECT domain, status, count(*) FROM queue WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY 1, 2",
+        "SELECT domain, status, local, count(*) FROM queue WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY 1, 2, 3",
         workspace,
     )?;
     Ok(Counts { by_status, by_mailbox, by_domain })
 }
 
-/// Runs a `(label, status, count)` query and folds it into groups, busiest first.
+/// Runs a `(label, status, local, count)` query and folds it into groups, busiest first.
 fn grouped(conn: &Connection, sql: &str, workspace: Option<i64>) -> rusqlite::Result<Vec<GroupCounts>> {
     let mut groups: std::collections::BTreeMap<String, StatusCounts> = std::collections::BTreeMap::new();
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map([workspace], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+        Ok((row.get::<_, String>(0)?, row.get::<_, QueueStatus>(1)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?))
     })?;
     for row in rows {
-        let (label, status, count) = row?;
-        groups.entry(label).or_default().add(&status, count);
+        let (label, status, local, count) = row?;
+        groups.entry(label).or_default().add(status, local, count);
     }
     let mut groups: Vec<GroupCounts> =
         groups.into_iter().map(|(label, counts)| GroupCounts { label, counts }).collect();
@@ -253,7 +250,7 @@ pub fn retry_now_in(tx: &Transaction, workspace: Option<i64>, id: i64, actor: &A
         return Err(not_pending(&row, "retried"));
     }
     let detail = format!("retry requested by {}", actor.label);
-    record_change(tx, &row, "retry", &detail, actor, now)?;
+    record_change(tx, &row, Kind::Retry, &detail, actor, now)?;
     get(tx, workspace, id)
 }
 
@@ -269,13 +266,13 @@ pub fn cancel_in(tx: &Transaction, workspace: Option<i64>, id: i64, actor: &Acto
         return Err(not_pending(&row, "cancelled"));
     }
     let detail = format!("cancelled by {}", actor.label);
-    record_change(tx, &row, "cancelled", &detail, actor, now)?;
+    record_change(tx, &row, Kind::Cancelled, &detail, actor, now)?;
     get(tx, workspace, id)
 }
 
 fn not_pending(row: &QueueRow, verb: &str) -> Error {
-    let now = match row.status.as_str() {
-        "in_flight" => "is being delivered right now".to_string(),
+    let now = match row.status {
+        QueueStatus::InFlight => "is being delivered right now".to_string(),
         status => format!("is {status}"),
     };
     Error::Conflict(format!(
@@ -285,17 +282,15 @@ fn not_pending(row: &QueueRow, verb: &str) -> Error {
 }
 
 /// The event (on the row) and the audit entry (who did it) of a retry or cancel.
-fn record_change(tx: &Transaction, row: &QueueRow, kind: &str, detail: &str, actor: &Actor, now: i64) -> Result<()> {
+fn record_change(tx: &Transaction, row: &QueueRow, kind: Kind, detail: &str, actor: &Actor, now: i64) -> Result<()> {
     let event = NewEvent {
-        workspace_id: row.workspace_id,
         mailbox_id: row.mailbox_id,
         queue_id: Some(row.id),
-        kind,
-        recipient: &row.recipient,
         detail,
+        ..NewEvent::new(row.workspace_id, kind, &row.recipient)
     };
     events::record(tx, &event, now)?;
-    let action = if kind == "retry" { "queue.retry" } else { "queue.cancel" };
+    let action = if kind == Kind::Retry { "queue.retry" } else { "queue.cancel" };
     audit::record(tx, Some(row.workspace_id), actor, action, &format!("#{} to {}", row.id, row.recipient), "", now)?;
     Ok(())
 }
@@ -364,7 +359,7 @@ mod tests {
                 assert!(!more);
                 assert_eq!(rows[0].subject, "Hello");
                 assert_eq!(rows[0].mailbox.as_deref(), Some("ann@a.test"));
-                assert_eq!(list(tx, Some(1), Some("deferred"), 0)?.0.len(), 1);
+                assert_eq!(list(tx, Some(1), Some(QueueStatus::Deferred), 0)?.0.len(), 1);
                 assert_eq!(list(tx, None, None, 0)?.0.len(), 4);
                 assert!(matches!(get(tx, Some(1), 4), Err(Error::NotFound)));
                 assert_eq!(get(tx, None, 4)?.recipient, "eve@z.test");
@@ -381,7 +376,7 @@ mod tests {
                 assert_eq!(overview.by_domain[0].counts.pending(), 2);
                 assert_eq!(counts(tx, Some(2))?.by_mailbox[0].label, "(no mailbox)");
                 assert!(check_status("bogus").is_err());
-                assert_eq!(check_status(" deferred ")?, Some("deferred"));
+                assert_eq!(check_status(" deferred ")?, Some(QueueStatus::Deferred));
                 Ok::<_, Error>(())
             })
             .await
@@ -396,16 +391,16 @@ mod tests {
                 seed(tx)?;
                 let actor = Actor::user(1, "owner@a.test");
                 let row = retry_now_in(tx, Some(1), 2, &actor, 100)?;
-                assert_eq!((row.status.as_str(), row.next_attempt_at), ("deferred", 100));
+                assert_eq!((row.status, row.next_attempt_at), (QueueStatus::Deferred, 100));
                 assert!(matches!(retry_now_in(tx, Some(1), 3, &actor, 100), Err(Error::Conflict(_))));
                 assert!(matches!(cancel_in(tx, Some(1), 4, &actor, 100), Err(Error::NotFound)));
-                assert_eq!(cancel_in(tx, Some(1), 1, &actor, 101)?.status, "cancelled");
+                assert_eq!(cancel_in(tx, Some(1), 1, &actor, 101)?.status, QueueStatus::Cancelled);
                 let again = cancel_in(tx, Some(1), 1, &actor, 102);
                 assert!(matches!(&again, Err(Error::Conflict(m)) if m.contains("is cancelled")), "{again:?}");
-                assert_eq!(cancel_in(tx, None, 4, &Actor::cli(), 103)?.status, "cancelled");
+                assert_eq!(cancel_in(tx, None, 4, &Actor::cli(), 103)?.status, QueueStatus::Cancelled);
 
                 let (_, events) = detail(tx, Some(1), 1)?;
-                assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["cancelled"]);
+                assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [Kind::Cancelled]);
                 assert_eq!(events[0].detail, "cancelled by owner@a.test");
                 let audits: i64 =
                     tx.query_row("SELECT count(*) FROM audit_log WHERE action LIKE 'queue.%'", [], |r| r.get(0))?;

@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::audit;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
-use crate::events::{self, NewEvent};
+use crate::events::{self, Kind, NewEvent};
 use crate::suppression::{self, Reason};
 use crate::workspaces::{Access, Role};
 
@@ -185,14 +185,8 @@ pub fn record(tx: &Transaction, subscriber: &Subscriber, how: &str, now: i64) ->
     };
     let newly = suppression::add(tx, workspace, &subscriber.recipient, Reason::Unsubscribe, how, now)?;
     if newly {
-        let event = NewEvent {
-            workspace_id: workspace,
-            mailbox_id,
-            queue_id: None,
-            kind: "unsubscribed",
-            recipient: &subscriber.recipient,
-            detail: how,
-        };
+        let event =
+            NewEvent { mailbox_id, detail: how, ..NewEvent::new(workspace, Kind::Unsubscribed, &subscriber.recipient) };
         events::record(tx, &event, now)?;
     }
     Ok(Unsubscribed { recipient: subscriber.recipient.clone(), newly })

@@ -12,7 +12,6 @@ pub mod data;
 pub mod inbound;
 pub mod policy;
 pub mod reply;
-pub mod sasl;
 pub mod session;
 pub mod submission;
 

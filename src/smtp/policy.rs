@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use smtp_proto::EhloResponse;
 
 use super::reply::Reply;
-use super::sasl::Credentials;
+use crate::mailbox::sasl::Credentials;
 
 /// What the engine knows about a session, shown to the policy at each step.
 #[derive(Debug)]

@@ -27,8 +27,8 @@ use super::connection::{Connection, End, Line};
 use super::data::{DataCollector, DataEnd};
 use super::policy::{Policy, Session};
 use super::reply::Reply;
-use super::sasl::{self, Credentials, SaslError};
 use crate::app::App;
+use crate::mailbox::sasl::{self, Credentials, SaslError};
 
 /// How long the TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,7 +59,10 @@ pub struct Engine<P: Policy> {
 /// What a session phase asks for when it ends normally.
 enum Next {
     Quit,
-    StartTls,
+    /// Upgrade to TLS; the name the client gave in EHLO before it.
+    StartTls {
+        helo: Option<String>,
+    },
 }
 
 impl<P: Policy> Engine<P> {
@@ -81,15 +84,22 @@ impl<P: Policy> Engine<P> {
         let _ = tcp.set_nodelay(true);
         let ended = match security {
             Security::Implicit => match self.handshake(tcp).await {
-                Some(tls) => self.run_phase(&mut Connection::new(tls, self.shutdown.clone()), peer, true, true).await,
+                Some(tls) => {
+                    let mut conn = Connection::new(tls, self.shutdown.clone());
+                    self.run_phase(&mut conn, Session::new(peer, true), true).await
+                }
                 None => Ok(Next::Quit),
             },
             Security::StartTls => {
                 let mut plain = Connection::new(tcp, self.shutdown.clone());
-                match self.run_phase(&mut plain, peer, false, true).await {
-                    Ok(Next::StartTls) => match self.handshake(plain.stream).await {
+                match self.run_phase(&mut plain, Session::new(peer, false), true).await {
+                    Ok(Next::StartTls { helo }) => match self.handshake(plain.stream).await {
                         Some(tls) => {
-                            self.run_phase(&mut Connection::new(tls, self.shutdown.clone()), peer, true, false).await
+                            // RFC 3207 wants a new EHLO; like Postfix, a client that goes straight
+                            // on (to AUTH, say) is taken to have said the same name again.
+                            let mut session = Session::new(peer, true);
+                            session.helo = helo;
+                            self.run_phase(&mut Connection::new(tls, self.shutdown.clone()), session, false).await
                         }
                         None => Ok(Next::Quit),
                     },
@@ -118,14 +128,13 @@ impl<P: Policy> Engine<P> {
     async fn run_phase<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &self,
         conn: &mut Connection<S>,
-        peer: SocketAddr,
-        tls: bool,
+        session: Session<P::Identity>,
         greet: bool,
     ) -> Result<Next, End> {
         if greet {
             conn.reply(&Reply::plain(220, format!("{} ESMTP InboxGrove", self.hostname)));
         }
-        let mut run = Run { engine: self, conn, session: Session::new(peer, tls), errors: 0, auth_failures: 0 };
+        let mut run = Run { engine: self, conn, session, errors: 0, auth_failures: 0 };
         let result = run.dialogue().await;
         match &result {
             Err(End::IdleTimeout) => {
@@ -261,7 +270,7 @@ impl<P: Policy, S: AsyncRead + AsyncWrite + Unpin + Send> Run<'_, P, S> {
         self.conn.reply(&Reply::new(220, [2, 0, 0], "Ready to start TLS"));
         self.conn.discard_input();
         self.conn.flush().await?;
-        Ok(Some(Next::StartTls))
+        Ok(Some(Next::StartTls { helo: self.session.helo.take() }))
     }
 
     async fn auth(&mut self, mechanism: u64, initial_response: String) -> Result<Reply, End> {

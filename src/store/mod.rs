@@ -15,6 +15,8 @@
 //! one transaction at open; `PRAGMA user_version` records how far a database has come, and a
 //! database newer than the binary is refused.
 
+pub mod names;
+
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_aliases.sql"),
     include_str!("migrations/0006_imap.sql"),
     include_str!("migrations/0007_send_rate.sql"),
+    include_str!("migrations/0008_mail_core.sql"),
 ];
 
 const READERS: usize = 4;

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod peers;
+pub mod wire;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_inboxgrove");
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -133,6 +134,27 @@ impl Appliance {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Moves the appliance's injected clock forward (it runs with `INBOXGROVE_TEST_CLOCK=1`);
+    /// returns its new time.
+    pub fn advance_clock(&self, seconds: i64) -> i64 {
+        use std::io::{Read, Write};
+        let address = self.base.trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect to the appliance");
+        let body = seconds.to_string();
+        write!(
+            stream,
+            "POST /_test/clock HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send the request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read the response");
+        assert!(response.starts_with("HTTP/1.1 200"), "clock refused: {response}");
+        let now = response.rsplit("\r\n\r\n").next().unwrap_or_default().trim();
+        now.parse().unwrap_or_else(|_| panic!("clock answered {response}"))
     }
 
     /// Runs a CLI command against this appliance's data dir.

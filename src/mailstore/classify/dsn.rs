@@ -12,11 +12,13 @@
 //!
 //! Status: many MTAs (Exim) report a generic `5.0.0` and put the real enhanced code in the
 //! Diagnostic-Code; a generic `X.0.0` (or a missing Status) is replaced by the first enhanced
-//! code of the same class found in the diagnostic. Bounce class: a `failed` action is a hard
-//! bounce when the status is 5.1.x — the address does not exist — except 5.1.7 and 5.1.8, which
-//! speak of our sender address (RFC 3463); every other failure is soft.
+//! code of the same class found in the diagnostic. Bounce class: a `failed` action is classified
+//! by `mta::bounce` from the status and the reply in the diagnostic, the same classification a
+//! refusal during delivery gets.
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+
+use crate::mta::bounce::{self, BounceClass, Failure};
 
 /// What one report says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,41 +48,19 @@ pub struct RecipientStatus {
     pub diagnostic: String,
 }
 
-/// The kind of a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BounceClass {
-    /// The address does not exist: never send to it again.
-    Hard,
-    /// Anything else (mailbox full, policy, content, temporary trouble that ran out).
-    Soft,
-}
-
-impl BounceClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BounceClass::Hard => "hard",
-            BounceClass::Soft => "soft",
-        }
-    }
-}
-
 impl RecipientStatus {
     /// The address we sent to: the original recipient when given, else the final one.
     pub fn address(&self) -> Option<&str> {
         self.original_recipient.as_deref().or(self.final_recipient.as_deref())
     }
 
-    /// The bounce this block reports, if it reports a failure.
+    /// The bounce this block reports, if it reports a failure (`mta::bounce`'s class).
     pub fn bounce_class(&self) -> Option<BounceClass> {
         if self.action != "failed" {
             return None;
         }
-        let mut parts = self.status.split('.');
-        let hard = matches!(
-            (parts.next(), parts.next(), parts.next()),
-            (Some("5"), Some("1"), Some(detail)) if detail != "7" && detail != "8"
-        );
-        Some(if hard { BounceClass::Hard } else { BounceClass::Soft })
+        let (code, text) = bounce::diagnostic_reply(&self.diagnostic);
+        Some(bounce::classify(&Failure { code, status: &self.status, text, about_sender: false }))
     }
 }
 
@@ -366,7 +346,7 @@ mod tests {
         assert_eq!(refine_status("4.4.7 (expired)", ""), "4.4.7");
         let failed =
             |status: &str| RecipientStatus { action: "failed".into(), status: status.into(), ..Default::default() };
-        assert_eq!(failed("5.1.7").bounce_class(), Some(BounceClass::Soft), "our sender, not the recipient");
+        assert_eq!(failed("5.1.7").bounce_class(), Some(BounceClass::Policy), "our sender, not the recipient");
         assert_eq!(failed("4.4.7").bounce_class(), Some(BounceClass::Soft));
         assert_eq!(failed("5.1.2").bounce_class(), Some(BounceClass::Hard));
     }

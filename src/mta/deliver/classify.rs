@@ -3,29 +3,15 @@
 //!
 //! Severity comes from the basic reply code (2xx delivered, 4xx temporary, 5xx permanent);
 //! failures this side of SMTP (DNS, connections) carry an enhanced status code whose class says
-//! the same. A permanent failure is classified by its enhanced status code (RFC 3463), falling
-//! back to the basic code and the reply text when the server sent none:
-//!
-//! | status                         | class     | meaning                                        |
-//! |--------------------------------|-----------|------------------------------------------------|
-//! | x.1.7, x.1.8                   | `policy`  | our sender address was refused                 |
-//! | x.1.x (x.1.1, x.1.2, x.1.10 ...) | `hard`  | no such mailbox / domain, null MX              |
-//! | x.2.1                          | `hard`    | mailbox disabled                               |
-//! | x.2.x (x.2.2 full ...)         | `soft`    | mailbox full, message too big for it           |
-//! | x.3.x, x.4.x, x.5.x            | `soft`    | system, network, protocol trouble              |
-//! | x.6.x                          | `content` | the content was refused                        |
-//! | x.7.x with block words         | `block`   | IP/domain on a blocklist, reputation           |
-//! | x.7.x                          | `policy`  | not authorized, authentication, policy         |
-//! | any, with rate words           | `rate`    | sending too fast                               |
-//!
-//! A `hard` reply to `MAIL FROM` speaks about our sender, not the recipient, so it counts as
-//! `policy`. Only `hard` bounces put the recipient on the suppression list.
+//! the same. A permanent failure's class is `mta::bounce`'s, the same as for a later DSN.
 //!
 //! Retries: after the n-th failed attempt the row waits `schedule[min(n-1, len-1)]` seconds, but
 //! never past `created_at + max_age` (the last attempt happens at that moment); a temporary
 //! failure at or after that moment expires the row instead.
 
 use smtp_proto::Response;
+
+use crate::mta::bounce::{self, BounceClass, Failure};
 
 /// Where in the exchange a reply came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,30 +45,6 @@ pub enum Severity {
     Permanent,
 }
 
-/// The kind of a permanent failure, stored in `queue.bounce_class`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BounceClass {
-    Hard,
-    Soft,
-    Policy,
-    Block,
-    Content,
-    Rate,
-}
-
-impl BounceClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BounceClass::Hard => "hard",
-            BounceClass::Soft => "soft",
-            BounceClass::Policy => "policy",
-            BounceClass::Block => "block",
-            BounceClass::Content => "content",
-            BounceClass::Rate => "rate",
-        }
-    }
-}
-
 /// What happens to a row after a temporary failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -91,20 +53,6 @@ pub enum Retry {
     /// Too old: give up.
     Expired,
 }
-
-const BLOCK_WORDS: &[&str] =
-    &["block", "blacklist", "denylist", "spamhaus", "spamcop", "barracuda", "reputation", "rbl", "listed"];
-const RATE_WORDS: &[&str] = &["rate limit", "ratelimit", "too many", "rate of", "throttl", "too fast"];
-const NO_MAILBOX_WORDS: &[&str] = &[
-    "user unknown",
-    "unknown user",
-    "no such user",
-    "no such mailbox",
-    "does not exist",
-    "mailbox unavailable",
-    "invalid recipient",
-    "recipient not found",
-];
 
 impl Reply {
     /// A server's reply at `stage`.
@@ -174,47 +122,16 @@ impl Reply {
         }
         .to_string()
     }
-
-    fn status_parts(&self) -> Option<(u16, u16, u16)> {
-        let mut parts = self.status.split('.').map(|p| p.parse::<u16>().ok());
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(Some(class)), Some(Some(subject)), Some(Some(detail)), None) => Some((class, subject, detail)),
-            _ => None,
-        }
-    }
 }
 
-/// The kind of a permanent failure (see the module doc's table).
+/// The class of a permanent failure (`mta::bounce`).
 pub fn bounce_class(reply: &Reply) -> BounceClass {
-    let text = reply.text.to_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    let class = if has(RATE_WORDS) {
-        BounceClass::Rate
-    } else {
-        match reply.status_parts() {
-            Some((_, 1, 7 | 8)) => BounceClass::Policy,
-            Some((_, 1, _)) | Some((_, 2, 1)) => BounceClass::Hard,
-            Some((_, 2..=5, _)) => BounceClass::Soft,
-            Some((_, 6, _)) => BounceClass::Content,
-            Some((_, 7, _)) if has(BLOCK_WORDS) => BounceClass::Block,
-            Some((_, 7, _)) => BounceClass::Policy,
-            Some(_) => BounceClass::Soft,
-            None => class_without_status(reply.code, &has),
-        }
-    };
-    if class == BounceClass::Hard && reply.stage == Stage::MailFrom { BounceClass::Policy } else { class }
-}
-
-fn class_without_status(code: Option<u16>, has: &dyn Fn(&[&str]) -> bool) -> BounceClass {
-    if has(BLOCK_WORDS) {
-        BounceClass::Block
-    } else if matches!(code, Some(550 | 551 | 553)) && has(NO_MAILBOX_WORDS) {
-        BounceClass::Hard
-    } else if code == Some(554) {
-        BounceClass::Policy
-    } else {
-        BounceClass::Soft
-    }
+    bounce::classify(&Failure {
+        code: reply.code,
+        status: &reply.status,
+        text: &reply.text,
+        about_sender: reply.stage == Stage::MailFrom,
+    })
 }
 
 /// Seconds to wait after the `attempt`-th failed attempt (1-based): `schedule[min(n-1, len-1)]`.
@@ -256,33 +173,10 @@ mod tests {
     }
 
     #[test]
-    fn the_classification_table() {
-        let cases = [
-            (550, "5.1.1", "no such user", BounceClass::Hard),
-            (550, "5.1.2", "no such domain", BounceClass::Hard),
-            (556, "5.1.10", "null MX", BounceClass::Hard),
-            (550, "5.2.1", "mailbox disabled", BounceClass::Hard),
-            (552, "5.2.2", "mailbox full", BounceClass::Soft),
-            (554, "5.3.4", "message too big for system", BounceClass::Soft),
-            (554, "5.6.0", "message content rejected", BounceClass::Content),
-            (550, "5.7.1", "delivery not authorized", BounceClass::Policy),
-            (554, "5.7.1", "client host blocked using zen.spamhaus.org", BounceClass::Block),
-            (550, "5.7.1", "IP reputation too low", BounceClass::Block),
-            (550, "5.7.28", "unusual rate of unsolicited mail", BounceClass::Rate),
-            (553, "5.1.8", "sender domain not found", BounceClass::Policy),
-            (550, "", "user unknown", BounceClass::Hard),
-            (554, "", "transaction failed", BounceClass::Policy),
-            (550, "", "rejected: listed at bl.example", BounceClass::Block),
-            (552, "", "too big", BounceClass::Soft),
-        ];
-        for (code, status, text, class) in cases {
-            assert_eq!(bounce_class(&reply(code, status, text)), class, "{code} {status} {text}");
-        }
-    }
-
-    #[test]
-    fn a_hard_reply_to_mail_from_is_about_the_sender() {
+    fn a_permanent_reply_is_classified_by_mta_bounce_with_its_stage() {
+        assert_eq!(bounce_class(&reply(554, "5.7.1", "blocked using zen.spamhaus.org")), BounceClass::Block);
         let mut at_mail_from = reply(550, "5.1.1", "sender unknown");
+        assert_eq!(bounce_class(&at_mail_from), BounceClass::Hard);
         at_mail_from.stage = Stage::MailFrom;
         assert_eq!(bounce_class(&at_mail_from), BounceClass::Policy);
     }

@@ -15,6 +15,7 @@
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::classify::Reply;
+use crate::mta::QueueStatus;
 
 /// The most rows one claim takes (one connection's worth).
 pub const BATCH: usize = 100;
@@ -45,15 +46,14 @@ pub struct Envelope {
     pub source_ip: Option<String>,
 }
 
-/// What an attempt did to a row.
+/// What an attempt did to a row (bounces are `mta::bounce`'s to record).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finish<'a> {
-    /// `delivered`, `deferred`, `bounced` or `expired`.
-    pub status: &'static str,
+    /// `delivered`, `deferred` or `expired`.
+    pub status: QueueStatus,
     /// The next attempt, for `deferred`.
     pub next_attempt_at: Option<i64>,
     pub reply: &'a Reply,
-    pub bounce_class: Option<&'static str>,
 }
 
 /// Puts every `in_flight` row back in the queue (at start; see the module doc).
@@ -164,7 +164,7 @@ pub fn finish(conn: &Connection, id: i64, finish: &Finish<'_>, now: i64) -> rusq
     let changed = conn
         .prepare_cached(
             "UPDATE queue SET status = ?2, attempts = attempts + 1, next_attempt_at = COALESCE(?3, next_attempt_at), \
-             lease_until = NULL, last_code = ?4, last_status = ?5, last_reply = ?6, bounce_class = ?7, updated_at = ?8 \
+             lease_until = NULL, last_code = ?4, last_status = ?5, last_reply = ?6, updated_at = ?7 \
              WHERE id = ?1 AND status = 'in_flight'",
         )?
         .execute((
@@ -174,7 +174,6 @@ pub fn finish(conn: &Connection, id: i64, finish: &Finish<'_>, now: i64) -> rusq
             finish.reply.code,
             finish.reply.effective_status(),
             finish.reply.describe(),
-            finish.bounce_class,
             now,
         ))?;
     Ok(changed > 0)
@@ -238,8 +237,7 @@ mod tests {
                 assert_eq!(next_due(tx)?, Some(10));
 
                 let reply = Reply::local("4.4.1", "refused");
-                let deferred =
-                    Finish { status: "deferred", next_attempt_at: Some(260), reply: &reply, bounce_class: None };
+                let deferred = Finish { status: QueueStatus::Deferred, next_attempt_at: Some(260), reply: &reply };
                 assert!(finish(tx, claimed[0].id, &deferred, 200)?);
                 assert!(!finish(tx, claimed[0].id, &deferred, 200)?, "only in-flight rows finish");
                 assert_eq!(recover_in_flight(tx, 300)?, 1);

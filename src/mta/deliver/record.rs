@@ -1,18 +1,19 @@
 //! Recording what an attempt did to each recipient of one message, in one write transaction:
-//! the queue row (status, attempts, last code / status / reply, bounce class, next attempt), an
-//! event (`delivered`, `deferred`, `bounced`, `expired`, with the reply text), a suppression
-//! entry for hard bounces, and — for recipients that bounced or expired — a DSN to the sending
+//! the queue row (status, attempts, last code / status / reply, next attempt) and an event
+//! (`delivered`, `deferred`, `expired`, with the reply text); a permanent failure is recorded by
+//! `mta::bounce` (row, class, `bounced` event, suppression of hard bounces); and — for
+//! recipients that bounced or expired — a DSN to the sending
 //! mailbox, queued in the same transaction through `mta::enqueue` (a local mailbox gets it in its
 //! INBOX at once). Messages from the null reverse-path (DSNs themselves) never get a DSN.
 
 use crate::app::App;
 use crate::error::Error;
-use crate::events::{self, NewEvent};
+use crate::events::{self, Kind, NewEvent};
+use crate::mta::bounce::{self, Bounce, BounceClass};
 use crate::mta::dsn::{self, DsnAction, DsnRecipient};
-use crate::mta::{self, Outgoing, Prepared};
-use crate::suppression::{self, Reason};
+use crate::mta::{self, Outgoing, Prepared, QueueStatus};
 
-use super::classify::{self, BounceClass, Reply, Retry, Severity};
+use super::classify::{self, Reply, Retry, Severity};
 use super::queue::{self, Claimed, Finish};
 
 /// The enhanced status reported for a recipient whose retries ran out (RFC 3463 X.4.7).
@@ -28,12 +29,21 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn status(&self) -> &'static str {
+    fn status(&self) -> QueueStatus {
         match self {
-            Verdict::Delivered => "delivered",
-            Verdict::Deferred(_) => "deferred",
-            Verdict::Bounced(_) => "bounced",
-            Verdict::Expired => "expired",
+            Verdict::Delivered => QueueStatus::Delivered,
+            Verdict::Deferred(_) => QueueStatus::Deferred,
+            Verdict::Bounced(_) => QueueStatus::Bounced,
+            Verdict::Expired => QueueStatus::Expired,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Verdict::Delivered => Kind::Delivered,
+            Verdict::Deferred(_) => Kind::Deferred,
+            Verdict::Bounced(_) => Kind::Bounced,
+            Verdict::Expired => Kind::Expired,
         }
     }
 }
@@ -96,7 +106,7 @@ pub async fn record(
         .await
 }
 
-/// One row's update, event and suppression entry.
+/// One row's update and event (a bounce: `mta::bounce`'s row update, event and suppression).
 fn apply(
     tx: &rusqlite::Transaction,
     row: &Claimed,
@@ -105,18 +115,6 @@ fn apply(
     note: Option<&str>,
     now: i64,
 ) -> Result<(), Error> {
-    let bounce_class = match verdict {
-        Verdict::Bounced(class) => Some(class.as_str()),
-        _ => None,
-    };
-    let next_attempt_at = match verdict {
-        Verdict::Deferred(at) => Some(*at),
-        _ => None,
-    };
-    let finish = Finish { status: verdict.status(), next_attempt_at, reply, bounce_class };
-    if !queue::finish(tx, row.id, &finish, now)? {
-        return Ok(()); // cancelled while in flight
-    }
     let mut detail = match verdict {
         Verdict::Expired => format!("gave up after {} attempts; last reply: {}", row.attempts + 1, reply.describe()),
         _ => reply.describe(),
@@ -127,18 +125,37 @@ fn apply(
     if let Some(note) = note {
         detail.push_str(&format!("; {note}"));
     }
+    if let Verdict::Bounced(class) = verdict {
+        let bounce = Bounce {
+            workspace_id: row.workspace_id,
+            mailbox_id: row.mailbox_id,
+            queue_id: Some(row.id),
+            row_from: Some(QueueStatus::InFlight),
+            recipient: &row.recipient,
+            class: *class,
+            code: reply.code,
+            status: &reply.effective_status(),
+            reply: &reply.describe(),
+            detail: &detail,
+        };
+        bounce::record(tx, &bounce, now)?;
+        return Ok(());
+    }
+    let next_attempt_at = match verdict {
+        Verdict::Deferred(at) => Some(*at),
+        _ => None,
+    };
+    let finish = Finish { status: verdict.status(), next_attempt_at, reply };
+    if !queue::finish(tx, row.id, &finish, now)? {
+        return Ok(()); // no longer in flight
+    }
     let event = NewEvent {
-        workspace_id: row.workspace_id,
         mailbox_id: row.mailbox_id,
         queue_id: Some(row.id),
-        kind: verdict.status(),
-        recipient: &row.recipient,
         detail: &detail,
+        ..NewEvent::new(row.workspace_id, verdict.kind(), &row.recipient)
     };
     events::record(tx, &event, now)?;
-    if *verdict == Verdict::Bounced(BounceClass::Hard) {
-        suppression::add(tx, row.workspace_id, &row.recipient, Reason::HardBounce, &reply.describe(), now)?;
-    }
     Ok(())
 }
 
@@ -194,6 +211,7 @@ async fn prepare_dsn(app: &App, mail_from: &str, row: &Claimed, failed: &[DsnRec
         mail_from: String::new(),
         recipients: vec![sender],
         raw,
+        trace: String::new(),
     };
     match mta::prepare(app, outgoing).await {
         Ok(prepared) => Some(prepared),

@@ -4,27 +4,27 @@
 //! - No AUTH (it is neither offered nor accepted); STARTTLS is offered by the engine; the engine
 //!   enforces `[smtp] max_message_size` (552) and the recipient limit.
 //! - RCPT accepts only addresses of local domains that resolve to a mailbox, an alias or the
-//!   domain's catch-all ([`recipients`]): an unknown local user gets 550 5.1.1, any other domain
-//!   554 5.7.1 — never a relay.
+//!   domain's catch-all (`mailbox::resolve`): an unknown local user gets 550 5.1.1, any other
+//!   domain 554 5.7.1 — never a relay.
 //! - After DATA: SPF, DKIM, ARC and DMARC are verified ([`authenticate`]); a DMARC `reject`
-//!   failure is refused with 550 5.7.1 (unless `[smtp] inbound_dmarc_enforce` is off). Otherwise the message gets an `Authentication-Results` header (forged
-//!   ones claiming our host name removed) and a `Received` header, and is stored, threaded and
-//!   classified in one transaction ([`accept`], [`effects`]); only then is 250 answered. A
-//!   failure to store answers 451, so the sender retries.
+//!   failure is refused with 550 5.7.1 (unless `[smtp] inbound_dmarc_enforce` is off). Otherwise
+//!   forged `Authentication-Results` claiming our host name are removed and the message is
+//!   received through `mailstore::receive` (trace headers, threading, classification, effects) in
+//!   one transaction; only then is 250 answered. A failure to store answers 451, so the sender
+//!   retries.
 
-pub mod accept;
 pub mod authenticate;
-pub mod effects;
-pub mod recipients;
 
 use smtp_proto::EhloResponse;
 
 use super::policy::{Policy, Session};
 use super::reply::Reply;
-use super::sasl::Credentials;
 use crate::app::App;
-use crate::error::Error;
-use accept::Incoming;
+use crate::error::{Error, Result};
+use crate::mailbox::resolve::{self, Refusal};
+use crate::mailbox::sasl::Credentials;
+use crate::mailstore::Announcer;
+use crate::mailstore::receive::{self, Arrival, Facts, Origin, Received, Receiver};
 use authenticate::{Disposition, Envelope};
 
 /// The inbound (MX) policy.
@@ -37,17 +37,43 @@ impl Inbound {
         Inbound { app }
     }
 
-    /// The trace header for this hop (RFC 5321 §4.4).
-    fn received_header(&self, session: &Session<()>) -> String {
-        let helo: String =
-            session.helo.as_deref().unwrap_or("unknown").chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
-        let protocol = if session.tls { "ESMTPS" } else { "ESMTP" };
-        format!(
-            "Received: from {helo} ({ip})\r\n\tby {host} (InboxGrove) with {protocol};\r\n\t{date}\r\n",
-            ip = session.peer.ip(),
-            host = self.app.config.hostname,
-            date = self.app.clock.now().to_rfc2822(),
-        )
+    /// Receives an authenticated message: its facts read on a blocking thread, then one write.
+    async fn receive(
+        &self,
+        session: &Session<()>,
+        raw: Vec<u8>,
+        results: String,
+        quarantine: bool,
+    ) -> Result<Received> {
+        let mail_from = session.mail_from.clone().unwrap_or_default();
+        let (raw, mail_from, facts) = tokio::task::spawn_blocking(move || {
+            let facts = Facts::read(&raw, &mail_from);
+            (raw, mail_from, facts)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("classifying task failed: {e}")))?;
+        let (app, now) = (self.app.clone(), self.app.clock.unix());
+        let (recipients, peer, tls) = (session.recipients.clone(), session.peer.ip(), session.tls);
+        let helo = session.helo.clone().unwrap_or_default();
+        let announcer = Announcer::new(&self.app);
+        self.app
+            .store
+            .write(move |tx| {
+                let receiver = Receiver { hostname: &app.config.hostname, keys: &app.keys, announcer: &announcer };
+                let origin = Origin::Outside { peer, helo: &helo, tls, authentication_results: &results };
+                let arrival = Arrival { raw: &raw, mail_from: &mail_from, recipients: &recipients, quarantine, origin };
+                receive::receive(tx, &receiver, &arrival, &facts, now)
+            })
+            .await
+    }
+}
+
+/// The SMTP reply for a recipient that delivers to no mailbox here.
+pub fn refusal_reply(refusal: Refusal) -> Reply {
+    match refusal {
+        Refusal::BadSyntax => Reply::new(501, [5, 1, 3], "Bad recipient address syntax"),
+        Refusal::NotLocal => Reply::new(554, [5, 7, 1], "Relay access denied: not a domain of this server"),
+        Refusal::UnknownUser => Reply::new(550, [5, 1, 1], "No such user here"),
     }
 }
 
@@ -82,9 +108,9 @@ impl Policy for Inbound {
 
     async fn rcpt_to(&self, _session: &Session<()>, to: &str) -> Result<(), Reply> {
         let (to, hostname) = (to.to_string(), self.app.config.hostname.clone());
-        match self.app.store.read(move |conn| recipients::resolve(conn, &to, &hostname)).await {
+        match self.app.store.read(move |conn| resolve::resolve(conn, &to, &hostname)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(refusal)) => Err(refusal.reply()),
+            Ok(Err(refusal)) => Err(refusal_reply(refusal)),
             Err(e) => {
                 tracing::error!(error = %e, "inbound recipient lookup failed");
                 Err(Reply::temporary_failure())
@@ -102,14 +128,8 @@ impl Policy for Inbound {
             return Reply::new(550, [5, 7, 1], format!("Message refused: it fails the DMARC policy of {domain}"));
         }
         let cleaned = authenticate::without_forged_results(&message, &self.app.config.hostname);
-        let raw = [verdict.header.as_bytes(), self.received_header(session).as_bytes(), &cleaned].concat();
-        let incoming = Incoming {
-            raw,
-            mail_from,
-            recipients: session.recipients.clone(),
-            quarantine: verdict.disposition == Disposition::Quarantine,
-        };
-        match accept::store(&self.app, incoming).await {
+        let quarantine = verdict.disposition == Disposition::Quarantine;
+        match self.receive(session, cleaned, verdict.header, quarantine).await {
             Ok(stored) => {
                 tracing::info!(peer = %session.peer, mailboxes = ?stored.mailboxes, kind = stored.kind, "inbound message stored");
                 Reply::ok("Message accepted for delivery")
@@ -120,5 +140,16 @@ impl Policy for Inbound {
                 Reply::temporary_failure()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_have_the_contract_codes() {
+        assert_eq!(refusal_reply(Refusal::UnknownUser).to_string(), "550 5.1.1 No such user here\r\n");
+        assert!(refusal_reply(Refusal::NotLocal).to_string().starts_with("554 5.7.1 "));
     }
 }

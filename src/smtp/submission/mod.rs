@@ -3,24 +3,28 @@
 //! - AUTH (PLAIN, LOGIN) is offered and allowed only over TLS; MAIL, RCPT and DATA only after
 //!   AUTH, so without AUTH every recipient is refused (never an open relay).
 //! - MAIL FROM must be the mailbox's address; a paused mailbox cannot send.
-//! - RCPT refuses suppressed recipients (naming why) and recipients beyond the daily or
-//!   per-minute limit (4.7.0, so sequencers back off).
-//! - After DATA: the From header must be the mailbox ([`headers`]), then `mta::prepare`, then
-//!   one write transaction that checks and counts the limits ([`limits::record`]) and calls
+//! - RCPT asks `mta::admit::check` early (a suppressed recipient, a full day or minute is refused
+//!   before the message is sent; limits with 4.7.0, so sequencers back off) and refuses an
+//!   address of a local domain that reaches no mailbox (`mailbox::resolve`, 550 5.1.1).
+//! - After DATA: the From header must be the mailbox ([`headers`]); our `Received` field goes on
+//!   top (RFC 5321 §4.4; `[smtp] received_client_address` decides whether it names the client);
+//!   then `mta::prepare`, then one write transaction that admits the send (`mta::admit`: limits
+//!   and suppression checked again and counted where the send is recorded) and calls
 //!   `mta::enqueue`; the delivery workers are woken and only then is 250 answered.
 
-pub mod auth;
 pub mod headers;
-pub mod limits;
 
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, EXT_AUTH, EhloResponse};
 
 use super::policy::{Policy, Session};
 use super::reply::Reply;
-use super::sasl::Credentials;
 use crate::app::App;
-use crate::mta;
-use limits::Refusal;
+use crate::error::Error;
+use crate::mailbox::login::{self, LoginError};
+use crate::mailbox::resolve::{self, Refusal as Unresolved};
+use crate::mailbox::sasl::Credentials;
+use crate::mta::admit::{self, AdmitError, Refusal};
+use crate::mta::{self};
 
 /// The authenticated mailbox of a submission session.
 #[derive(Debug, Clone)]
@@ -42,56 +46,121 @@ impl Submission {
         Submission { app, signers: mta::SignerCache::default() }
     }
 
-    /// Suppression, then the limits for one more recipient.
+    /// A recipient of a local domain must reach a mailbox; then suppression and the limits for
+    /// one more recipient.
     async fn check_recipient(&self, sender: &Sender, to: &str, accepted: usize) -> Result<(), Reply> {
-        let (workspace, mailbox) = (sender.workspace_id, sender.mailbox_id);
+        let mailbox = sender.mailbox_id;
         let adding = i64::try_from(accepted + 1).unwrap_or(i64::MAX);
-        let (to, now) = (to.to_string(), self.app.clock.unix());
+        let (to, now, hostname) = (to.to_string(), self.app.clock.unix(), self.app.config.hostname.clone());
         self.app
             .store
             .read_quick(|conn| {
-                if let Some(reason) = crate::suppression::reason(conn, workspace, &to)? {
-                    let why = crate::suppression::Reason::describe(&reason);
-                    return Ok(Err(Reply::new(550, [5, 7, 1], format!("{to} is suppressed: {why}"))));
+                if let Err(Unresolved::UnknownUser) = resolve::resolve(conn, &to, &hostname)? {
+                    return Ok(Err(super::inbound::refusal_reply(Unresolved::UnknownUser)));
                 }
-                Ok(limits::check(conn, mailbox, adding, now).map_err(|refusal| refusal.reply()))
+                Ok(admit::check(conn, mailbox, &[&to], adding, now).map_err(|e| admit_reply(&e)))
             })
-            .unwrap_or_else(|e: Refusal| Err(e.reply()))
+            .unwrap_or_else(|e: rusqlite::Error| Err(admit_reply(&AdmitError::Store(e))))
     }
 
-    /// Prepares, then queues the message in one transaction with the limits; returns queue ids.
-    async fn queue(&self, sender: &Sender, mail_from: String, recipients: Vec<String>, raw: Vec<u8>) -> Reply {
+    /// Prepares the message, then admits and queues it in one transaction.
+    async fn queue(&self, session: &Session<Sender>, sender: &Sender, raw: Vec<u8>) -> Reply {
         let outgoing = mta::Outgoing {
             workspace_id: sender.workspace_id,
             mailbox_id: Some(sender.mailbox_id),
-            mail_from,
-            recipients,
+            mail_from: session.mail_from.clone().unwrap_or_else(|| sender.address.clone()),
+            recipients: session.recipients.clone(),
             raw,
+            trace: self.received_header(session),
         };
         let prepared = match mta::prepare_cached(&self.app, &self.signers, outgoing).await {
             Ok(prepared) => prepared,
-            Err(e) => return Refusal::Mta(e).reply(),
+            Err(e) => return mta_reply(&e),
         };
         let mailbox = sender.mailbox_id;
-        let adding = i64::try_from(prepared.recipients().count()).unwrap_or(i64::MAX);
         let now = self.app.clock.unix();
         let queued = self
             .app
             .store
             .write(move |tx| {
-                limits::record(tx, mailbox, adding, now)?;
-                Ok::<_, Refusal>(mta::enqueue(tx, &prepared, now)?)
+                let recipients: Vec<&str> = prepared.recipients().collect();
+                admit::admit(tx, mailbox, &recipients, now).map_err(Refused::Admit)?;
+                mta::enqueue(tx, &prepared, now).map_err(Refused::Mta)
             })
             .await;
         match queued {
             Ok(ids) => {
                 self.app.wakeup.notify_one();
-                tracing::info!(mailbox = %sender.address, recipients = adding, queue_ids = ?ids, "message submitted");
+                tracing::info!(mailbox = %sender.address, recipients = session.recipients.len(), queue_ids = ?ids, "message submitted");
                 accepted(&ids)
             }
-            Err(refusal) => refusal.reply(),
+            Err(Refused::Admit(e)) => admit_reply(&e),
+            Err(Refused::Mta(e)) => mta_reply(&e),
         }
     }
+
+    /// This hop's trace field (RFC 5321 §4.4): the client's EHLO name and address unless
+    /// `[smtp] received_client_address` is off; ESMTPSA (TLS and AUTH, RFC 3848).
+    fn received_header(&self, session: &Session<Sender>) -> String {
+        let date = self.app.clock.now().to_rfc2822();
+        let host = &self.app.config.hostname;
+        if !self.app.config.smtp.received_client_address {
+            return format!("Received: by {host} (InboxGrove) with ESMTPSA;\r\n\t{date}\r\n");
+        }
+        let helo: String =
+            session.helo.as_deref().unwrap_or("unknown").chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+        format!(
+            "Received: from {helo} ({ip})\r\n\tby {host} (InboxGrove) with ESMTPSA;\r\n\t{date}\r\n",
+            ip = session.peer.ip()
+        )
+    }
+}
+
+/// A message with its first letter upper-case, for a reply's text.
+fn capitalized(error: &impl std::fmt::Display) -> String {
+    let text = error.to_string();
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// Why the queuing transaction refused.
+enum Refused {
+    Admit(AdmitError),
+    Mta(Error),
+}
+
+impl From<rusqlite::Error> for Refused {
+    fn from(e: rusqlite::Error) -> Refused {
+        Refused::Admit(AdmitError::Store(e))
+    }
+}
+
+/// The SMTP reply for a refused send: limits are temporary (4.7.0, so sequencers back off); a
+/// paused or deleted mailbox and a suppressed recipient are policy refusals (5.7.1).
+pub fn refusal_reply(refusal: &Refusal) -> Reply {
+    if refusal.is_temporary() {
+        Reply::new(452, [4, 7, 0], refusal.to_string())
+    } else {
+        Reply::new(550, [5, 7, 1], refusal.to_string())
+    }
+}
+
+fn admit_reply(error: &AdmitError) -> Reply {
+    match error {
+        AdmitError::Refused(refusal) => refusal_reply(refusal),
+        AdmitError::Store(e) => {
+            tracing::error!(error = %e, "submission failed internally");
+            Reply::temporary_failure()
+        }
+    }
+}
+
+fn mta_reply(error: &Error) -> Reply {
+    if error.is_user_error() {
+        return Reply::new(550, [5, 6, 0], error.to_string());
+    }
+    tracing::error!(error = %error, "submission failed internally");
+    Reply::temporary_failure()
 }
 
 /// The 250 after DATA, naming the queue ids (local deliveries have none).
@@ -126,7 +195,20 @@ impl Policy for Submission {
     }
 
     async fn authenticate(&self, session: &Session<Sender>, credentials: Credentials) -> Result<Sender, Reply> {
-        auth::authenticate(&self.app, session.peer.ip(), credentials).await
+        let ip = session.peer.ip();
+        match login::login(&self.app, ip, &credentials.username, &credentials.password).await {
+            Ok(account) => Ok(Sender {
+                mailbox_id: account.mailbox_id,
+                workspace_id: account.workspace_id,
+                address: account.address,
+            }),
+            Err(LoginError::Failed) => Err(Reply::new(535, [5, 7, 8], "Authentication credentials invalid")),
+            Err(throttled @ LoginError::Throttled(_)) => Err(Reply::new(454, [4, 7, 0], capitalized(&throttled))),
+            Err(LoginError::Internal(e)) => {
+                tracing::error!(error = %e, "smtp auth failed internally");
+                Err(Reply::new(454, [4, 7, 0], "Temporary authentication failure; try again later"))
+            }
+        }
     }
 
     fn check_transaction_allowed(&self, session: &Session<Sender>) -> Result<(), Reply> {
@@ -143,10 +225,10 @@ impl Policy for Submission {
             ));
         }
         let (mailbox, now) = (sender.mailbox_id, self.app.clock.unix());
-        let state = self.app.store.read_quick(|conn| limits::check(conn, mailbox, 0, now));
-        match state {
-            Ok(()) | Err(Refusal::DailyLimit { .. } | Refusal::PerMinute { .. }) => Ok(()),
-            Err(refusal) => Err(refusal.reply()),
+        match self.app.store.read_quick(|conn| admit::check(conn, mailbox, &[], 0, now)) {
+            Err(AdmitError::Refused(refusal)) if !refusal.is_temporary() => Err(refusal_reply(&refusal)),
+            Err(AdmitError::Store(e)) => Err(admit_reply(&AdmitError::Store(e))),
+            _ => Ok(()),
         }
     }
 
@@ -164,7 +246,29 @@ impl Policy for Submission {
         if let Err(problem) = headers::check_sender(&message, &sender.address) {
             return problem.reply();
         }
-        let mail_from = session.mail_from.clone().unwrap_or_else(|| sender.address.clone());
-        self.queue(sender, mail_from, session.recipients.clone(), message).await
+        self.queue(session, sender, message).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_map_to_their_replies() {
+        let full = Refusal::DailyLimit { limit: 3, address: "bob@x.test".into(), time_zone: "UTC".into() };
+        assert_eq!(
+            refusal_reply(&full).to_string(),
+            "452 4.7.0 daily limit of 3 messages reached for bob@x.test; resets at midnight UTC\r\n"
+        );
+        assert_eq!(
+            refusal_reply(&Refusal::Paused { address: "bob@x.test".into() }).to_string(),
+            "550 5.7.1 bob@x.test is paused and cannot send; resume it in InboxGrove\r\n"
+        );
+        let suppressed = Refusal::Suppressed { recipient: "a@b.test".into(), why: "the recipient unsubscribed" };
+        assert_eq!(
+            refusal_reply(&suppressed).to_string(),
+            "550 5.7.1 a@b.test is suppressed: the recipient unsubscribed\r\n"
+        );
     }
 }

@@ -13,7 +13,8 @@ use crate::app::App;
 use crate::clock::format_unix;
 use crate::error::Error;
 use crate::events::Event;
-use crate::mta::queue::{self, Counts, QueueRow, STATUSES};
+use crate::mta::QueueStatus;
+use crate::mta::queue::{self, Counts, QueueRow};
 use crate::mta::unsubscribe;
 use crate::web::session::{CsrfForm, Ctx, Session};
 use crate::web::{WebResult, render};
@@ -24,7 +25,7 @@ struct ListPage {
     ctx: Ctx,
     counts: Counts,
     rows: Vec<QueueRow>,
-    statuses: [&'static str; 7],
+    statuses: [QueueStatus; 7],
     status: String,
     page: u32,
     more: bool,
@@ -36,8 +37,17 @@ impl ListPage {
         format_unix(*at)
     }
 
-    fn count(&self, status: &str) -> i64 {
-        self.counts.by_status.of(status)
+    fn count(&self, status: &QueueStatus) -> i64 {
+        self.counts.by_status.of(*status)
+    }
+
+    /// "12 (3 local)" for the delivered count when some were local deliveries.
+    fn count_text(&self, status: &QueueStatus) -> String {
+        let count = self.count(status);
+        match self.counts.by_status.delivered_locally {
+            local if local > 0 && *status == QueueStatus::Delivered => format!("{count} ({local} local)"),
+            _ => count.to_string(),
+        }
     }
 
     fn page_link(&self, page: u32) -> String {
@@ -59,14 +69,14 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> WebResult {
     let (_, ctx) = session.in_workspace(&app, ws, "queue").await?;
-    let status = queue::check_status(&query.status)?.map(str::to_string);
-    let (page, wanted) = (query.page, status.clone());
+    let status = queue::check_status(&query.status)?;
+    let (page, wanted) = (query.page, status);
     let (counts, (rows, more), list_unsubscribe) = app
         .store
         .read(move |conn| {
             Ok::<_, Error>((
                 queue::counts(conn, Some(ws))?,
-                queue::list(conn, Some(ws), wanted.as_deref(), page)?,
+                queue::list(conn, Some(ws), wanted, page)?,
                 unsubscribe::enabled(conn, ws)?,
             ))
         })
@@ -75,8 +85,8 @@ pub async fn list(
         ctx,
         counts,
         rows,
-        statuses: STATUSES,
-        status: status.unwrap_or_default(),
+        statuses: QueueStatus::ALL,
+        status: status.map(|s| s.to_string()).unwrap_or_default(),
         page,
         more,
         list_unsubscribe,

@@ -1,10 +1,12 @@
-//! Which mailboxes an inbound recipient address delivers to — or why it is refused.
+//! Which mailboxes a recipient address of this appliance delivers to — or why it does not. The
+//! one resolution for mail from outside (the inbound MX, at RCPT and again when storing) and for
+//! mail between mailboxes of the appliance (`mta::enqueue`'s local branch).
 //!
 //! The rule, for `local@domain` (compared lowercased):
 //! 1. The domain must be in the `domains` table (any workspace); otherwise the address is not
-//!    ours and is refused with 554 5.7.1: the MX never relays.
-//! 2. `unsubscribe+…@domain` is the mailto form of List-Unsubscribe (`mta::unsubscribe`): it is
-//!    accepted and delivers to no mailbox ([`is_unsubscribe`]); `accept` acts on it.
+//!    ours ([`Refusal::NotLocal`]: the MX refuses it, `enqueue` queues it for remote delivery).
+//! 2. `unsubscribe+…@domain` is the mailto form of List-Unsubscribe (`mta::unsubscribe`): it
+//!    delivers to no mailbox ([`Resolved::Unsubscribe`]); `mailstore::receive` acts on it.
 //! 3. The mailbox whose address is `local@domain` gets it.
 //! 4. Else the alias `local@domain` (table `aliases`) gets it: every one of its target mailboxes,
 //!    which are mailboxes of the domain's workspace (an alias whose targets are all gone counts
@@ -19,14 +21,12 @@
 //!    domain's first mailbox (lowest id), else to the workspace's first mailbox. To send them
 //!    elsewhere, add an alias of that name (rule 4). A workspace without any mailbox cannot
 //!    receive them (550 5.1.1).
-//! 8. Anything else: 550 5.1.1. A bare `postmaster` (RFC 5321 §4.5.1) is the postmaster of the
-//!    host name's domain or its parent, when one of them is local.
+//! 8. Anything else: [`Refusal::UnknownUser`] (550 5.1.1 on the wire). A bare `postmaster` (RFC
+//!    5321 §4.5.1) is the postmaster of the host name's domain or its parent, when one is local.
 //!
 //! So a mailbox always beats an alias, and both beat the catch-all.
 
 use rusqlite::{Connection, OptionalExtension};
-
-use crate::smtp::reply::Reply;
 
 /// Local parts every local domain answers to, even without a mailbox of that name.
 pub const ROLE_LOCAL_PARTS: [&str; 3] = ["postmaster", "abuse", "dmarc-reports"];
@@ -38,8 +38,27 @@ pub struct Local {
     pub workspace_id: i64,
 }
 
-/// Why a recipient is refused.
+/// What a local address delivers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// These mailboxes (several for an alias), in a stable order.
+    Mailboxes(Vec<Local>),
+    /// A mailto List-Unsubscribe request: no mailbox gets it (rule 2).
+    Unsubscribe,
+}
+
+impl Resolved {
+    /// The mailboxes it delivers to (none for an unsubscribe request).
+    pub fn mailboxes(&self) -> &[Local] {
+        match self {
+            Resolved::Mailboxes(found) => found,
+            Resolved::Unsubscribe => &[],
+        }
+    }
+}
+
+/// Why an address delivers to no mailbox here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Not `local@domain`.
     BadSyntax,
@@ -47,17 +66,6 @@ pub enum Refusal {
     NotLocal,
     /// A local domain, but no such mailbox.
     UnknownUser,
-}
-
-impl Refusal {
-    /// The SMTP reply for the refusal.
-    pub fn reply(&self) -> Reply {
-        match self {
-            Refusal::BadSyntax => Reply::new(501, [5, 1, 3], "Bad recipient address syntax"),
-            Refusal::NotLocal => Reply::new(554, [5, 7, 1], "Relay access denied: not a domain of this server"),
-            Refusal::UnknownUser => Reply::new(550, [5, 1, 1], "No such user here"),
-        }
-    }
 }
 
 /// A local domain's row.
@@ -69,9 +77,8 @@ struct Domain {
     catch_all_mailbox_id: Option<i64>,
 }
 
-/// Resolves `address` (see the module doc) to one or more mailboxes (several for an alias), in a
-/// stable order. `hostname` is the appliance's host name.
-pub fn resolve(conn: &Connection, address: &str, hostname: &str) -> rusqlite::Result<Result<Vec<Local>, Refusal>> {
+/// Resolves `address` (see the module doc). `hostname` is the appliance's host name.
+pub fn resolve(conn: &Connection, address: &str, hostname: &str) -> rusqlite::Result<Result<Resolved, Refusal>> {
     let address = address.trim();
     let Some((local, domain)) = address.rsplit_once('@') else {
         return if address.eq_ignore_ascii_case("postmaster") {
@@ -88,24 +95,26 @@ pub fn resolve(conn: &Connection, address: &str, hostname: &str) -> rusqlite::Re
     };
     let local = local.to_lowercase();
     if is_unsubscribe(&local) {
-        return Ok(Ok(Vec::new()));
+        return Ok(Ok(Resolved::Unsubscribe));
     }
     let base = local.split_once('+').map(|(base, _)| base).filter(|base| !base.is_empty());
     for candidate in std::iter::once(local.as_str()).chain(base) {
         if let Some(found) = mailbox_by_local_part(conn, &domain, candidate)? {
-            return Ok(Ok(vec![found]));
+            return Ok(Ok(Resolved::Mailboxes(vec![found])));
         }
         let targets = alias_targets(conn, &domain, candidate)?;
         if !targets.is_empty() {
-            return Ok(Ok(targets));
+            return Ok(Ok(Resolved::Mailboxes(targets)));
         }
     }
     if let Some(found) = catch_all(conn, &domain)? {
-        return Ok(Ok(vec![found]));
+        return Ok(Ok(Resolved::Mailboxes(vec![found])));
     }
     let base = base.unwrap_or(&local);
     if ROLE_LOCAL_PARTS.contains(&base) {
-        return Ok(role_mailbox(conn, &domain)?.map(|found| vec![found]).ok_or(Refusal::UnknownUser));
+        return Ok(role_mailbox(conn, &domain)?
+            .map(|found| Resolved::Mailboxes(vec![found]))
+            .ok_or(Refusal::UnknownUser));
     }
     Ok(Err(Refusal::UnknownUser))
 }
@@ -117,7 +126,7 @@ pub fn is_unsubscribe(local: &str) -> bool {
 }
 
 /// `postmaster` without a domain: the postmaster of the host name's domain or its parent.
-fn bare_postmaster(conn: &Connection, hostname: &str) -> rusqlite::Result<Result<Vec<Local>, Refusal>> {
+fn bare_postmaster(conn: &Connection, hostname: &str) -> rusqlite::Result<Result<Resolved, Refusal>> {
     let parent = hostname.split_once('.').map(|(_, parent)| parent);
     for name in std::iter::once(hostname).chain(parent) {
         if let Some(domain) = local_domain(conn, name)? {
@@ -212,8 +221,8 @@ mod tests {
         .unwrap();
     }
 
-    fn local(ids: &[i64]) -> Result<Vec<Local>, Refusal> {
-        Ok(ids.iter().map(|&mailbox_id| Local { mailbox_id, workspace_id: 1 }).collect())
+    fn local(ids: &[i64]) -> Result<Resolved, Refusal> {
+        Ok(Resolved::Mailboxes(ids.iter().map(|&mailbox_id| Local { mailbox_id, workspace_id: 1 }).collect()))
     }
 
     #[tokio::test]
@@ -228,7 +237,11 @@ mod tests {
                 assert_eq!(resolve(tx, "nobody@grove.test", host)?, Err(Refusal::UnknownUser));
                 assert_eq!(resolve(tx, "ann@elsewhere.test", host)?, Err(Refusal::NotLocal));
                 assert_eq!(resolve(tx, "ann", host)?, Err(Refusal::BadSyntax));
-                assert_eq!(resolve(tx, "Unsubscribe+1-2-ab@grove.test", host)?, Ok(vec![]), "mailto unsubscribe");
+                assert_eq!(
+                    resolve(tx, "Unsubscribe+1-2-ab@grove.test", host)?,
+                    Ok(Resolved::Unsubscribe),
+                    "mailto unsubscribe"
+                );
                 assert_eq!(resolve(tx, "unsubscribe+@grove.test", host)?, Err(Refusal::UnknownUser));
                 assert_eq!(resolve(tx, "postmaster@grove.test", host)?, local(&[3]), "the domain's first mailbox");
                 assert_eq!(resolve(tx, "dmarc-reports@grove.test", host)?, local(&[3]));
@@ -286,11 +299,5 @@ mod tests {
             })
             .await
             .unwrap();
-    }
-
-    #[test]
-    fn refusals_have_the_contract_codes() {
-        assert_eq!(Refusal::UnknownUser.reply().to_string(), "550 5.1.1 No such user here\r\n");
-        assert!(Refusal::NotLocal.reply().to_string().starts_with("554 5.7.1 "));
     }
 }

@@ -1,14 +1,17 @@
-//! What a classified inbound message changes, inside the transaction that stores it: events
+//! What a classified message changes, inside the transaction that stores it: events
 //! (`bounced`, `complaint`, `auto_reply`, `reply`, `unsubscribe_request`), suppression entries and
-//! late bounces on queue rows.
+//! late bounces on queue rows. The same for mail from outside and mail between own mailboxes.
 //!
 //! Rules:
-//! - **DSN**: each `failed` recipient block gives a `bounced` event (the name the outbound queue
-//!   uses for its own bounces; detail: class, status and diagnostic). Its queue row is found by
-//!   the original Message-ID (the row of that message whose recipient is the reported address —
-//!   or the message's only row, when the address was rewritten on the way) and else by the
-//!   address, the receiving mailbox's rows first. A row still marked `delivered` becomes
-//!   `bounced` (a late bounce) with the class, status and diagnostic.
+//! - **DSN**: each `failed` recipient block is a permanent failure classified by `mta::bounce`
+//!   from its Status and Diagnostic-Code, exactly as a refusal during delivery would be. Its queue
+//!   row is found by the original Message-ID (the row of that message whose recipient is the
+//!   reported address — or the message's only row, when the address was rewritten on the way)
+//!   and else by the address, the receiving mailbox's rows first. A row still `delivered`
+//!   becomes `bounced` (a late bounce) through `mta::bounce`, which records the event and
+//!   suppresses hard bounces; a row in any other state already counted its outcome (or is still
+//!   being delivered) and is left alone, so our own DSNs and repeated reports count once; a
+//!   report that matches no row gives a `bounced` event only.
 //! - **Complaint** (ARF abuse/fraud/virus/other): a `complaint` event for the complainant (or, when
 //!   the report redacts it, the only recipient of the reported message), and suppression.
 //! - **Automatic reply / personal message**: counted only when it concerns our sending — it answers
@@ -21,9 +24,11 @@
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use crate::error::Result;
-use crate::events::{self, NewEvent};
-use crate::mailstore::classify::{BounceClass, Classification, Dsn, FeedbackReport, RecipientStatus};
+use crate::events::{self, Kind, NewEvent};
+use crate::mailstore::classify::{Classification, Dsn, FeedbackReport, RecipientStatus};
 use crate::mailstore::thread::Link;
+use crate::mta::QueueStatus;
+use crate::mta::bounce::{self, Bounce, sent_to};
 use crate::suppression::{self, Reason};
 
 /// The longest event detail kept.
@@ -46,7 +51,9 @@ pub struct Context<'a> {
 struct QueueRow {
     id: i64,
     recipient: String,
-    status: String,
+    status: QueueStatus,
+    /// The sending mailbox.
+    mailbox_id: Option<i64>,
 }
 
 /// Records what the classification changes (see the module doc).
@@ -55,8 +62,8 @@ pub fn record(tx: &Transaction, ctx: &Context<'_>, classification: &Classificati
         Classification::Dsn(dsn) => record_dsn(tx, ctx, dsn),
         Classification::Feedback(report) if report.is_complaint() => record_complaint(tx, ctx, report),
         Classification::Feedback(_) => Ok(()),
-        Classification::AutoReply => record_answer(tx, ctx, "auto_reply", false),
-        Classification::Personal { removal_request } => record_answer(tx, ctx, "reply", *removal_request),
+        Classification::AutoReply => record_answer(tx, ctx, Kind::AutoReply, false),
+        Classification::Personal { removal_request } => record_answer(tx, ctx, Kind::Reply, *removal_request),
     }
 }
 
@@ -67,15 +74,26 @@ fn record_dsn(tx: &Transaction, ctx: &Context<'_>, dsn: &Dsn) -> Result<()> {
         let addresses: Vec<&str> =
             [status.original_recipient.as_deref(), status.final_recipient.as_deref()].into_iter().flatten().collect();
         let row = queue_row(tx, ctx, dsn.original_message_id.as_deref(), &addresses)?;
-        let recipient = row.as_ref().map_or(address.as_str(), |row| row.recipient.as_str());
-        let detail = clip(&format!("{} {} {}", class.as_str(), status.status, status.diagnostic));
-        event(tx, ctx, "bounced", row.as_ref().map(|row| row.id), recipient, &detail)?;
-        if class == BounceClass::Hard && (row.is_some() || wrote_to(tx, ctx.workspace_id, recipient)?) {
-            suppression::add(tx, ctx.workspace_id, recipient, Reason::HardBounce, &detail, ctx.now)?;
+        if row.as_ref().is_some_and(|row| row.status != QueueStatus::Delivered) {
+            continue;
         }
-        if let Some(row) = row.filter(|row| row.status == "delivered") {
-            mark_late_bounce(tx, row.id, class, status, ctx.now)?;
-        }
+        let (code, _) = bounce::diagnostic_reply(&status.diagnostic);
+        let reply = clip(&status.diagnostic);
+        let reporter = if dsn.reporting_mta.is_empty() { ctx.sender } else { dsn.reporting_mta.as_str() };
+        let detail = clip(&format!("{class} {} {} (reported by {reporter})", status.status, status.diagnostic));
+        let bounce = Bounce {
+            workspace_id: ctx.workspace_id,
+            mailbox_id: row.as_ref().map_or(Some(ctx.mailbox_id), |row| row.mailbox_id),
+            queue_id: row.as_ref().map(|row| row.id),
+            row_from: row.as_ref().map(|_| QueueStatus::Delivered),
+            recipient: row.as_ref().map_or(address.as_str(), |row| row.recipient.as_str()),
+            class,
+            code,
+            status: &status.status,
+            reply: &reply,
+            detail: &detail,
+        };
+        bounce::record(tx, &bounce, ctx.now)?;
     }
     Ok(())
 }
@@ -97,47 +115,54 @@ fn record_complaint(tx: &Transaction, ctx: &Context<'_>, report: &FeedbackReport
         return Ok(());
     };
     let detail = clip(&format!("{} report from {}", report.feedback_type, report.user_agent.trim()));
-    event(tx, ctx, "complaint", row.as_ref().map(|row| row.id), &recipient, &detail)?;
-    if row.is_some() || wrote_to(tx, ctx.workspace_id, &recipient)? {
+    let message_id = report.original_message_id.as_deref().unwrap_or_default();
+    event(tx, ctx, Kind::Complaint, row.as_ref().map(|row| row.id), &recipient, message_id, &detail)?;
+    if row.is_some() || sent_to(tx, ctx.workspace_id, &recipient)? {
         suppression::add(tx, ctx.workspace_id, &recipient, Reason::Complaint, &detail, ctx.now)?;
     }
     Ok(())
 }
 
 /// An automatic reply or a person's reply: counted when it concerns our sending.
-fn record_answer(tx: &Transaction, ctx: &Context<'_>, kind: &str, removal_request: bool) -> Result<()> {
+fn record_answer(tx: &Transaction, ctx: &Context<'_>, kind: Kind, removal_request: bool) -> Result<()> {
     if ctx.sender.is_empty() {
         return Ok(());
     }
     let answered = ctx.link.answers_message;
-    if answered.is_none() && !wrote_to(tx, ctx.workspace_id, ctx.sender)? {
+    if answered.is_none() && !sent_to(tx, ctx.workspace_id, ctx.sender)? {
         return Ok(());
     }
     let queue_id = reply_queue_row(tx, ctx, answered)?;
+    let message_id = match answered {
+        Some(id) => sent_message_id(tx, id)?,
+        None => String::new(),
+    };
     let detail = clip(ctx.subject);
-    event(tx, ctx, kind, queue_id, ctx.sender, &detail)?;
+    event(tx, ctx, kind, queue_id, ctx.sender, &message_id, &detail)?;
     if removal_request {
-        event(tx, ctx, "unsubscribe_request", queue_id, ctx.sender, &detail)?;
+        event(tx, ctx, Kind::UnsubscribeRequest, queue_id, ctx.sender, &message_id, &detail)?;
         suppression::add(tx, ctx.workspace_id, ctx.sender, Reason::Reply, "asked to be removed in a reply", ctx.now)?;
     }
     Ok(())
 }
 
+/// An event of the receiving mailbox about `peer`; `message_id` is our message's, when the queue
+/// row does not give it.
 fn event(
     tx: &Transaction,
     ctx: &Context<'_>,
-    kind: &str,
+    kind: Kind,
     queue_id: Option<i64>,
-    recipient: &str,
+    peer: &str,
+    message_id: &str,
     detail: &str,
 ) -> Result<()> {
     let event = NewEvent {
-        workspace_id: ctx.workspace_id,
         mailbox_id: Some(ctx.mailbox_id),
         queue_id,
-        kind,
-        recipient,
+        message_id,
         detail,
+        ..NewEvent::new(ctx.workspace_id, kind, peer)
     };
     events::record(tx, &event, ctx.now)?;
     Ok(())
@@ -163,12 +188,10 @@ fn queue_row(
     for address in addresses {
         let row = conn
             .prepare_cached(
-                "SELECT id, recipient, status FROM queue WHERE workspace_id = ?1 AND recipient = ?2 COLLATE NOCASE \
-                 ORDER BY (mailbox_id IS ?3) DESC, id DESC LIMIT 1",
+                "SELECT id, recipient, status, mailbox_id FROM queue WHERE workspace_id = ?1 \
+                 AND recipient = ?2 COLLATE NOCASE ORDER BY (mailbox_id IS ?3) DESC, id DESC LIMIT 1",
             )?
-            .query_row((ctx.workspace_id, address, ctx.mailbox_id), |row| {
-                Ok(QueueRow { id: row.get(0)?, recipient: row.get(1)?, status: row.get(2)? })
-            })
+            .query_row((ctx.workspace_id, address, ctx.mailbox_id), queue_row_from)
             .optional()?;
         if row.is_some() {
             return Ok(row);
@@ -180,12 +203,10 @@ fn queue_row(
 /// The queue rows of the workspace's sent message with this Message-ID.
 fn rows_of_message(conn: &Connection, workspace_id: i64, message_id: &str) -> Result<Vec<QueueRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT q.id, q.recipient, q.status FROM queue q JOIN messages m ON m.id = q.message_id \
+        "SELECT q.id, q.recipient, q.status, q.mailbox_id FROM queue q JOIN messages m ON m.id = q.message_id \
          WHERE m.workspace_id = ?1 AND m.message_id = ?2 ORDER BY q.id",
     )?;
-    let rows = stmt.query_map((workspace_id, message_id), |row| {
-        Ok(QueueRow { id: row.get(0)?, recipient: row.get(1)?, status: row.get(2)? })
-    })?;
+    let rows = stmt.query_map((workspace_id, message_id), queue_row_from)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -200,29 +221,17 @@ fn reply_queue_row(conn: &Connection, ctx: &Context<'_>, answered: Option<i64>) 
         .optional()?)
 }
 
-/// Whether the workspace has ever queued mail to `address`.
-fn wrote_to(conn: &Connection, workspace_id: i64, address: &str) -> Result<bool> {
+/// The Message-ID of a message this appliance sent.
+fn sent_message_id(conn: &Connection, id: i64) -> Result<String> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM queue WHERE workspace_id = ?1 AND recipient = ?2 COLLATE NOCASE LIMIT 1")?
-        .query_row((workspace_id, address), |_| Ok(()))
+        .prepare_cached("SELECT message_id FROM messages WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
         .optional()?
-        .is_some())
+        .unwrap_or_default())
 }
 
-/// A delivered row reported failed afterwards.
-fn mark_late_bounce(tx: &Transaction, id: i64, class: BounceClass, status: &RecipientStatus, now: i64) -> Result<()> {
-    let code = status
-        .diagnostic
-        .split(';')
-        .nth(1)
-        .and_then(|reply| reply.trim().get(..3))
-        .and_then(|code| code.parse::<i64>().ok());
-    tx.prepare_cached(
-        "UPDATE queue SET status = 'bounced', bounce_class = ?2, last_status = ?3, last_reply = ?4, \
-         last_code = COALESCE(?5, last_code), updated_at = ?6 WHERE id = ?1 AND status = 'delivered'",
-    )?
-    .execute((id, class.as_str(), &status.status, clip(&status.diagnostic), code, now))?;
-    Ok(())
+fn queue_row_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
+    Ok(QueueRow { id: row.get(0)?, recipient: row.get(1)?, status: row.get(2)?, mailbox_id: row.get(3)? })
 }
 
 /// At most [`MAX_DETAIL`] characters.

@@ -1,8 +1,9 @@
-//! SASL for SMTP AUTH (RFC 4954): decoding of the PLAIN (RFC 4616) and LOGIN mechanisms.
-//! PLAIN carries `authzid NUL authcid NUL password` in one base64 response; an authorization
-//! identity other than the authentication identity (acting for someone else) is refused. LOGIN
-//! asks for the user name, then the password, each a base64 line. A response of `*` cancels;
-//! `=` stands for an empty initial response.
+//! SASL, the one parser for SMTP AUTH (RFC 4954) and IMAP AUTHENTICATE (RFC 3501 §6.2.2): the
+//! PLAIN (RFC 4616) and LOGIN mechanisms. PLAIN carries `authzid NUL authcid NUL password` in
+//! one response; an authorization identity other than the authentication identity (compared
+//! case-insensitively, as addresses are) is acting for someone else and is refused. LOGIN asks
+//! for the user name, then the password, one response each. On the wire each response is a
+//! base64 line ([`decode_response`]): `*` cancels, `=` stands for an empty initial response.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -50,7 +51,7 @@ pub fn parse_plain(response: &[u8]) -> Result<Credentials, SaslError> {
     if username.is_empty() {
         return Err(SaslError::Malformed);
     }
-    if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(&username) {
+    if !authzid.is_empty() && !authzid.trim().eq_ignore_ascii_case(username.trim()) {
         return Err(SaslError::ProxyRefused);
     }
     Ok(Credentials { username, password })
@@ -78,6 +79,8 @@ mod tests {
         );
         let same = decode_response(&b64(b"bob@x.test\0bob@x.test\0pw")).unwrap();
         assert_eq!(parse_plain(&same).unwrap().username, "bob@x.test");
+        let cased = decode_response(&b64(b"Bob@X.test\0bob@x.test\0pw")).unwrap();
+        assert_eq!(parse_plain(&cased).unwrap().username, "bob@x.test", "addresses compare case-insensitively");
     }
 
     #[test]

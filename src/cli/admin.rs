@@ -1,0 +1,53 @@
+//! `inboxgrove admin ...`: administrators (the password is read from standard input).
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use crate::app::App;
+use crate::auth::users;
+use crate::error::Error;
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin; the password is read from standard input. The first admin gets a first workspace.
+    Create {
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a new password (read from standard input) and end the user's sessions.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+pub async fn run(app: App, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Create { email } => {
+            let user = users::create_admin(&app, &email, read_password()?).await?;
+            eprintln!("admin {} created", user.email);
+        }
+        AdminCommand::ResetPassword { email } => {
+            users::reset_password(&app, &email, read_password()?).await.map_err(|e| match e {
+                Error::NotFound => anyhow::anyhow!("no user with the email {email}"),
+                other => other.into(),
+            })?;
+            eprintln!("password changed; the user's sessions have ended");
+        }
+    }
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("cannot read the password from standard input")?;
+    let password = input.lines().next().unwrap_or_default().to_string();
+    if password.is_empty() {
+        bail!(
+            "give the password on standard input, e.g. `inboxgrove admin create --email you@example.com < password.txt`"
+        );
+    }
+    Ok(password)
+}

@@ -1,0 +1,199 @@
+//! The command line: `serve` and the maintenance and scripting commands, one file per command
+//! group (`inboxgrove NOUN VERB`). Commands other than `serve` open the same data dir directly
+//! (SQLite allows it while the server runs) and act as the operator, recorded as "cli" in the
+//! audit log. Shared here: choosing the workspace (`--workspace`), finding a domain, printing a
+//! text table.
+
+mod admin;
+mod alias;
+mod domain;
+mod events;
+mod mailbox;
+mod queue;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::auth::Actor;
+use crate::config::{Config, LogFormat};
+use crate::domains;
+use crate::error::Error;
+use crate::workspaces::{self, Access, Role, Workspace};
+
+#[derive(Parser)]
+#[command(
+    name = "inboxgrove",
+    version,
+    about = "Self-hosted cold-email appliance: UI, SMTP, IMAP and MTA in one binary"
+)]
+struct Cli {
+    /// Configuration file (TOML). Without it the embedded defaults apply.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance.
+    Serve,
+    /// Manage administrators.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Manage sending domains.
+    #[command(subcommand)]
+    Domain(domain::DomainCommand),
+    /// Manage mailboxes.
+    #[command(subcommand)]
+    Mailbox(mailbox::MailboxCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Write a consistent copy of the database to FILE (safe while serving).
+    Backup { file: PathBuf },
+    /// Inspect and steer the outbound queue (all workspaces).
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    /// Manage inbound aliases and catch-all mailboxes of local domains.
+    #[command(subcommand)]
+    Alias(alias::AliasCommand),
+    /// Read the event log (queued, delivered, bounced, replies, complaints...).
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective settings, secrets redacted.
+    Check,
+}
+
+/// Runs the command line and turns errors into a message and an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), cli.data.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log.format);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INBOXGROVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => crate::serve::run(config).await,
+        Command::Config(ConfigCommand::Check) => {
+            print!("{}", config.redacted_toml());
+            eprintln!("configuration is valid");
+            Ok(())
+        }
+        Command::Backup { file } => backup(config, file).await,
+        Command::Admin(command) => admin::run(App::open(config).await?, command).await,
+        Command::Domain(command) => domain::run(App::open(config).await?, command).await,
+        Command::Mailbox(command) => mailbox::run(App::open(config).await?, command).await,
+        Command::Queue(command) => queue::run(App::open(config).await?, command).await,
+        Command::Alias(command) => alias::run(App::open(config).await?, command).await,
+        Command::Events(command) => events::run(App::open(config).await?, command).await,
+    }
+}
+
+async fn backup(config: Config, file: PathBuf) -> anyhow::Result<()> {
+    if file.exists() {
+        bail!("{} already exists; choose a new file", file.display());
+    }
+    let app = App::open(config).await?;
+    app.store.backup(file.clone()).await.with_context(|| format!("backup to {} failed", file.display()))?;
+    eprintln!(
+        "backup written to {}; keep the master key (master.key in the data dir, or INBOXGROVE_MASTER_KEY) with it",
+        file.display()
+    );
+    Ok(())
+}
+
+/// The operator's access to a workspace chosen with `--workspace` (or the only one).
+async fn cli_access(app: &App, wanted: Option<String>) -> anyhow::Result<Access> {
+    let (id, name) = app
+        .store
+        .read(move |conn| {
+            let id = workspaces::resolve_for_cli(conn, wanted.as_deref())?;
+            Ok::<_, Error>((id, workspaces::name(conn, id)?))
+        })
+        .await?;
+    Ok(Access { workspace: Workspace { id, name, role: Role::Owner }, actor: Actor::cli() })
+}
+
+async fn find_domain(app: &App, access: &Access, name: String) -> anyhow::Result<domains::Domain> {
+    let ws = access.workspace.id;
+    let shown = name.clone();
+    app.store.read(move |conn| domains::find_by_name(conn, ws, &name)).await.map_err(|e| match e {
+        Error::NotFound => {
+            anyhow::anyhow!("no domain {shown} in workspace {}", access.workspace.name)
+        }
+        other => other.into(),
+    })
+}
+
+/// Rows as an aligned text table under `header`; `empty` is printed when there are none.
+fn text_table<const N: usize>(header: [&str; N], rows: &[[String; N]], empty: &str) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header = header.map(str::to_string);
+    for row in std::iter::once(&header).chain(rows) {
+        let line: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    if rows.is_empty() {
+        out.push_str(empty);
+        out.push('\n');
+    }
+    out
+}
+
+fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `inboxgrove queue ...`: the operator's view of the outbound queue, over all workspaces.
+
+use clap::Subcommand;
+
+use super::text_table;
+use crate::app::App;
+use crate::error::Error;
+use crate::mta::QueueStatus;
+use crate::mta::queue::{self, QueueRow};
+
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    /// Print the queue as a table, newest first.
+    List {
+        /// Only rows with this status.
+        #[arg(long, value_parser = QueueStatus::names())]
+        status: Option<String>,
+    },
+    /// Make a queued or deferred message due now (the running appliance picks it up).
+    Retry { id: i64 },
+    /// Cancel a queued or deferred message.
+    Cancel { id: i64 },
+}
+
+pub async fn run(app: App, command: QueueCommand) -> anyhow::Result<()> {
+    let not_found = |id: i64| {
+        move |e: Error| match e {
+            Error::NotFound => anyhow::anyhow!("no queue row {id}"),
+            other => other.into(),
+        }
+    };
+    match command {
+        QueueCommand::List { status } => {
+            let status = status.as_deref().map(str::parse::<QueueStatus>).transpose()?;
+            let mut rows = Vec::new();
+            for page in 0.. {
+                let (chunk, more) = app.store.read(move |conn| queue::list(conn, None, status, page)).await?;
+                rows.extend(chunk);
+                if !more {
+                    break;
+                }
+            }
+            print!("{}", table(&rows));
+        }
+        QueueCommand::Retry { id } => {
+            let row = queue::retry_now(&app, None, id).await.map_err(not_found(id))?;
+            eprintln!("message {} to {} is due now ({})", row.id, row.recipient, row.status);
+        }
+        QueueCommand::Cancel { id } => {
+            let row = queue::cancel(&app, None, id).await.map_err(not_found(id))?;
+            eprintln!("message {} to {} cancelled", row.id, row.recipient);
+        }
+    }
+    Ok(())
+}
+
+/// The queue as an aligned text table.
+fn table(rows: &[QueueRow]) -> String {
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            let next = if r.is_pending() { crate::clock::format_unix(r.next_attempt_at) } else { "-".into() };
+            let from = if r.mail_from.is_empty() { "<>".to_string() } else { r.mail_from.clone() };
+            let reply = r.last_reply.replace(['\r', '\n'], " ");
+            [r.id.to_string(), r.status.to_string(), r.attempts.to_string(), r.recipient.clone(), from, next, reply]
+        })
+        .collect();
+    let header = ["ID", "STATUS", "ATTEMPTS", "RECIPIENT", "FROM", "NEXT ATTEMPT", "LAST REPLY"];
+    text_table(header, &cells, "(the queue is empty)")
+}
