@@ -178,6 +178,11 @@ async fn local_and_remote_routing_the_queue_page_cli_roles_and_walls() {
     let page = owner.get(&format!("/w/{ws}/queue")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(select_text(&page.body, "#status-counts td[data-status=deferred]"), ["1"]);
+    assert_eq!(
+        select_text(&page.body, "#status-counts td[data-status=delivered]"),
+        ["1 (1 local)"],
+        "the local delivery is counted"
+    );
     assert!(select_text(&page.body, "#mailbox-counts td").contains(&ann));
     assert!(select_text(&page.body, "#domain-counts td").contains(&"remote.test".to_string()));
     let rows = select_text(&page.body, "#queue-rows td");

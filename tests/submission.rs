@@ -101,6 +101,8 @@ impl Fixture {
         assert!(body.starts_with("DKIM-Signature:"), "DKIM-signed:\n{body}");
         assert!(body.contains(&format!("d={DOMAIN}")), "signed by the From domain:\n{body}");
         assert!(body.to_ascii_lowercase().contains("\r\nmessage-id: <"), "has a Message-ID:\n{body}");
+        let received = "(127.0.0.1)\r\n\tby mail.grove.test (InboxGrove) with ESMTPSA;\r\n\t";
+        assert!(body.contains("\r\nReceived: from ") && body.contains(received), "our trace field:\n{body}");
     }
 
     /// A TLS session (implicit, or after STARTTLS), ready for EHLO.
@@ -321,6 +323,17 @@ async fn real_clients_submit_over_starttls_and_implicit_tls() {
         assert!(dialogue.contains("250 2.0.0 Queued as "), "{dialogue}");
         fixture.assert_queued(before, &subject);
     }
+}
+
+#[tokio::test]
+async fn the_received_field_can_leave_out_the_client() {
+    let fixture = Fixture::start(&[("INBOXGROVE_SMTP__RECEIVED_CLIENT_ADDRESS", "false")]);
+    let (email, _) = fixture.mailbox(0);
+    let mut smtp = fixture.authenticated(0).await;
+    smtp.submit(email, LEAD, &message(email, "private")).await.expect(250, "Queued");
+    let (_, body) = fixture.newest();
+    assert!(body.contains("\r\nReceived: by mail.grove.test (InboxGrove) with ESMTPSA;\r\n\t"), "{body}");
+    assert!(!body.contains("127.0.0.1") && !body.contains("client.test"), "{body}");
 }
 
 #[tokio::test]

@@ -297,10 +297,19 @@ fn writer_gone() -> rusqlite::Error {
     )
 }
 
-async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+/// Runs `f` on a blocking thread; a panic there is resumed here. A task cancelled because its
+/// runtime is shutting down answers an error.
+async fn run_blocking<T: Send + 'static, E: From<rusqlite::Error> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
     match tokio::task::spawn_blocking(f).await {
         Ok(value) => value,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+            Some("the read was cancelled: the runtime is shutting down".into()),
+        )
+        .into()),
     }
 }
 
