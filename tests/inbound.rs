@@ -176,7 +176,7 @@ fn appliance_signed_mail_verifies_through_postfix_and_a_forged_copy_fails() {
 
 #[test]
 fn replies_auto_replies_complaints_and_bounces_are_classified() {
-    let Some((_dns, mx, rig)) = postfix_rig(&["gone.test"]) else {
+    let Some((_dns, mx, rig)) = postfix_rig(&[("gone.test", "5.1.1 mailbox unavailable")]) else {
         return;
     };
     let inbound = rig.inbound();
@@ -252,6 +252,31 @@ fn replies_auto_replies_complaints_and_bounces_are_classified() {
     assert_eq!(dsn.classification, "dsn");
     assert!(dsn.body.contains("Undelivered Mail Returned to Sender"), "a Postfix DSN:\n{}", dsn.body);
     assert_eq!(rig.queue_row(lead_row).0, "delivered", "other rows are untouched");
+}
+
+/// A 5.7.1 refusal that names a blocklist is `block` whether Postfix refuses the recipient while
+/// the appliance delivers, or accepts the message and later sends a DSN with the same refusal;
+/// either way it is no hard bounce and suppresses nobody.
+#[test]
+fn a_5_7_1_refusal_has_the_same_class_during_delivery_and_in_a_later_dsn() {
+    let refusal = "5.7.1 Service unavailable; client host blocked using zen.spamhaus.org";
+    let Some((_dns, mx, rig)) = postfix_rig(&[("listed.test", refusal)]) else {
+        return;
+    };
+    let (live_row, _) = rig.submit_and_deliver(0, "blocked@dest.test", "Refused at RCPT");
+    let live = rig.wait_for_status(live_row, "bounced");
+    let (late_row, _) = rig.submit_and_deliver(0, "lead@listed.test", "Refused after the queue");
+    let late = rig.wait_for_status(late_row, "bounced");
+    assert_eq!(live, ("bounced".to_string(), Some("block".to_string())), "during delivery; log:\n{}", mx.log());
+    assert_eq!(late, live, "in the DSN, as during delivery; log:\n{}", mx.log());
+    let events = rig.events("bounced");
+    assert_eq!(events.iter().map(|e| e.1).collect::<Vec<_>>(), [Some(live_row), Some(late_row)], "{events:?}");
+    assert!(events[1].2.contains("5.7.1"), "{events:?}");
+    for address in ["blocked@dest.test", "lead@listed.test"] {
+        assert_eq!(rig.suppression(address), None, "a block is no hard bounce: {address}");
+    }
+    let dsn = rig.folder(rig.mailbox_id(0), "INBOX").into_iter().filter(|m| m.classification == "dsn").count();
+    assert_eq!(dsn, 2, "a DSN for each: ours for the live refusal, Postfix's for the later one");
 }
 
 /// The Postfix log lines of deliveries to `to` that the next hop accepted.

@@ -304,47 +304,30 @@ pub fn header_values(raw: &str, name: &str) -> Vec<String> {
 }
 
 /// The appliance with Knot as its resolver and a Postfix MX for `dest.test` on 127.0.0.2, which
-/// routes mail for [`DOMAIN`] back to the appliance's MX and fails `bouncing` domains itself (see
-/// [`route_through_postfix`]); `None` (the test is skipped) when a peer is missing.
-pub fn postfix_rig(bouncing: &[&str]) -> Option<(Dns, PostfixMx, Rig)> {
+/// routes mail for [`DOMAIN`] back to the appliance's MX and fails the `bouncing` domains itself
+/// with their reply (see [`routing`]); `None` (the test is skipped) when a peer is missing.
+pub fn postfix_rig(bouncing: &[(&str, &str)]) -> Option<(Dns, PostfixMx, Rig)> {
     if !(super::have_peer("swaks") && Dns::available() && PostfixMx::available()) {
         return None;
     }
     let dns = Dns::start(&base_zones());
     let port = free_port("127.0.0.2");
-    let mx = PostfixMx::start("127.0.0.2", port, &["dest.test"]);
     let rig = Rig::start(Some(&dns), Some(port));
-    route_through_postfix(&mx, &rig.inbound(), &[DOMAIN], bouncing);
+    let mx = PostfixMx::start_with("127.0.0.2", port, &["dest.test"], &routing(&rig.inbound(), &[DOMAIN], bouncing));
     Some((dns, mx, rig))
 }
 
-/// Routes `local` domains from the Postfix peer to the appliance's inbound port and makes
-/// `bouncing` domains fail in Postfix's error(8) transport after accepting the mail (so Postfix
-/// itself writes the DSN).
-/// PostfixMx keeps its config in `<dir>/conf` beside `<dir>/mail/catchall`; the master re-reads
-/// it on SIGHUP.
-pub fn route_through_postfix(mx: &PostfixMx, inbound: &str, local: &[&str], bouncing: &[&str]) {
-    let dir = mx.maildir.parent().and_then(Path::parent).expect("the PostfixMx directory");
-    let conf = dir.join("conf");
+/// Postfix settings that route `local` domains to the appliance's inbound port and make the
+/// `bouncing` domains fail in Postfix's error(8) transport with their reply after accepting the
+/// mail (so Postfix itself writes the DSN).
+pub fn routing(inbound: &str, local: &[&str], bouncing: &[(&str, &str)]) -> Vec<String> {
     let entries: Vec<String> = local
         .iter()
         .map(|domain| format!("{{ {domain} = smtp:[{}]:{} }}", inbound_ip(inbound), inbound_port(inbound)))
-        .chain(bouncing.iter().map(|domain| format!("{{ {domain} = error:5.1.1 mailbox unavailable }}")))
+        .chain(bouncing.iter().map(|(domain, reply)| format!("{{ {domain} = error:{reply} }}")))
         .collect();
-    let transport = format!("transport_maps = inline:{{ {} }}", entries.join(", "));
     // Accept mail for the error transport's domains, so it fails after the queue (a DSN).
-    let unlisted = "smtpd_reject_unlisted_recipient = no";
-    let status =
-        Command::new("postconf").arg("-c").arg(&conf).args(["-e", &transport, unlisted]).status().expect("postconf");
-    assert!(status.success(), "postconf -e {transport} {unlisted}");
-    let main_cf = conf.join("main.cf");
-    let past = std::time::SystemTime::now() - Duration::from_secs(60);
-    std::fs::File::options().write(true).open(&main_cf).and_then(|f| f.set_modified(past)).expect("date main.cf");
-    let pid = std::fs::read_to_string(dir.join("queue/pid/master.pid")).expect("master.pid");
-    let status = Command::new("kill").args(["-HUP", pid.trim()]).status().expect("kill -HUP");
-    assert!(status.success(), "reload Postfix");
-    // The master restarts its services with the new table; give them a moment.
-    std::thread::sleep(Duration::from_secs(2));
+    vec![format!("transport_maps = inline:{{ {} }}", entries.join(", ")), "smtpd_reject_unlisted_recipient = no".into()]
 }
 
 pub fn inbound_ip(inbound: &str) -> &str {
@@ -362,6 +345,7 @@ pub fn base_zones() -> Vec<Zone> {
         Zone::new("test", &[]),
         Zone::new("dest.test", &["@ MX 10 mx.dest.test.", "mx A 127.0.0.2", "@ TXT \"v=spf1 -all\""]),
         Zone::new("gone.test", &["@ MX 10 mx.gone.test.", "mx A 127.0.0.2"]),
+        Zone::new("listed.test", &["@ MX 10 mx.listed.test.", "mx A 127.0.0.2"]),
         Zone::new(
             "strict.test",
             &["@ TXT \"v=spf1 -all\"", "_dmarc TXT \"v=DMARC1; p=reject; rua=mailto:d@strict.test\""],

@@ -19,7 +19,8 @@ const VMAIL_ID: u32 = 5000;
 
 /// A real Postfix (its own config, queue and data dirs: `postfix -c DIR`) on `ip:port`,
 /// accepting mail for its domains into one catch-all Maildir. Replies by recipient local
-/// part: `reject@` gets "550 5.1.1 no such user", `tempfail@` gets "450 4.2.0 try later".
+/// part: `reject@` gets "550 5.1.1 no such user", `tempfail@` gets "450 4.2.0 try later",
+/// `blocked@` gets "554 5.7.1 ... blocked using zen.spamhaus.org".
 pub struct PostfixMx {
     pub ip: String,
     pub port: u16,
@@ -38,16 +39,21 @@ impl PostfixMx {
 
     /// Starts Postfix on `ip:port` for `domains`, without TLS; returns once it sends its banner.
     pub fn start(ip: &str, port: u16, domains: &[&str]) -> PostfixMx {
-        Self::launch(ip, port, domains, false)
+        Self::launch(ip, port, domains, false, &[])
+    }
+
+    /// Like `start`, with more main.cf settings (`name = value` lines).
+    pub fn start_with(ip: &str, port: u16, domains: &[&str], settings: &[String]) -> PostfixMx {
+        Self::launch(ip, port, domains, false, settings)
     }
 
     /// Like `start`, but offering STARTTLS with a self-signed certificate for mx.peer.test
     /// (`smtpd_tls_security_level = may`); the stored Received header names the TLS version.
     pub fn start_tls(ip: &str, port: u16, domains: &[&str]) -> PostfixMx {
-        Self::launch(ip, port, domains, true)
+        Self::launch(ip, port, domains, true, &[])
     }
 
-    fn launch(ip: &str, port: u16, domains: &[&str], tls: bool) -> PostfixMx {
+    fn launch(ip: &str, port: u16, domains: &[&str], tls: bool, settings: &[String]) -> PostfixMx {
         assert!(Self::available(), "Postfix is not installed: call PostfixMx::available() first");
         let dir = peer_tempdir("inboxgrove-mx-");
         let config = dir.path().join("conf");
@@ -58,6 +64,10 @@ impl PostfixMx {
         let mut main_cf = postfix_main_cf(dir.path(), domains);
         if tls {
             main_cf.push_str(&postfix_tls_settings(dir.path()));
+        }
+        for setting in settings {
+            main_cf.push_str(setting);
+            main_cf.push('\n');
         }
         write_settled(&config.join("main.cf"), &main_cf);
         write_settled(&config.join("master.cf"), &postfix_master_cf(ip, port));
@@ -222,7 +232,8 @@ fn postfix_main_cf(dir: &Path, domains: &[&str]) -> String {
         format!("virtual_uid_maps = static:{VMAIL_ID}"),
         format!("virtual_gid_maps = static:{VMAIL_ID}"),
         "smtpd_recipient_restrictions = check_recipient_access inline:{ \
-         { reject@ = 550 5.1.1 no such user }, { tempfail@ = 450 4.2.0 try later } }, \
+         { reject@ = 550 5.1.1 no such user }, { tempfail@ = 450 4.2.0 try later }, \
+         { blocked@ = 554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org } }, \
          permit_mynetworks, reject_unauth_destination"
             .into(),
         "smtpd_peername_lookup = no".into(),
