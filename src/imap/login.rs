@@ -120,6 +120,10 @@ impl Session {
     async fn finish_login(&mut self, tag: &Tag<'static>, credentials: Credentials) -> Result<(), End> {
         match login::login(&self.app, self.peer.ip(), &credentials.username, &credentials.password).await {
             Ok(account) => {
+                let Some(slot) = self.signed_in.take((account.mailbox_id, self.peer.ip())) else {
+                    self.no(tag, Some(code("LIMIT")), "Too many connections for this mailbox from your address");
+                    return Ok(());
+                };
                 // A mailbox that never received mail still shows INBOX, Sent, Spam, Trash, Drafts.
                 let (mailbox_id, now) = (account.mailbox_id, self.app.clock.unix());
                 let folders = self
@@ -135,6 +139,7 @@ impl Session {
                 tracing::debug!(mailbox = %account.address, peer = %self.peer, "imap login");
                 let user = User { mailbox_id, workspace_id: account.workspace_id, address: account.address };
                 self.user = Some(user);
+                (self.mailbox_slot, self.address_slot) = (Some(slot), None);
                 let capabilities = self.capability_code();
                 self.ok(tag, capabilities, "Logged in");
                 Ok(())

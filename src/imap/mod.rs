@@ -5,8 +5,11 @@
 //! commands with their literals, `CommandCodec` decodes them, `ResponseCodec` encodes answers);
 //! this module holds the state machine ([`session`]) and the semantics. [`start`] binds
 //! `[imap] listen` (STARTTLS) and `[imap] listen_tls` (implicit TLS) and runs an accept loop for
-//! each until shutdown: every connection is its own supervised task, and at most
-//! [`MAX_SESSIONS`] run at once (others get `* BYE` and are closed).
+//! each until shutdown (`listener`): every connection is its own supervised task; at most
+//! [`MAX_SESSIONS`] run at once, one client address holds at most
+//! `listener::UNAUTHENTICATED_PER_ADDRESS` that have not logged in, and one mailbox at most
+//! [`SESSIONS_PER_MAILBOX_ADDRESS`] from one address (others get `* BYE`, or `NO [LIMIT]` at
+//! login).
 
 pub mod connection;
 pub mod fetch;
@@ -18,6 +21,8 @@ pub mod mutf7;
 pub mod search;
 pub mod selected;
 pub mod session;
+#[cfg(test)]
+mod session_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,13 +30,16 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
+use crate::listener::{Busy, Limiter, Limits};
 
 /// The most IMAP sessions open at once (both listeners together).
 pub const MAX_SESSIONS: usize = 1000;
+/// Logged-in sessions one mailbox may hold from one client address (Dovecot's
+/// `mail_max_userip_connections`).
+pub const SESSIONS_PER_MAILBOX_ADDRESS: usize = 20;
 
 /// How a listener's connections begin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,38 +60,54 @@ pub async fn start(app: &App) -> anyhow::Result<()> {
     tracing::info!(starttls = %starttls_at, implicit_tls = %implicit_at, "IMAP listening");
     println!("IMAP on {starttls_at} (STARTTLS)");
     println!("IMAPS on {implicit_at} (implicit TLS)");
-    let sessions = Arc::new(Semaphore::new(MAX_SESSIONS));
-    let loop_for = |listener, security| accept_loop(app.clone(), tls.clone(), listener, security, sessions.clone());
+    let limits = Limits::new(MAX_SESSIONS, crate::listener::UNAUTHENTICATED_PER_ADDRESS);
+    let signed_in = Limiter::new(SESSIONS_PER_MAILBOX_ADDRESS);
+    let loop_for = |listener, security| {
+        let context = Listening { tls: tls.clone(), security, signed_in: signed_in.clone() };
+        accept_loop(app.clone(), context, listener, limits.clone())
+    };
     app.spawn_supervised("imap listener", loop_for(starttls, Security::StartTls));
     app.spawn_supervised("imaps listener", loop_for(implicit, Security::Implicit));
     Ok(())
 }
 
+/// What every session of one listener is given.
+#[derive(Clone)]
+pub struct Listening {
+    pub tls: TlsAcceptor,
+    pub security: Security,
+    /// Logged-in sessions per mailbox and client address (both listeners together).
+    pub signed_in: Arc<Limiter<(i64, std::net::IpAddr)>>,
+}
+
 /// Accepts connections until shutdown; each runs as its own supervised task.
-async fn accept_loop(
-    app: App,
-    tls: TlsAcceptor,
-    listener: TcpListener,
-    security: Security,
-    sessions: Arc<Semaphore>,
-) -> anyhow::Result<()> {
+async fn accept_loop(app: App, listening: Listening, listener: TcpListener, limits: Limits) -> anyhow::Result<()> {
     let session_app = app.clone();
-    let serve = move |tcp, peer| {
-        let (app, tls) = (session_app.clone(), tls.clone());
+    let security = listening.security;
+    let serve = move |tcp, peer, slot| {
+        let (app, listening) = (session_app.clone(), listening.clone());
         async move {
-            session::serve(app, tls, tcp, peer, security).await;
+            session::serve(app, listening, tcp, peer, slot).await;
             Ok(())
         }
     };
-    let refuse = move |tcp, peer| refuse_busy(tcp, peer, security);
-    crate::listener::accept_until_shutdown(app, "imap session", listener, sessions, serve, refuse).await
+    let refuse = move |tcp, peer, busy| refuse_busy(tcp, peer, security, busy);
+    crate::listener::accept_until_shutdown(app, "imap session", listener, limits, serve, refuse).await
 }
 
-/// Too many sessions: a plaintext client is told so; a TLS client is simply closed.
-async fn refuse_busy(mut tcp: TcpStream, peer: SocketAddr, security: Security) {
-    tracing::warn!(%peer, "too many IMAP sessions; connection refused");
+/// Too many sessions: a plaintext client is told why; a TLS client is simply closed.
+async fn refuse_busy(mut tcp: TcpStream, peer: SocketAddr, security: Security, busy: Busy) {
+    let bye: &[u8] = match busy {
+        Busy::Address => {
+            tracing::debug!(%peer, "too many IMAP sessions from one address; connection refused");
+            b"* BYE Too many connections from your address, try again later\r\n"
+        }
+        Busy::Full => {
+            tracing::warn!(%peer, "too many IMAP sessions; connection refused");
+            b"* BYE Too many connections, try again later\r\n"
+        }
+    };
     if security == Security::StartTls {
-        let bye = b"* BYE Too many connections, try again later\r\n";
         let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(bye)).await;
     }
 }

@@ -9,8 +9,9 @@
 //! changes made elsewhere (new mail, flags, expunges where RFC 3501 §7.4.1 allows them); new
 //! mail is claimed for `\Recent` there and each EXISTS is followed by RECENT.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use imap_codec::decode::Decoder;
@@ -26,19 +27,22 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio_rustls::TlsAcceptor;
 
-use super::Security;
 use super::connection::{Connection, End, Incoming, Stream};
 use super::selected::{Selected, Update, fetch_flags};
+use super::{Listening, Security};
 use crate::app::App;
 use crate::error::Error;
+use crate::listener::{Limiter, Slot};
 use crate::mailstore::imap_ops;
 
 /// Protocol errors tolerated in one session.
 pub const MAX_ERRORS: u32 = 10;
 /// Failed logins tolerated in one session (the throttle counts across sessions).
 pub const MAX_AUTH_FAILURES: u32 = 3;
-/// How long a client that has not logged in may stay silent.
-const ANONYMOUS_IDLE: Duration = Duration::from_secs(60);
+/// How long a new connection may take to send its first command.
+pub const FIRST_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long after connecting a client must have logged in (it is cut off then).
+pub const LOGIN_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a logged-in client may stay silent, IDLE included (RFC 3501 §5.4: at least 30 min).
 const AUTHENTICATED_IDLE: Duration = Duration::from_secs(31 * 60);
 /// How often IDLE looks at the folder's `uid_next`, for deliveries that sent no notification.
@@ -66,6 +70,14 @@ pub struct Session {
     pub(super) auth_failures: u32,
     changes: broadcast::Receiver<i64>,
     pub(super) max_message: u32,
+    /// The client address's slot, held until login.
+    pub(super) address_slot: Option<Slot<IpAddr>>,
+    /// The mailbox and address's slot, held once logged in.
+    pub(super) mailbox_slot: Option<Slot<(i64, IpAddr)>>,
+    pub(super) signed_in: Arc<Limiter<(i64, IpAddr)>>,
+    connected: tokio::time::Instant,
+    /// Commands received so far.
+    commands: u64,
 }
 
 /// Whether the session goes on after a command.
@@ -82,8 +94,10 @@ enum Needs {
 }
 
 /// Runs one connection to its end.
-pub async fn serve(app: App, tls: TlsAcceptor, tcp: TcpStream, peer: SocketAddr, security: Security) {
+pub async fn serve(app: App, listening: Listening, tcp: TcpStream, peer: SocketAddr, slot: Slot<IpAddr>) {
     let _ = tcp.set_nodelay(true);
+    let connected = tokio::time::Instant::now();
+    let Listening { tls, security, signed_in } = listening;
     let (stream, is_tls) = match security {
         Security::Implicit => match handshake(&tls, tcp).await {
             Some(stream) => (Stream::Tls(Box::new(stream)), true),
@@ -106,6 +120,11 @@ pub async fn serve(app: App, tls: TlsAcceptor, tcp: TcpStream, peer: SocketAddr,
         auth_failures: 0,
         changes,
         max_message,
+        address_slot: Some(slot),
+        mailbox_slot: None,
+        signed_in,
+        connected,
+        commands: 0,
     };
     if let Err(end) = session.run().await {
         let farewell = match &end {
@@ -144,11 +163,22 @@ fn text(text: &str) -> Text<'static> {
 }
 
 impl Session {
+    /// How long the next command may take to come: long once logged in; before that, until the
+    /// first-command or login deadline.
+    fn idle_limit(&mut self) -> Duration {
+        self.commands += 1;
+        if self.user.is_some() {
+            return AUTHENTICATED_IDLE;
+        }
+        let limit = if self.commands == 1 { FIRST_COMMAND_TIMEOUT } else { LOGIN_DEADLINE };
+        (self.connected + limit).saturating_duration_since(tokio::time::Instant::now())
+    }
+
     async fn run(&mut self) -> Result<(), End> {
         let greeting = format!("* OK [CAPABILITY {}] InboxGrove IMAP ready\r\n", self.capability_text());
         self.conn.write_raw(greeting.as_bytes());
         loop {
-            let idle = if self.user.is_some() { AUTHENTICATED_IDLE } else { ANONYMOUS_IDLE };
+            let idle = self.idle_limit();
             let bytes = match self.conn.next_message(idle).await? {
                 Incoming::Message(bytes) => bytes,
                 Incoming::TooBig { tag } => {

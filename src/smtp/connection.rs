@@ -1,8 +1,9 @@
 //! One client connection's bytes: buffered input split into lines by us (so a line's length is
 //! enforced exactly and a parser error can never run into the next line), buffered replies
 //! flushed whenever the engine needs more input (so pipelined commands are answered in one
-//! write, in order, once the input buffer is drained), an idle timeout on every read, a timeout
-//! on every write, and the appliance's shutdown signal.
+//! write, in order, once the input buffer is drained), an idle timeout on every read (and a
+//! [`Connection::deadline`] the session may set: a client that must act by then is cut off), a
+//! timeout on every write, and the appliance's shutdown signal.
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub enum End {
     ClientClosed,
     #[error("the client was idle too long")]
     IdleTimeout,
+    #[error("the client did not send a command or sign in in time")]
+    Deadline,
     #[error("the appliance is shutting down")]
     Shutdown,
     #[error("the session was ended by the server")]
@@ -49,6 +52,8 @@ pub struct Connection<S> {
     read_buffer: Box<[u8]>,
     discarding_line: bool,
     shutdown: watch::Receiver<bool>,
+    /// When the client must have done what the session waits for (its first command, AUTH).
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -60,6 +65,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             read_buffer: vec![0; READ_CHUNK].into_boxed_slice(),
             discarding_line: false,
             shutdown,
+            deadline: None,
         }
     }
 
@@ -86,12 +92,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if *self.shutdown.borrow() {
             return Err(End::Shutdown);
         }
-        let Connection { stream, read_buffer, shutdown, input, .. } = self;
+        let Connection { stream, read_buffer, shutdown, input, deadline, .. } = self;
+        let idle_until = tokio::time::Instant::now() + IDLE_TIMEOUT;
+        let until = deadline.map_or(idle_until, |deadline| deadline.min(idle_until));
         let read = tokio::select! {
-            read = tokio::time::timeout(IDLE_TIMEOUT, stream.read(read_buffer)) => read,
+            read = tokio::time::timeout_at(until, stream.read(read_buffer)) => read,
             _ = shutdown.wait_for(|stopping| *stopping) => return Err(End::Shutdown),
         };
         match read {
+            Err(_) if until < idle_until => Err(End::Deadline),
             Err(_) => Err(End::IdleTimeout),
             Ok(Err(e)) => Err(End::Io(e)),
             Ok(Ok(0)) => Err(End::ClientClosed),

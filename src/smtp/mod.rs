@@ -4,8 +4,10 @@
 //! [`submission::Submission`] is the policy of the submission ports and [`inbound::Inbound`] the
 //! policy of the MX. [`start`] binds the listeners from `[smtp] inbound` (the MX, STARTTLS
 //! offered), `[smtp] submission` (STARTTLS) and `[smtp] submissions` (implicit TLS) and runs an
-//! accept loop for each until shutdown: every connection is its own supervised task,
-//! and at most [`MAX_SESSIONS`] run at once (others get 421 and are closed).
+//! accept loop for each until shutdown (`listener`): every connection is its own supervised task;
+//! at most [`MAX_SESSIONS`] run at once per policy, and one client address holds at most
+//! `listener::UNAUTHENTICATED_PER_ADDRESS` submission sessions that have not signed in, or
+//! `listener::INBOUND_PER_ADDRESS` inbound sessions; others get 421 and are closed.
 
 pub mod connection;
 pub mod data;
@@ -13,6 +15,8 @@ pub mod inbound;
 pub mod policy;
 pub mod reply;
 pub mod session;
+#[cfg(test)]
+mod session_tests;
 pub mod submission;
 
 use std::net::SocketAddr;
@@ -22,10 +26,10 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
+use crate::listener::{Busy, Limits};
 use policy::Policy;
 use session::{Engine, Security};
 use submission::Submission;
@@ -48,12 +52,12 @@ pub async fn start(app: &App) -> anyhow::Result<()> {
     tracing::info!(inbound = %inbound_at, "SMTP inbound (MX) listening");
     println!("SMTP inbound on {inbound_at}");
     let inbound_engine = Arc::new(Engine::new(app, inbound::Inbound::new(app.clone()), tls.clone()));
-    let inbound_sessions = Arc::new(Semaphore::new(MAX_SESSIONS));
-    spawn_listener(app, "smtp inbound listener", inbound_engine, inbound, Security::StartTls, inbound_sessions);
+    let inbound_limits = Limits::new(MAX_SESSIONS, crate::listener::INBOUND_PER_ADDRESS);
+    spawn_listener(app, "smtp inbound listener", inbound_engine, inbound, Security::StartTls, inbound_limits);
     let engine = Arc::new(Engine::new(app, Submission::new(app.clone()), tls));
-    let sessions = Arc::new(Semaphore::new(MAX_SESSIONS));
-    spawn_listener(app, "smtp submission listener", engine.clone(), starttls, Security::StartTls, sessions.clone());
-    spawn_listener(app, "smtp submissions listener", engine, implicit, Security::Implicit, sessions);
+    let limits = Limits::new(MAX_SESSIONS, crate::listener::UNAUTHENTICATED_PER_ADDRESS);
+    spawn_listener(app, "smtp submission listener", engine.clone(), starttls, Security::StartTls, limits.clone());
+    spawn_listener(app, "smtp submissions listener", engine, implicit, Security::Implicit, limits);
     Ok(())
 }
 
@@ -62,17 +66,17 @@ pub async fn bind(address: &str, key: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} ({key})"))
 }
 
-/// Runs `engine` on `listener` until shutdown, as a supervised task; `sessions` caps how many
-/// of its connections (and of any listener sharing the semaphore) run at once.
+/// Runs `engine` on `listener` until shutdown, as a supervised task; `limits` caps its sessions
+/// (shared with any listener given the same limits).
 pub fn spawn_listener<P: Policy>(
     app: &App,
     name: &'static str,
     engine: Arc<Engine<P>>,
     listener: TcpListener,
     security: Security,
-    sessions: Arc<Semaphore>,
+    limits: Limits,
 ) {
-    app.spawn_supervised(name, accept_loop(app.clone(), engine, listener, security, sessions));
+    app.spawn_supervised(name, accept_loop(app.clone(), engine, listener, security, limits));
 }
 
 /// Accepts connections until shutdown; each runs as its own supervised task.
@@ -81,21 +85,30 @@ async fn accept_loop<P: Policy>(
     engine: Arc<Engine<P>>,
     listener: TcpListener,
     security: Security,
-    sessions: Arc<Semaphore>,
+    limits: Limits,
 ) -> anyhow::Result<()> {
-    let serve = move |tcp, peer| {
+    let serve = move |tcp, peer, slot| {
         let engine = engine.clone();
-        async move { engine.serve(tcp, peer, security).await }
+        async move { engine.serve(tcp, peer, security, slot).await }
     };
-    let refuse = move |tcp, peer| refuse_busy(tcp, peer, security);
-    crate::listener::accept_until_shutdown(app, "smtp session", listener, sessions, serve, refuse).await
+    let refuse = move |tcp, peer, busy| refuse_busy(tcp, peer, security, busy);
+    crate::listener::accept_until_shutdown(app, "smtp session", listener, limits, serve, refuse).await
 }
 
-/// Too many sessions: a plaintext client is told so; a TLS client is simply closed.
-async fn refuse_busy(mut tcp: TcpStream, peer: SocketAddr, security: Security) {
-    tracing::warn!(%peer, "too many SMTP sessions; connection refused");
+/// Too many sessions: a plaintext client is told why; a TLS client is simply closed.
+async fn refuse_busy(mut tcp: TcpStream, peer: SocketAddr, security: Security, busy: Busy) {
+    let (status, text) = match busy {
+        Busy::Address => {
+            tracing::debug!(%peer, "too many SMTP sessions from one address; connection refused");
+            ([4, 7, 0], "Too many connections from your address, try again later")
+        }
+        Busy::Full => {
+            tracing::warn!(%peer, "too many SMTP sessions; connection refused");
+            ([4, 3, 2], "Too many connections, try again later")
+        }
+    };
     if security == Security::StartTls {
-        let reply = reply::Reply::new(421, [4, 3, 2], "Too many connections, try again later");
+        let reply = reply::Reply::new(421, status, text);
         let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(reply.to_string().as_bytes())).await;
     }
 }

@@ -49,6 +49,11 @@ pub trait Policy: Send + Sync + 'static {
     /// A short name for logs ("submission").
     fn name(&self) -> &'static str;
 
+    /// How long after connecting a client must have signed in; `None` when nobody signs in.
+    fn login_deadline(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Adds the policy's capabilities (e.g. AUTH mechanisms) to the engine's EHLO reply.
     fn ehlo(&self, session: &Session<Self::Identity>, reply: &mut EhloResponse<String>);
 

@@ -9,6 +9,11 @@
 //! no identity, no transaction). After DATA the message is collected by [`DataCollector`],
 //! which refuses bare CR/LF and closes the connection for them (see `data.rs`). Too many
 //! protocol errors or failed AUTH attempts end the session with 421.
+//!
+//! A client that connects and says nothing is cut off after [`FIRST_COMMAND_TIMEOUT`]; on a
+//! listener whose policy wants sign-in ([`Policy::login_deadline`]), one that has not signed in
+//! by then is cut off too. A session holds its client address's slot (`listener::Limiter`)
+//! until it signs in; then the policy's identity holds a slot of its own.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +33,7 @@ use super::data::{DataCollector, DataEnd};
 use super::policy::{Policy, Session};
 use super::reply::Reply;
 use crate::app::App;
+use crate::listener::Slot;
 use crate::mailbox::sasl::{self, Credentials, SaslError};
 
 /// How long the TLS handshake may take.
@@ -36,6 +42,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_ERRORS: u32 = 20;
 /// Failed AUTH attempts tolerated in one session (the throttle counts across sessions).
 const MAX_AUTH_FAILURES: u32 = 3;
+/// How long a new connection may take to send its first command.
+pub const FIRST_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a listener's connections begin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,26 +88,35 @@ impl<P: Policy> Engine<P> {
 
     /// Runs one connection to its end. Client-side failures (disconnects, timeouts) are normal
     /// and only logged at debug level.
-    pub async fn serve(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, security: Security) -> anyhow::Result<()> {
+    pub async fn serve(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        security: Security,
+        slot: Slot<std::net::IpAddr>,
+    ) -> anyhow::Result<()> {
         let _ = tcp.set_nodelay(true);
+        let mut state = PhaseState { slot: Some(slot), connected: tokio::time::Instant::now(), commands: 0 };
+        let state = &mut state;
         let ended = match security {
             Security::Implicit => match self.handshake(tcp).await {
                 Some(tls) => {
                     let mut conn = Connection::new(tls, self.shutdown.clone());
-                    self.run_phase(&mut conn, Session::new(peer, true), true).await
+                    self.run_phase(&mut conn, Session::new(peer, true), state, true).await
                 }
                 None => Ok(Next::Quit),
             },
             Security::StartTls => {
                 let mut plain = Connection::new(tcp, self.shutdown.clone());
-                match self.run_phase(&mut plain, Session::new(peer, false), true).await {
+                match self.run_phase(&mut plain, Session::new(peer, false), state, true).await {
                     Ok(Next::StartTls { helo }) => match self.handshake(plain.stream).await {
                         Some(tls) => {
                             // RFC 3207 wants a new EHLO; like Postfix, a client that goes straight
                             // on (to AUTH, say) is taken to have said the same name again.
                             let mut session = Session::new(peer, true);
                             session.helo = helo;
-                            self.run_phase(&mut Connection::new(tls, self.shutdown.clone()), session, false).await
+                            let mut conn = Connection::new(tls, self.shutdown.clone());
+                            self.run_phase(&mut conn, session, state, false).await
                         }
                         None => Ok(Next::Quit),
                     },
@@ -129,16 +146,21 @@ impl<P: Policy> Engine<P> {
         &self,
         conn: &mut Connection<S>,
         session: Session<P::Identity>,
+        state: &mut PhaseState,
         greet: bool,
     ) -> Result<Next, End> {
         if greet {
             conn.reply(&Reply::plain(220, format!("{} ESMTP InboxGrove", self.hostname)));
         }
-        let mut run = Run { engine: self, conn, session, errors: 0, auth_failures: 0 };
+        let mut run = Run { engine: self, conn, session, state, errors: 0, auth_failures: 0 };
         let result = run.dialogue().await;
         match &result {
             Err(End::IdleTimeout) => {
                 conn.close_with(&Reply::new(421, [4, 4, 2], format!("{} Idle timeout, closing", self.hostname))).await
+            }
+            Err(End::Deadline) => {
+                let text = format!("{} Too slow: send a command and sign in promptly; closing", self.hostname);
+                conn.close_with(&Reply::new(421, [4, 4, 2], text)).await
             }
             Err(End::Shutdown) => {
                 conn.close_with(&Reply::new(
@@ -154,19 +176,43 @@ impl<P: Policy> Engine<P> {
     }
 }
 
+/// What a connection carries from one phase to the next (plaintext, then TLS).
+struct PhaseState {
+    /// The client address's slot, held until the session signs in.
+    slot: Option<Slot<std::net::IpAddr>>,
+    connected: tokio::time::Instant,
+    /// Commands received so far.
+    commands: u64,
+}
+
 /// One session phase in progress.
 struct Run<'a, P: Policy, S> {
     engine: &'a Engine<P>,
     conn: &'a mut Connection<S>,
     session: Session<P::Identity>,
+    state: &'a mut PhaseState,
     errors: u32,
     auth_failures: u32,
 }
 
 impl<P: Policy, S: AsyncRead + AsyncWrite + Unpin + Send> Run<'_, P, S> {
+    /// When the client must have sent its first command, or signed in (see the module doc).
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        if self.state.commands == 0 {
+            return Some(self.state.connected + FIRST_COMMAND_TIMEOUT);
+        }
+        match self.engine.policy.login_deadline() {
+            Some(limit) if self.session.identity.is_none() => Some(self.state.connected + limit),
+            _ => None,
+        }
+    }
+
     async fn dialogue(&mut self) -> Result<Next, End> {
         loop {
-            let line = match self.conn.next_line().await? {
+            self.conn.deadline = self.deadline();
+            let line = self.conn.next_line().await?;
+            self.state.commands += 1;
+            let line = match line {
                 Line::Complete(line) => line,
                 Line::TooLong => {
                     self.protocol_error(Reply::new(500, [5, 5, 2], "Line too long")).await?;
@@ -302,6 +348,8 @@ impl<P: Policy, S: AsyncRead + AsyncWrite + Unpin + Send> Run<'_, P, S> {
         match self.engine.policy.authenticate(&self.session, credentials).await {
             Ok(identity) => {
                 self.session.identity = Some(identity);
+                self.state.slot = None;
+                self.conn.deadline = None;
                 Ok(Reply::new(235, [2, 7, 0], "Authentication successful"))
             }
             Err(reply) => self.auth_failed(reply).await,

@@ -14,17 +14,26 @@
 
 pub mod headers;
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, EXT_AUTH, EhloResponse};
 
 use super::policy::{Policy, Session};
 use super::reply::Reply;
 use crate::app::App;
 use crate::error::Error;
+use crate::listener::{Limiter, Slot};
 use crate::mailbox::login::{self, LoginError};
 use crate::mailbox::resolve::{self, Refusal as Unresolved};
 use crate::mailbox::sasl::Credentials;
 use crate::mta::admit::{self, AdmitError, Refusal};
 use crate::mta::{self};
+
+/// Signed-in sessions one mailbox may hold from one client address.
+pub const SESSIONS_PER_MAILBOX_ADDRESS: usize = 50;
+/// How long after connecting a client must have signed in.
+pub const LOGIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The authenticated mailbox of a submission session.
 #[derive(Debug, Clone)]
@@ -32,6 +41,8 @@ pub struct Sender {
     pub mailbox_id: i64,
     pub workspace_id: i64,
     pub address: String,
+    /// The session's slot for its mailbox and client address.
+    _slot: Arc<Slot<(i64, IpAddr)>>,
 }
 
 /// The submission policy.
@@ -39,11 +50,12 @@ pub struct Submission {
     app: App,
     /// DKIM keys opened once for all sessions.
     signers: mta::SignerCache,
+    signed_in: Arc<Limiter<(i64, IpAddr)>>,
 }
 
 impl Submission {
     pub fn new(app: App) -> Submission {
-        Submission { app, signers: mta::SignerCache::default() }
+        Submission { app, signers: mta::SignerCache::default(), signed_in: Limiter::new(SESSIONS_PER_MAILBOX_ADDRESS) }
     }
 
     /// A recipient of a local domain must reach a mailbox; then suppression and the limits for
@@ -183,6 +195,10 @@ impl Policy for Submission {
         "submission"
     }
 
+    fn login_deadline(&self) -> Option<std::time::Duration> {
+        Some(LOGIN_DEADLINE)
+    }
+
     fn ehlo(&self, session: &Session<Sender>, reply: &mut EhloResponse<String>) {
         if session.tls {
             reply.capabilities |= EXT_AUTH;
@@ -197,11 +213,13 @@ impl Policy for Submission {
     async fn authenticate(&self, session: &Session<Sender>, credentials: Credentials) -> Result<Sender, Reply> {
         let ip = session.peer.ip();
         match login::login(&self.app, ip, &credentials.username, &credentials.password).await {
-            Ok(account) => Ok(Sender {
-                mailbox_id: account.mailbox_id,
-                workspace_id: account.workspace_id,
-                address: account.address,
-            }),
+            Ok(account) => {
+                let Some(slot) = self.signed_in.take((account.mailbox_id, ip)) else {
+                    return Err(Reply::new(454, [4, 7, 0], "Too many connections for this mailbox from your address"));
+                };
+                let (mailbox_id, workspace_id, address) = (account.mailbox_id, account.workspace_id, account.address);
+                Ok(Sender { mailbox_id, workspace_id, address, _slot: Arc::new(slot) })
+            }
             Err(LoginError::Failed) => Err(Reply::new(535, [5, 7, 8], "Authentication credentials invalid")),
             Err(throttled @ LoginError::Throttled(_)) => Err(Reply::new(454, [4, 7, 0], capitalized(&throttled))),
             Err(LoginError::Internal(e)) => {

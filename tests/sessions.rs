@@ -1,10 +1,17 @@
-//! One credential check for SMTP AUTH and IMAP LOGIN / AUTHENTICATE, over the real binary:
+//! Signing in and holding sessions, over the real binary. One credential check for SMTP AUTH
+//! and IMAP LOGIN / AUTHENTICATE:
 //! - one table of cases (right, wrong, paused, unknown, throttled, authorization identities,
 //!   malformed responses) runs through SMTP AUTH PLAIN and LOGIN and IMAP LOGIN, AUTHENTICATE
 //!   PLAIN and AUTHENTICATE LOGIN, and every way gets the same verdict;
 //! - a stranger cannot lock a mailbox out: wrong passwords from 127.0.0.9 slow 127.0.0.9 (each
 //!   further attempt waits longer) while the right password from 127.0.0.1 signs in at once;
 //! - AUTH right after STARTTLS, without a new EHLO, is accepted as Postfix accepts it.
+//!
+//! And one client address cannot take every connection slot: with 1,500 idle connections from
+//! 127.0.0.9 to each listener (held by a Python helper that raises its own file limit), a client
+//! from 127.0.0.1 still connects, signs in and sends on every port, while 127.0.0.9's next
+//! connection is told why it is refused; and 200 signed-in IMAP sessions for 100 mailboxes from
+//! one address are all served.
 
 mod common;
 
@@ -17,6 +24,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 const DOMAIN: &str = "grove-login.test";
+/// Mailboxes the fixture creates (the 200-session test wants 100).
+const MAILBOXES: usize = 100;
 
 /// What a sign-in came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +79,7 @@ impl Fixture {
         };
         cli(&["admin", "create", "--email", "admin@grove.test"], Some(&format!("{}\n", common::PASSWORD)));
         cli(&["domain", "add", DOMAIN], None);
-        let created = cli(&["mailbox", "create", "--domain", DOMAIN, "--count", "6"], None);
+        let created = cli(&["mailbox", "create", "--domain", DOMAIN, "--count", &MAILBOXES.to_string()], None);
         let mailboxes: Vec<(String, String)> = created
             .lines()
             .skip(1)
@@ -281,4 +290,138 @@ async fn auth_right_after_starttls_without_a_new_ehlo_is_accepted() {
     assert_eq!(tls.smtp(&format!("AUTH PLAIN {}", b64(&format!("\0{ann}\0{ann_pw}")))).await.0, 235);
     let (code, line) = tls.smtp(&format!("MAIL FROM:<{ann}>")).await;
     assert_eq!(code, 250, "{line}");
+}
+
+/// Holds `count` idle connections from `source` to each of `targets` (a Python helper that raises
+/// its own open-file limit) until dropped.
+struct Flood {
+    child: std::process::Child,
+}
+
+impl Flood {
+    fn start(source: &str, count: usize, targets: &[SocketAddr]) -> Flood {
+        const SCRIPT: &str = r#"
+import resource, socket, sys
+count, source, targets = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+need = count * len(targets) + 64
+if soft < need:
+    if hard != resource.RLIM_INFINITY and hard < need:
+        sys.exit(f"the open-file limit ({hard}) is below the {need} connections to hold")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+held = []
+for target in targets:
+    host, port = target.rsplit(":", 1)
+    for _ in range(count):
+        s = socket.socket()
+        s.bind((source, 0))
+        s.connect((host, int(port)))
+        held.append(s)
+print("ready", len(held), flush=True)
+sys.stdin.read()
+"#;
+        let mut command = std::process::Command::new("python3");
+        command.args(["-c", SCRIPT, &count.to_string(), source]);
+        command.args(targets.iter().map(|t| t.to_string()));
+        command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("run python3");
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+        assert_eq!(line.trim(), format!("ready {}", count * targets.len()), "the flood is in place");
+        Flood { child }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection_slot() {
+    let fixture = Fixture::start();
+    let (ann, ann_pw) = fixture.mailboxes[0].clone();
+    let bob = fixture.mailboxes[1].0.clone();
+    let ports = [2587, 2465, 2525, 2143, 2993];
+    let _flood = Flood::start("127.0.0.9", 1500, &ports.map(|port| fixture.target(port)));
+    let client = IpAddr::from([127, 0, 0, 1]);
+    let config = tls_config(&fixture.appliance);
+
+    // Submission, both ports: sign in and send.
+    for implicit in [false, true] {
+        let mut wire = if implicit {
+            fixture.smtp(client).await
+        } else {
+            let mut plain = Wire::from(client, fixture.target(2587)).await;
+            assert_eq!(plain.smtp_reply().await.0, 220, "a greeting, not 421");
+            assert_eq!(plain.smtp("EHLO client.test").await.0, 250);
+            assert_eq!(plain.smtp("STARTTLS").await.0, 220);
+            let mut tls = plain.into_tls(config.clone()).await;
+            assert_eq!(tls.smtp("EHLO client.test").await.0, 250);
+            tls
+        };
+        assert_eq!(wire.smtp(&format!("AUTH PLAIN {}", b64(&format!("\0{ann}\0{ann_pw}")))).await.0, 235);
+        assert_eq!(wire.smtp(&format!("MAIL FROM:<{ann}>")).await.0, 250);
+        assert_eq!(wire.smtp(&format!("RCPT TO:<{bob}>")).await.0, 250);
+        assert_eq!(wire.smtp("DATA").await.0, 354);
+        wire.send(&format!("From: <{ann}>\r\nTo: <{bob}>\r\nSubject: Still here\r\n\r\nHi\r\n.")).await;
+        let (code, line) = wire.smtp_reply().await;
+        assert_eq!(code, 250, "{line}");
+    }
+
+    // The MX.
+    let mut mx = Wire::from(client, fixture.target(2525)).await;
+    assert_eq!(mx.smtp_reply().await.0, 220);
+    assert_eq!(mx.smtp("EHLO peer.test").await.0, 250);
+    assert_eq!(mx.smtp("MAIL FROM:<someone@peer.test>").await.0, 250);
+    assert_eq!(mx.smtp(&format!("RCPT TO:<{bob}>")).await.0, 250);
+
+    // IMAP, both ports.
+    let mut imaps = fixture.imap(client).await;
+    assert!(imaps.imap("a", &format!("LOGIN {} {}", quoted(&ann), quoted(&ann_pw))).await.0.starts_with("a OK"));
+    let mut imap = Wire::from(client, fixture.target(2143)).await;
+    assert!(imap.line().await.expect("greeting").starts_with("* OK"), "a greeting, not BYE");
+    assert!(imap.imap("s", "STARTTLS").await.0.starts_with("s OK"));
+    let mut imap = imap.into_tls(config.clone()).await;
+    assert!(imap.imap("a", &format!("LOGIN {} {}", quoted(&ann), quoted(&ann_pw))).await.0.starts_with("a OK"));
+
+    // The flooding address is told why.
+    let stranger = IpAddr::from([127, 0, 0, 9]);
+    let mut refused = Wire::from(stranger, fixture.target(2587)).await;
+    let (code, line) = refused.smtp_reply().await;
+    assert!(code == 421 && line.contains("4.7.0") && line.contains("from your address"), "{line}");
+    let mut refused = Wire::from(stranger, fixture.target(2143)).await;
+    let bye = refused.line().await.expect("a BYE");
+    assert!(bye.starts_with("* BYE") && bye.contains("from your address"), "{bye}");
+}
+
+#[tokio::test]
+async fn two_hundred_signed_in_imap_sessions_for_a_hundred_mailboxes_from_one_address_are_served() {
+    let fixture = Fixture::start();
+    let (target, config) = (fixture.target(2993), tls_config(&fixture.appliance));
+    let mut sessions = Vec::new();
+    for wave in 0..4 {
+        // Fifty at a time, as a sequencer ramps up its pollers.
+        let mut logins = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let (address, password) = fixture.mailboxes[(wave * 50 + i) % MAILBOXES].clone();
+            let config = config.clone();
+            logins.spawn(async move {
+                let mut wire = Wire::from(IpAddr::from([127, 0, 0, 1]), target).await.into_tls(config).await;
+                assert!(wire.line().await.expect("greeting").starts_with("* OK"));
+                let (done, _) = wire.imap("a", &format!("LOGIN {} {}", quoted(&address), quoted(&password))).await;
+                assert!(done.starts_with("a OK"), "{address}: {done}");
+                wire
+            });
+        }
+        sessions.extend(logins.join_all().await);
+    }
+    assert_eq!(sessions.len(), 200);
+    for (index, wire) in sessions.iter_mut().enumerate() {
+        let (done, untagged) = wire.imap("b", "SELECT INBOX").await;
+        assert!(done.starts_with("b OK"), "session {index}: {done} {untagged:?}");
+    }
 }
