@@ -22,6 +22,7 @@ use crate::audit;
 use crate::dns::name::normalize_domain;
 use crate::error::{Error, Result};
 use crate::mailbox::resolve::{self, ROLE_LOCAL_PARTS};
+use crate::mailbox::{self};
 use crate::workspaces::{Access, Role};
 
 /// The most mailboxes one alias delivers to.
@@ -105,13 +106,15 @@ pub fn workspace_of_address(conn: &Connection, address: &str) -> Result<Option<i
         .optional()?)
 }
 
+/// The addresses of an alias's target mailboxes, sorted.
 fn targets_of(conn: &Connection, alias: i64) -> rusqlite::Result<Vec<String>> {
-    conn.prepare_cached(
-        "SELECT m.address FROM alias_targets t JOIN mailboxes m ON m.id = t.mailbox_id \
-         WHERE t.alias_id = ?1 ORDER BY m.address",
-    )?
-    .query_map([alias], |row| row.get(0))?
-    .collect()
+    let ids = conn
+        .prepare_cached("SELECT mailbox_id FROM alias_targets WHERE alias_id = ?1")?
+        .query_map([alias], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let mut addresses: Vec<String> = mailbox::addresses_of(conn, ids)?.into_values().collect();
+    addresses.sort();
+    Ok(addresses)
 }
 
 /// Adds the alias `address` delivering to the mailboxes `targets` (addresses), after the checks
@@ -169,13 +172,15 @@ pub async fn remove(app: &App, access: &Access, id: i64) -> Result<Alias> {
 
 /// The address of a workspace domain's catch-all mailbox, if any.
 pub fn catch_all(conn: &Connection, workspace: i64, domain: i64) -> Result<Option<String>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT m.address FROM domains d JOIN mailboxes m ON m.id = d.catch_all_mailbox_id \
-             WHERE d.workspace_id = ?1 AND d.id = ?2 AND m.workspace_id = d.workspace_id",
-        )?
+    let mailbox: Option<i64> = conn
+        .prepare_cached("SELECT catch_all_mailbox_id FROM domains WHERE workspace_id = ?1 AND id = ?2")?
         .query_row((workspace, domain), |row| row.get(0))
-        .optional()?)
+        .optional()?
+        .flatten();
+    match mailbox {
+        Some(id) if mailbox::belongs_to(conn, workspace, id)? => Ok(mailbox::address_of(conn, id)?),
+        _ => Ok(None),
+    }
 }
 
 /// Sets (a mailbox address of the workspace) or clears (`None`) a domain's catch-all mailbox.
@@ -216,10 +221,7 @@ pub fn role_routes(conn: &Connection, domain: &str, hostname: &str) -> Result<Ve
                 Ok(found) => found
                     .mailboxes()
                     .iter()
-                    .map(|local| {
-                        conn.prepare_cached("SELECT address FROM mailboxes WHERE id = ?1")?
-                            .query_row([local.mailbox_id], |row| row.get(0))
-                    })
+                    .filter_map(|local| mailbox::address_of(conn, local.mailbox_id).transpose())
                     .collect::<rusqlite::Result<_>>()?,
                 Err(_) => Vec::new(),
             };
@@ -265,9 +267,7 @@ fn workspace_domain(conn: &Connection, workspace: i64, name: &str, field: &'stat
 
 /// Refuses an address that is already a mailbox or an alias.
 fn check_unused(tx: &Transaction, address: &str) -> Result<()> {
-    let mailbox =
-        tx.prepare_cached("SELECT 1 FROM mailboxes WHERE address = ?1")?.query_row([address], |_| Ok(())).optional()?;
-    if mailbox.is_some() {
+    if mailbox::exists(tx, address)? {
         return Err(Error::Conflict(format!("{address} is a mailbox; its mail already reaches it.")));
     }
     let alias =
@@ -299,15 +299,12 @@ fn target_mailboxes(conn: &Connection, workspace: i64, targets: &[String]) -> Re
 /// The mailbox (id, address) at `address` when it is one of the workspace's.
 fn target_mailbox(conn: &Connection, workspace: i64, address: &str, field: &'static str) -> Result<(i64, String)> {
     let address = address.trim().to_lowercase();
-    conn.prepare_cached("SELECT id, address FROM mailboxes WHERE address = ?1 AND workspace_id = ?2")?
-        .query_row((&address, workspace), |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?
-        .ok_or_else(|| {
-            Error::invalid(
-                field,
-                format!("{address} is not a mailbox of this workspace (aliases deliver to local mailboxes only)."),
-            )
-        })
+    mailbox::id_in_workspace(conn, workspace, &address)?.map(|id| (id, address.clone())).ok_or_else(|| {
+        Error::invalid(
+            field,
+            format!("{address} is not a mailbox of this workspace (aliases deliver to local mailboxes only)."),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -76,8 +76,13 @@ pub struct SmtpConfig {
 }
 
 /// Outbound delivery: how the queue reaches recipients' MX hosts (or a smarthost).
+///
+/// Its relay settings are a [`RelayConfig`] (flattened: `delivery.smarthost`, ...), the same
+/// struct every route has. serde cannot refuse unknown fields of a struct with a flattened part,
+/// so `delivery` and its routes are checked against [`DeliveryConfig::KEYS`] and
+/// [`DeliveryRoute::KEYS`] instead ([`Config::load`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct DeliveryConfig {
     /// The port of recipients' MX hosts (25; tests deliver to a peer on another port).
     pub mx_port: u16,
@@ -89,7 +94,26 @@ pub struct DeliveryConfig {
     pub max_age: String,
     /// Connection and command timeout ("2m").
     pub timeout: String,
-    /// Send everything through this relay ("host:port") instead of MX hosts; empty: direct.
+    /// Send everything through this relay instead of MX hosts (`smarthost` empty: direct).
+    #[serde(flatten)]
+    pub relay: RelayConfig,
+    /// Relays for one workspace's or one sending domain's mail (see [`DeliveryRoute`]).
+    pub routes: Vec<DeliveryRoute>,
+    /// Source addresses that domains may be assigned for egress (bind before connect).
+    pub source_ips: Vec<String>,
+    /// Whether a failed STARTTLS handshake may be retried in plaintext (recorded), by default.
+    pub tls_fallback_plaintext: bool,
+    /// Limits per destination domain (keyed by the recipient's domain).
+    pub destinations: std::collections::BTreeMap<String, DestinationLimits>,
+    /// Limits for any destination not listed in `destinations`.
+    pub default_destination: DestinationLimits,
+}
+
+/// A relay (smarthost) and how to reach it: for all mail (`[delivery]`) or a route's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RelayConfig {
+    /// The relay, "host:port"; empty: none.
     pub smarthost: String,
     pub smarthost_user: String,
     pub smarthost_password: String,
@@ -104,16 +128,31 @@ pub struct DeliveryConfig {
     /// platform's.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub smarthost_tls_ca: String,
-    /// Relays for one workspace's or one sending domain's mail (see [`DeliveryRoute`]).
-    pub routes: Vec<DeliveryRoute>,
-    /// Source addresses that domains may be assigned for egress (bind before connect).
-    pub source_ips: Vec<String>,
-    /// Whether a failed STARTTLS handshake may be retried in plaintext (recorded), by default.
-    pub tls_fallback_plaintext: bool,
-    /// Limits per destination domain (keyed by the recipient's domain).
-    pub destinations: std::collections::BTreeMap<String, DestinationLimits>,
-    /// Limits for any destination not listed in `destinations`.
-    pub default_destination: DestinationLimits,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            smarthost: String::new(),
+            smarthost_user: String::new(),
+            smarthost_password: String::new(),
+            smarthost_tls: None,
+            smarthost_tls_verify: true,
+            smarthost_tls_ca: String::new(),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Its keys.
+    pub const KEYS: [&'static str; 6] = [
+        "smarthost",
+        "smarthost_user",
+        "smarthost_password",
+        "smarthost_tls",
+        "smarthost_tls_verify",
+        "smarthost_tls_ca",
+    ];
 }
 
 /// How delivery speaks TLS to a smarthost.
@@ -141,40 +180,21 @@ impl SmarthostTls {
 /// "Acme Outreach") and `domain` (the envelope sender's domain) is set. The most
 /// specific route wins: a domain route, then a workspace route, then `delivery.smarthost`, then
 /// direct delivery to MX hosts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DeliveryRoute {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub workspace: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub domain: String,
-    /// The relay, "host:port".
-    pub smarthost: String,
-    pub smarthost_user: String,
-    pub smarthost_password: String,
-    /// As `delivery.smarthost_tls`: absent means implicit on 465, STARTTLS otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub smarthost_tls: Option<SmarthostTls>,
-    /// As `delivery.smarthost_tls_verify`.
-    pub smarthost_tls_verify: bool,
-    /// As `delivery.smarthost_tls_ca`.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub smarthost_tls_ca: String,
+    /// The relay (`smarthost` is required here).
+    #[serde(flatten)]
+    pub relay: RelayConfig,
 }
 
-impl Default for DeliveryRoute {
-    fn default() -> Self {
-        DeliveryRoute {
-            workspace: String::new(),
-            domain: String::new(),
-            smarthost: String::new(),
-            smarthost_user: String::new(),
-            smarthost_password: String::new(),
-            smarthost_tls: None,
-            smarthost_tls_verify: true,
-            smarthost_tls_ca: String::new(),
-        }
-    }
+impl DeliveryRoute {
+    /// Its own keys; with [`RelayConfig::KEYS`], every key a route may have.
+    pub const KEYS: [&'static str; 2] = ["workspace", "domain"];
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -293,12 +313,7 @@ impl Default for DeliveryConfig {
             retry_schedule: ["1m", "5m", "15m", "30m", "1h", "2h", "4h"].map(String::from).to_vec(),
             max_age: "3d".into(),
             timeout: "2m".into(),
-            smarthost: String::new(),
-            smarthost_user: String::new(),
-            smarthost_password: String::new(),
-            smarthost_tls: None,
-            smarthost_tls_verify: true,
-            smarthost_tls_ca: String::new(),
+            relay: RelayConfig::default(),
             routes: Vec::new(),
             source_ips: Vec::new(),
             tls_fallback_plaintext: true,
@@ -309,6 +324,20 @@ impl Default for DeliveryConfig {
 }
 
 impl DeliveryConfig {
+    /// Its own keys; with [`RelayConfig::KEYS`], every key `[delivery]` may have.
+    pub const KEYS: [&'static str; 10] = [
+        "default_destination",
+        "mx_port",
+        "concurrency",
+        "retry_schedule",
+        "max_age",
+        "timeout",
+        "routes",
+        "source_ips",
+        "tls_fallback_plaintext",
+        "destinations",
+    ];
+
     /// The retry schedule in seconds.
     pub fn retry_seconds(&self) -> Vec<i64> {
         self.retry_schedule.iter().filter_map(|d| parse_duration(d)).collect()
@@ -330,11 +359,11 @@ impl DeliveryConfig {
     /// Checks `smarthost` and every route (see [`DeliveryRoute`]); route domains are stored
     /// lower-cased, in ASCII form.
     fn validate_relays(&mut self) -> Result<(), ConfigError> {
-        if !self.smarthost.trim().is_empty() {
-            check_host_port("delivery.smarthost", &self.smarthost)?;
+        if !self.relay.smarthost.trim().is_empty() {
+            check_host_port("delivery.smarthost", &self.relay.smarthost)?;
         }
-        if !self.smarthost_tls_ca.is_empty() {
-            read_ca_file(&self.smarthost_tls_ca)
+        if !self.relay.smarthost_tls_ca.is_empty() {
+            read_ca_file(&self.relay.smarthost_tls_ca)
                 .map_err(|reason| ConfigError::Invalid { key: "delivery.smarthost_tls_ca", reason })?;
         }
         let mut seen: Vec<(bool, String)> = Vec::new();
@@ -354,14 +383,14 @@ impl DeliveryConfig {
                 }
                 (false, true) => {}
             }
-            if route.smarthost.trim().is_empty() {
+            if route.relay.smarthost.trim().is_empty() {
                 return Err(invalid("`smarthost` is missing (\"host:port\")".into()));
             }
-            if split_host_port(&route.smarthost).is_none() {
-                return Err(invalid(format!("`smarthost` = `{}` is not host:port", route.smarthost)));
+            if split_host_port(&route.relay.smarthost).is_none() {
+                return Err(invalid(format!("`smarthost` = `{}` is not host:port", route.relay.smarthost)));
             }
-            if !route.smarthost_tls_ca.is_empty() {
-                read_ca_file(&route.smarthost_tls_ca).map_err(|e| invalid(format!("`smarthost_tls_ca`: {e}")))?;
+            if !route.relay.smarthost_tls_ca.is_empty() {
+                read_ca_file(&route.relay.smarthost_tls_ca).map_err(|e| invalid(format!("`smarthost_tls_ca`: {e}")))?;
             }
             let key = if route.workspace.is_empty() {
                 (true, route.domain.clone())
@@ -448,6 +477,7 @@ impl Config {
                 .split("__"),
         );
         let mut config: Config = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+        check_delivery_keys(&figment)?;
         if let Some(dir) = data_dir {
             config.data_dir = dir.to_path_buf();
         }
@@ -534,16 +564,35 @@ impl Config {
     /// The effective configuration as TOML, with secrets replaced by `<redacted>`.
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
-        if !shown.delivery.smarthost_password.is_empty() {
-            shown.delivery.smarthost_password = "<redacted>".into();
-        }
-        for route in &mut shown.delivery.routes {
-            if !route.smarthost_password.is_empty() {
-                route.smarthost_password = "<redacted>".into();
+        let relays = std::iter::once(&mut shown.delivery.relay)
+            .chain(shown.delivery.routes.iter_mut().map(|route| &mut route.relay));
+        for relay in relays {
+            if !relay.smarthost_password.is_empty() {
+                relay.smarthost_password = "<redacted>".into();
             }
         }
         toml::to_string_pretty(&shown).unwrap_or_default()
     }
+}
+
+/// Refuses keys `[delivery]` and its routes do not have (see [`DeliveryConfig`]).
+fn check_delivery_keys(figment: &Figment) -> Result<(), ConfigError> {
+    let unknown = |dict: &figment::value::Dict, own: &[&str]| {
+        dict.keys().find(|key| !own.contains(&key.as_str()) && !RelayConfig::KEYS.contains(&key.as_str())).cloned()
+    };
+    let Ok(figment::value::Value::Dict(_, delivery)) = figment.find_value("delivery") else { return Ok(()) };
+    if let Some(key) = unknown(&delivery, &DeliveryConfig::KEYS) {
+        return Err(ConfigError::Invalid { key: "delivery", reason: format!("unknown key `{key}`") });
+    }
+    if let Some(figment::value::Value::Array(_, routes)) = delivery.get("routes") {
+        for (index, route) in routes.iter().enumerate() {
+            if let Some(key) = route.as_dict().and_then(|route| unknown(route, &DeliveryRoute::KEYS)) {
+                let reason = format!("route {}: unknown key `{key}`", index + 1);
+                return Err(ConfigError::Invalid { key: "delivery.routes", reason });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_duration(key: &'static str, value: &str) -> Result<(), ConfigError> {
@@ -576,11 +625,14 @@ mod tests {
     #[test]
     fn secrets_are_redacted() {
         let mut config = Config::default();
-        config.delivery.smarthost_password = "hunter2".into();
+        config.delivery.relay.smarthost_password = "hunter2".into();
         config.delivery.routes.push(DeliveryRoute {
             domain: "mail.acme.test".into(),
-            smarthost: "relay.test:587".into(),
-            smarthost_password: "route-secret".into(),
+            relay: RelayConfig {
+                smarthost: "relay.test:587".into(),
+                smarthost_password: "route-secret".into(),
+                ..RelayConfig::default()
+            },
             ..DeliveryRoute::default()
         });
         let shown = config.redacted_toml();
@@ -610,11 +662,14 @@ mod tests {
         let routes = &config.delivery.routes;
         assert_eq!(routes.len(), 2);
         assert_eq!(
-            (routes[0].workspace.as_str(), routes[0].smarthost_tls, routes[0].smarthost_tls_verify),
+            (routes[0].workspace.as_str(), routes[0].relay.smarthost_tls, routes[0].relay.smarthost_tls_verify),
             ("Acme", None, true)
         );
         assert_eq!(routes[1].domain, "mail.acme.test");
-        assert_eq!((routes[1].smarthost_tls, routes[1].smarthost_tls_verify), (Some(SmarthostTls::None), false));
+        assert_eq!(
+            (routes[1].relay.smarthost_tls, routes[1].relay.smarthost_tls_verify),
+            (Some(SmarthostTls::None), false)
+        );
         assert_eq!(SmarthostTls::default_for_port(465), SmarthostTls::Implicit);
         assert_eq!(SmarthostTls::default_for_port(587), SmarthostTls::Starttls);
         assert_eq!(SmarthostTls::default_for_port(25), SmarthostTls::Starttls);
@@ -665,6 +720,36 @@ mod tests {
         ));
         let config: Config = figment.extract().unwrap();
         assert_eq!(config.delivery.routes[0].workspace, "acme");
-        assert!(!config.delivery.routes[0].smarthost_tls_verify);
+        assert!(!config.delivery.routes[0].relay.smarthost_tls_verify);
+    }
+
+    #[test]
+    fn the_delivery_key_lists_are_every_field() {
+        let mut delivery = DeliveryConfig::default();
+        delivery.relay.smarthost_tls = Some(SmarthostTls::Implicit);
+        delivery.relay.smarthost_tls_ca = "ca.pem".into();
+        let route = DeliveryRoute { workspace: "w".into(), domain: "d.test".into(), relay: delivery.relay.clone() };
+        delivery.routes.push(route.clone());
+        let keys = |value: serde_json::Value| {
+            let mut keys: Vec<String> = value.as_object().expect("an object").keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let expected = |own: &[&str]| {
+            let mut all: Vec<String> = own.iter().chain(&RelayConfig::KEYS).map(|k| k.to_string()).collect();
+            all.sort();
+            all
+        };
+        assert_eq!(keys(serde_json::to_value(&delivery).unwrap()), expected(&DeliveryConfig::KEYS));
+        assert_eq!(keys(serde_json::to_value(&route).unwrap()), expected(&DeliveryRoute::KEYS));
+    }
+
+    #[test]
+    fn unknown_delivery_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "[delivery]\nsmarthost_tsl = \"none\"\n").unwrap();
+        let error = Config::load(Some(&file), None).unwrap_err().to_string();
+        assert!(error.contains("unknown key `smarthost_tsl`"), "{error}");
     }
 }

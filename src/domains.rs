@@ -38,9 +38,7 @@ pub struct Domain {
     pub source_ip: Option<String>,
 }
 
-const SELECT: &str = "SELECT d.id, d.name, d.created_at, \
-    (SELECT count(*) FROM mailboxes m WHERE m.domain_id = d.id), k.selector, k.algorithm, k.public_key, \
-    d.source_ip \
+const SELECT: &str = "SELECT d.id, d.name, d.created_at, k.selector, k.algorithm, k.public_key, d.source_ip \
     FROM domains d JOIN dkim_keys k ON k.domain_id = d.id AND k.active = 1";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
@@ -50,18 +48,24 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
         display_name: display_domain(&name),
         name,
         created_at: row.get(2)?,
-        mailbox_count: row.get(3)?,
-        dkim_selector: row.get(4)?,
-        dkim_algorithm: row.get(5)?,
-        dkim_public_key: row.get(6)?,
-        source_ip: row.get(7)?,
+        mailbox_count: 0,
+        dkim_selector: row.get(3)?,
+        dkim_algorithm: row.get(4)?,
+        dkim_public_key: row.get(5)?,
+        source_ip: row.get(6)?,
     })
+}
+
+/// The domain with its mailbox count filled in.
+fn counted(conn: &Connection, mut domain: Domain) -> rusqlite::Result<Domain> {
+    domain.mailbox_count = crate::mailbox::count_on_domain(conn, domain.id)?;
+    Ok(domain)
 }
 
 /// A workspace's domains, by name.
 pub fn list(conn: &Connection, workspace: i64) -> rusqlite::Result<Vec<Domain>> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE d.workspace_id = ?1 ORDER BY d.name"))?;
-    stmt.query_map([workspace], from_row)?.collect()
+    stmt.query_map([workspace], from_row)?.map(|domain| counted(conn, domain?)).collect()
 }
 
 /// Whether `name` (ASCII, lowercase) is a domain of this appliance, in any workspace.
@@ -71,17 +75,21 @@ pub fn is_local(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 
 /// One domain of a workspace; `NotFound` for another workspace's.
 pub fn get(conn: &Connection, workspace: i64, id: i64) -> Result<Domain> {
-    conn.query_row(&format!("{SELECT} WHERE d.workspace_id = ?1 AND d.id = ?2"), (workspace, id), from_row)
+    let domain = conn
+        .query_row(&format!("{SELECT} WHERE d.workspace_id = ?1 AND d.id = ?2"), (workspace, id), from_row)
         .optional()?
-        .ok_or(Error::NotFound)
+        .ok_or(Error::NotFound)?;
+    Ok(counted(conn, domain)?)
 }
 
 /// One domain of a workspace by name (Unicode or ASCII form).
 pub fn find_by_name(conn: &Connection, workspace: i64, name: &str) -> Result<Domain> {
     let ascii = normalize_domain(name).map_err(|_| Error::NotFound)?;
-    conn.query_row(&format!("{SELECT} WHERE d.workspace_id = ?1 AND d.name = ?2"), (workspace, ascii), from_row)
+    let domain = conn
+        .query_row(&format!("{SELECT} WHERE d.workspace_id = ?1 AND d.name = ?2"), (workspace, ascii), from_row)
         .optional()?
-        .ok_or(Error::NotFound)
+        .ok_or(Error::NotFound)?;
+    Ok(counted(conn, domain)?)
 }
 
 /// Adds a domain to the workspace with a fresh DKIM key.

@@ -153,22 +153,22 @@ pub struct Filter {
     pub since: Option<i64>,
 }
 
-const SELECT: &str = "SELECT e.id, e.workspace_id, e.mailbox_id, mb.address, e.queue_id, e.kind, e.recipient, \
-    e.message_id, e.class, e.detail, e.at FROM events e LEFT JOIN mailboxes mb ON mb.id = e.mailbox_id";
+const SELECT: &str = "SELECT e.id, e.workspace_id, e.mailbox_id, e.queue_id, e.kind, e.recipient, \
+    e.message_id, e.class, e.detail, e.at FROM events e";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
         id: row.get(0)?,
         workspace_id: row.get(1)?,
         mailbox_id: row.get(2)?,
-        mailbox: row.get(3)?,
-        queue_id: row.get(4)?,
-        kind: row.get(5)?,
-        peer: row.get(6)?,
-        message_id: row.get(7)?,
-        class: row.get(8)?,
-        detail: row.get(9)?,
-        at: row.get(10)?,
+        mailbox: None,
+        queue_id: row.get(3)?,
+        kind: row.get(4)?,
+        peer: row.get(5)?,
+        message_id: row.get(6)?,
+        class: row.get(7)?,
+        detail: row.get(8)?,
+        at: row.get(9)?,
     })
 }
 
@@ -188,8 +188,14 @@ fn query(conn: &Connection, filter: &Filter, order: &str, limit: u32) -> rusqlit
          AND (?3 IS NULL OR e.kind = ?3) AND (?4 IS NULL OR e.mailbox_id = ?4) AND (?5 IS NULL OR e.at >= ?5) \
          {order} LIMIT ?6"
     ))?;
-    stmt.query_map((filter.workspace, filter.queue_id, filter.kind, filter.mailbox_id, filter.since, limit), from_row)?
-        .collect()
+    let mut found = stmt
+        .query_map((filter.workspace, filter.queue_id, filter.kind, filter.mailbox_id, filter.since, limit), from_row)?
+        .collect::<rusqlite::Result<Vec<Event>>>()?;
+    let addresses = crate::mailbox::addresses_of(conn, found.iter().filter_map(|e| e.mailbox_id))?;
+    for event in &mut found {
+        event.mailbox = event.mailbox_id.and_then(|id| addresses.get(&id).cloned());
+    }
+    Ok(found)
 }
 
 /// A workspace's latest events, newest first, optionally of one queue row.

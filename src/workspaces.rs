@@ -155,6 +155,41 @@ pub fn name(conn: &Connection, id: i64) -> Result<String> {
         .ok_or(Error::NotFound)
 }
 
+/// Whether a workspace exists.
+pub fn exists(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)")?.query_row([id], |row| row.get(0))
+}
+
+/// The first workspace made, if any.
+pub fn first(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT min(id) FROM workspaces")?.query_row([], |row| row.get(0))
+}
+
+/// A workspace's time zone (IANA name; UTC when unset or unknown): daily limits reset at its
+/// midnight.
+pub fn time_zone(conn: &Connection, id: i64) -> rusqlite::Result<chrono_tz::Tz> {
+    let zone: Option<String> = conn
+        .prepare_cached("SELECT time_zone FROM workspaces WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?;
+    Ok(zone.and_then(|zone| zone.parse().ok()).unwrap_or(chrono_tz::Tz::UTC))
+}
+
+/// Whether a workspace adds List-Unsubscribe headers (false for a workspace that is gone).
+pub fn list_unsubscribe(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT list_unsubscribe FROM workspaces WHERE id = ?1")?
+        .query_row([id], |row| row.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Turns a workspace's List-Unsubscribe headers on or off.
+pub fn set_list_unsubscribe(tx: &Transaction, id: i64, enabled: bool) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE workspaces SET list_unsubscribe = ?1 WHERE id = ?2")?.execute((enabled, id))?;
+    Ok(())
+}
+
 /// Whether the workspace files a copy of what its mailboxes send in their Sent folders.
 pub fn files_sent_copies(conn: &Connection, id: i64) -> Result<bool> {
     conn.prepare_cached("SELECT file_sent_copies FROM workspaces WHERE id = ?1")?

@@ -121,7 +121,7 @@ pub async fn create_admin(app: &App, email: &str, password: String) -> Result<Us
         .write(move |tx| {
             let user = insert(tx, &email, &hash, now)?;
             tx.execute("DELETE FROM settings WHERE key = ?1", [SETUP_TOKEN])?;
-            let existing: Option<i64> = tx.query_row("SELECT min(id) FROM workspaces", [], |row| row.get(0))?;
+            let existing = workspaces::first(tx)?;
             match existing {
                 None => {
                     workspaces::create(tx, "My agency", user.id, &Actor::cli(), now)?;

@@ -6,8 +6,6 @@
 //! in the response to the creating request, and in one download of the credential batch, which
 //! is sealed under the master key, deleted when downloaded and expires after an hour.
 
-use std::collections::HashSet;
-
 use serde::{Deserialize, Serialize};
 
 use super::export::ExportRow;
@@ -55,10 +53,7 @@ pub async fn create_bulk(app: &App, access: &Access, domain_id: i64, count: usiz
         .store
         .read(move |conn| {
             let domain = crate::domains::get(conn, workspace, domain_id)?;
-            let taken = conn
-                .prepare("SELECT local_part FROM mailboxes WHERE domain_id = ?1")?
-                .query_map([domain_id], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<HashSet<_>>>()?;
+            let taken = super::local_parts(conn, domain_id)?;
             Ok::<_, Error>((domain, taken))
         })
         .await?;

@@ -1,6 +1,10 @@
 //! Mailboxes: addresses on a workspace's domains that send (SMTP submission) and receive (IMAP).
 //! Each has a display name, a daily limit, a status and a password stored only as an argon2id
-//! hash. Creation and password resets are in [`create`]; exports in [`export`].
+//! hash. Creation and password resets are in [`create`]; exports in [`export`]; signing in in
+//! [`login`] and [`sasl`]; which mailboxes an address reaches in [`resolve`].
+//!
+//! This module owns the `mailboxes` table: every statement on it is here or in a submodule, and
+//! the rest of the appliance asks these functions.
 
 pub mod create;
 pub mod export;
@@ -134,6 +138,84 @@ pub fn find_by_address(conn: &Connection, address: &str) -> Result<(i64, Mailbox
     })
     .optional()?
     .ok_or(Error::NotFound)
+}
+
+/// The address of a mailbox, if it still exists.
+pub fn address_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT address FROM mailboxes WHERE id = ?1")?.query_row([id], |row| row.get(0)).optional()
+}
+
+/// The addresses of mailboxes by id (ids of deleted mailboxes are absent).
+pub fn addresses_of(
+    conn: &Connection,
+    ids: impl IntoIterator<Item = i64>,
+) -> rusqlite::Result<std::collections::HashMap<i64, String>> {
+    let mut found = std::collections::HashMap::new();
+    for id in ids {
+        if let std::collections::hash_map::Entry::Vacant(entry) = found.entry(id)
+            && let Some(address) = address_of(conn, id)?
+        {
+            entry.insert(address);
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `address` (lowercase) is a mailbox, in any workspace.
+pub fn exists(conn: &Connection, address: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM mailboxes WHERE address = ?1)")?
+        .query_row([address], |row| row.get(0))
+}
+
+/// The id of the mailbox at `address` (lowercase) when it is one of the workspace's.
+pub fn id_in_workspace(conn: &Connection, workspace: i64, address: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM mailboxes WHERE address = ?1 AND workspace_id = ?2")?
+        .query_row((address, workspace), |row| row.get(0))
+        .optional()
+}
+
+/// Whether mailbox `id` belongs to the workspace.
+pub fn belongs_to(conn: &Connection, workspace: i64, id: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM mailboxes WHERE id = ?1 AND workspace_id = ?2)")?
+        .query_row((id, workspace), |row| row.get(0))
+}
+
+/// How many mailboxes a domain has.
+pub fn count_on_domain(conn: &Connection, domain_id: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT count(*) FROM mailboxes WHERE domain_id = ?1")?.query_row([domain_id], |row| row.get(0))
+}
+
+/// The local parts a domain's mailboxes use.
+pub fn local_parts(conn: &Connection, domain_id: i64) -> rusqlite::Result<std::collections::HashSet<String>> {
+    conn.prepare_cached("SELECT local_part FROM mailboxes WHERE domain_id = ?1")?
+        .query_map([domain_id], |row| row.get(0))?
+        .collect()
+}
+
+/// What `mta::admit` needs of a mailbox.
+#[derive(Debug, Clone)]
+pub struct Sending {
+    pub workspace_id: i64,
+    pub address: String,
+    pub status: Status,
+    pub daily_limit: i64,
+    pub per_minute: i64,
+}
+
+/// A mailbox's sending settings, if it exists.
+pub fn sending(conn: &Connection, id: i64) -> rusqlite::Result<Option<Sending>> {
+    conn.prepare_cached("SELECT workspace_id, address, status, daily_limit, per_minute FROM mailboxes WHERE id = ?1")?
+        .query_row([id], |row| {
+            let status: String = row.get(2)?;
+            Ok(Sending {
+                workspace_id: row.get(0)?,
+                address: row.get(1)?,
+                status: status.parse().unwrap_or(Status::Paused),
+                daily_limit: row.get(3)?,
+                per_minute: row.get(4)?,
+            })
+        })
+        .optional()
 }
 
 /// Changes to a mailbox's settings; `None` leaves a field as it is.

@@ -19,8 +19,6 @@
 //! to its wire (SMTP replies, form messages, API errors). Campaign caps and warmup ramps plug in
 //! here.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Datelike};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension};
@@ -83,24 +81,15 @@ struct Sending {
 }
 
 fn sending(conn: &Connection, mailbox_id: i64) -> Result<Sending, AdmitError> {
-    conn.prepare_cached(
-        "SELECT m.address, m.status, m.daily_limit, m.per_minute, w.time_zone, m.workspace_id \
-         FROM mailboxes m JOIN workspaces w ON w.id = m.workspace_id WHERE m.id = ?1",
-    )?
-    .query_row([mailbox_id], |row| {
-        let status: String = row.get(1)?;
-        let zone: String = row.get(4)?;
-        Ok(Sending {
-            workspace_id: row.get(5)?,
-            address: row.get(0)?,
-            paused: !crate::mailbox::create::may_send(status.parse().unwrap_or(crate::mailbox::Status::Paused)),
-            daily_limit: row.get(2)?,
-            per_minute: row.get(3)?,
-            time_zone: Tz::from_str(&zone).unwrap_or(Tz::UTC),
-        })
+    let mailbox = crate::mailbox::sending(conn, mailbox_id)?.ok_or(AdmitError::Refused(Refusal::Gone))?;
+    Ok(Sending {
+        workspace_id: mailbox.workspace_id,
+        paused: !crate::mailbox::create::may_send(mailbox.status),
+        address: mailbox.address,
+        daily_limit: mailbox.daily_limit,
+        per_minute: mailbox.per_minute,
+        time_zone: crate::workspaces::time_zone(conn, mailbox.workspace_id)?,
     })
-    .optional()?
-    .ok_or(AdmitError::Refused(Refusal::Gone))
 }
 
 /// The day `now` falls on in `zone`, as `send_counts.day` stores it.

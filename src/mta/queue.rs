@@ -56,10 +56,10 @@ impl QueueRow {
     }
 }
 
-const SELECT: &str = "SELECT q.id, q.workspace_id, q.mailbox_id, mb.address, q.recipient, q.domain, q.status, \
+const SELECT: &str = "SELECT q.id, q.workspace_id, q.mailbox_id, NULL, q.recipient, q.domain, q.status, \
     q.attempts, q.next_attempt_at, q.last_code, q.last_status, q.last_reply, q.bounce_class, q.created_at, \
     q.updated_at, m.mail_from, m.subject, m.size, q.local \
-    FROM queue q JOIN messages m ON m.id = q.message_id LEFT JOIN mailboxes mb ON mb.id = q.mailbox_id";
+    FROM queue q JOIN messages m ON m.id = q.message_id";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
     Ok(QueueRow {
@@ -110,15 +110,22 @@ pub fn list(
     let page_len = usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
     let more = rows.len() > page_len;
     rows.truncate(page_len);
+    let addresses = crate::mailbox::addresses_of(conn, rows.iter().filter_map(|row| row.mailbox_id))?;
+    for row in &mut rows {
+        row.mailbox = row.mailbox_id.and_then(|id| addresses.get(&id).cloned());
+    }
     Ok((rows, more))
 }
 
 /// One row; `NotFound` when it does not exist or belongs to another workspace.
 pub fn get(conn: &Connection, workspace: Option<i64>, id: i64) -> Result<QueueRow> {
-    conn.prepare_cached(&format!("{SELECT} WHERE q.id = ?1 AND (?2 IS NULL OR q.workspace_id = ?2)"))?
+    let mut row = conn
+        .prepare_cached(&format!("{SELECT} WHERE q.id = ?1 AND (?2 IS NULL OR q.workspace_id = ?2)"))?
         .query_row((id, workspace), from_row)
         .optional()?
-        .ok_or(Error::NotFound)
+        .ok_or(Error::NotFound)?;
+    row.mailbox = row.mailbox_id.map(|id| crate::mailbox::address_of(conn, id)).transpose()?.flatten();
+    Ok(row)
 }
 
 /// One row with its events, newest first.
@@ -206,13 +213,18 @@ pub fn counts(conn: &Connection, workspace: Option<i64>) -> rusqlite::Result<Cou
     .pop()
     .map(|all| all.counts)
     .unwrap_or_default();
-    let by_mailbox = grouped(
+    let mut by_mailbox = grouped(
         conn,
-        "SELECT coalesce(mb.address, '(no mailbox)'), q.status, q.local, count(*) FROM queue q \
-         LEFT JOIN mailboxes mb ON mb.id = q.mailbox_id WHERE (?1 IS NULL OR q.workspace_id = ?1) \
-         GROUP BY 1, 2, 3",
+        "SELECT coalesce(CAST(mailbox_id AS TEXT), ''), status, local, count(*) FROM queue \
+         WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY 1, 2, 3",
         workspace,
     )?;
+    let ids: Vec<i64> = by_mailbox.iter().filter_map(|group| group.label.parse().ok()).collect();
+    let addresses = crate::mailbox::addresses_of(conn, ids)?;
+    for group in &mut by_mailbox {
+        let address = group.label.parse().ok().and_then(|id: i64| addresses.get(&id));
+        group.label = address.cloned().unwrap_or_else(|| "(no mailbox)".to_string());
+    }
     let by_domain = grouped(
         conn,
         "SELECT domain, status, local, count(*) FROM queue WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY 1, 2, 3",

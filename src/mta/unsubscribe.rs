@@ -10,7 +10,7 @@
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, Transaction};
 
 use crate::app::App;
 use crate::audit;
@@ -122,10 +122,7 @@ pub fn headers(base_url: &str, token: &str, mailto: Option<&str>) -> String {
 
 /// Whether a workspace adds List-Unsubscribe headers.
 pub fn enabled(conn: &Connection, workspace_id: i64) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT list_unsubscribe FROM workspaces WHERE id = ?1")?
-        .query_row([workspace_id], |row| row.get::<_, i64>(0))
-        .optional()
-        .map(|value| value.unwrap_or(0) != 0)
+    crate::workspaces::list_unsubscribe(conn, workspace_id)
 }
 
 /// Turns the List-Unsubscribe headers on or off for the workspace (owners and admins), audited.
@@ -134,7 +131,7 @@ pub async fn set_enabled(app: &App, access: &Access, enabled: bool) -> Result<()
     let (workspace, actor, now) = (access.workspace.id, access.actor.clone(), app.clock.unix());
     app.store
         .write(move |tx| {
-            tx.execute("UPDATE workspaces SET list_unsubscribe = ?1 WHERE id = ?2", (i64::from(enabled), workspace))?;
+            crate::workspaces::set_list_unsubscribe(tx, workspace, enabled)?;
             let detail = if enabled { "on" } else { "off" };
             audit::record(
                 tx,
@@ -170,18 +167,12 @@ pub async fn unsubscribe(app: &App, token: &str, how: &'static str) -> Result<Un
 /// [`unsubscribe`] inside a transaction, for a verified subscriber.
 pub fn record(tx: &Transaction, subscriber: &Subscriber, how: &str, now: i64) -> Result<Unsubscribed> {
     let workspace = subscriber.workspace_id;
-    let exists: Option<i64> =
-        tx.query_row("SELECT id FROM workspaces WHERE id = ?1", [workspace], |row| row.get(0)).optional()?;
-    if exists.is_none() {
+    if !crate::workspaces::exists(tx, workspace)? {
         return Err(Error::NotFound);
     }
     let mailbox_id = match subscriber.mailbox_id {
-        Some(id) => tx
-            .query_row("SELECT id FROM mailboxes WHERE id = ?1 AND workspace_id = ?2", (id, workspace), |row| {
-                row.get::<_, i64>(0)
-            })
-            .optional()?,
-        None => None,
+        Some(id) if crate::mailbox::belongs_to(tx, workspace, id)? => Some(id),
+        _ => None,
     };
     let newly = suppression::add(tx, workspace, &subscriber.recipient, Reason::Unsubscribe, how, now)?;
     if newly {

@@ -122,8 +122,8 @@ impl Worker {
             app: app.clone(),
             limits: Limits::new(config),
             connectors: tls::Connectors::new(
-                std::iter::once(config.smarthost_tls_ca.as_str())
-                    .chain(config.routes.iter().map(|route| route.smarthost_tls_ca.as_str()))
+                std::iter::once(config.relay.smarthost_tls_ca.as_str())
+                    .chain(config.routes.iter().map(|route| route.relay.smarthost_tls_ca.as_str()))
                     .filter(|path| !path.is_empty()),
             )?,
             source_ips: config.source_ips.iter().filter_map(|ip| ip.parse().ok()).collect(),

@@ -129,33 +129,31 @@ pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<i64>> {
 pub fn envelopes(conn: &Connection, message_ids: &[i64]) -> rusqlite::Result<Vec<Envelope>> {
     let placeholders = vec!["?"; message_ids.len()].join(",");
     conn.prepare(&format!(
-        "SELECT m.id, m.mail_from, m.workspace_id, w.name, \
+        "SELECT m.id, m.mail_from, m.workspace_id, \
            (SELECT d.source_ip FROM domains d WHERE d.workspace_id = m.workspace_id \
               AND d.name = lower(substr(m.mail_from, instr(m.mail_from, '@') + 1))) \
-         FROM messages m JOIN workspaces w ON w.id = m.workspace_id WHERE m.id IN ({placeholders})"
+         FROM messages m WHERE m.id IN ({placeholders})"
     ))?
     .query_map(params_from_iter(message_ids), |row| {
         Ok(Envelope {
             id: row.get(0)?,
             mail_from: row.get(1)?,
             workspace_id: row.get(2)?,
-            workspace_name: row.get(3)?,
-            source_ip: row.get(4)?,
+            workspace_name: String::new(),
+            source_ip: row.get(3)?,
         })
     })?
+    .map(|envelope| {
+        let mut envelope = envelope?;
+        envelope.workspace_name = crate::workspaces::name(conn, envelope.workspace_id).unwrap_or_default();
+        Ok(envelope)
+    })
     .collect()
 }
 
 /// A message's body, if it still exists.
 pub fn body(conn: &Connection, message_id: i64) -> rusqlite::Result<Option<Vec<u8>>> {
     conn.prepare_cached("SELECT body FROM messages WHERE id = ?1")?.query_row([message_id], |row| row.get(0)).optional()
-}
-
-/// The address of a mailbox, if it still exists.
-pub fn mailbox_address(conn: &Connection, mailbox_id: i64) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT address FROM mailboxes WHERE id = ?1")?
-        .query_row([mailbox_id], |row| row.get(0))
-        .optional()
 }
 
 /// Records an attempt's outcome on a claimed row (one more attempt). A row no longer

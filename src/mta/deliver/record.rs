@@ -189,7 +189,7 @@ async fn prepare_dsn(app: &App, mail_from: &str, row: &Claimed, failed: &[DsnRec
         .read(move |conn| {
             let body = queue::body(conn, message_id)?;
             let mailbox = match mailbox_id {
-                Some(id) => queue::mailbox_address(conn, id)?,
+                Some(id) => crate::mailbox::address_of(conn, id)?,
                 None => None,
             };
             Ok::<_, rusqlite::Error>((body, mailbox))

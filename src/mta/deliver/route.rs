@@ -90,7 +90,7 @@ pub fn choose(config: &DeliveryConfig, workspace_id: i64, workspace_name: &str, 
     };
     match by_domain.or_else(by_workspace) {
         Some(index) => Via::Route(index),
-        None if !config.smarthost.trim().is_empty() => Via::Smarthost,
+        None if !config.relay.smarthost.trim().is_empty() => Via::Smarthost,
         None => Via::Direct,
     }
 }
@@ -111,28 +111,14 @@ pub fn slug(name: &str) -> String {
 
 /// The relay behind `via`; `None` for direct delivery.
 pub fn relay(config: &DeliveryConfig, via: Via) -> Option<Relay<'_>> {
-    let (address, user, password, tls, verify, ca) = match via {
+    let relay = match via {
         Via::Direct => return None,
-        Via::Smarthost => (
-            &config.smarthost,
-            &config.smarthost_user,
-            &config.smarthost_password,
-            config.smarthost_tls,
-            config.smarthost_tls_verify,
-            &config.smarthost_tls_ca,
-        ),
-        Via::Route(index) => {
-            let route = config.routes.get(index)?;
-            (
-                &route.smarthost,
-                &route.smarthost_user,
-                &route.smarthost_password,
-                route.smarthost_tls,
-                route.smarthost_tls_verify,
-                &route.smarthost_tls_ca,
-            )
-        }
+        Via::Smarthost => &config.relay,
+        Via::Route(index) => &config.routes.get(index)?.relay,
     };
+    let (address, user, password, ca) =
+        (&relay.smarthost, &relay.smarthost_user, &relay.smarthost_password, &relay.smarthost_tls_ca);
+    let (tls, verify) = (relay.smarthost_tls, relay.smarthost_tls_verify);
     let port = split_host_port(address).map_or(0, |(_, port)| port);
     Some(Relay {
         address: address.trim(),
@@ -292,13 +278,12 @@ mod tests {
         use crate::config::DeliveryRoute;
         let mut config = DeliveryConfig::default();
         assert_eq!(choose(&config, 1, "Acme", "acme.test"), Via::Direct);
-        config.smarthost = "relay.test:587".into();
+        config.relay.smarthost = "relay.test:587".into();
         assert_eq!(choose(&config, 1, "Acme", "acme.test"), Via::Smarthost);
         let route = |workspace: &str, domain: &str, smarthost: &str| DeliveryRoute {
             workspace: workspace.into(),
             domain: domain.into(),
-            smarthost: smarthost.into(),
-            ..DeliveryRoute::default()
+            relay: crate::config::RelayConfig { smarthost: smarthost.into(), ..Default::default() },
         };
         config.routes = vec![
             route("acme outreach", "", "ws.test:465"),
@@ -318,7 +303,7 @@ mod tests {
         assert_eq!((ws.address, ws.tls, ws.verify), ("ws.test:465", SmarthostTls::Implicit, true));
         let dom = relay(&config, Via::Route(1)).unwrap();
         assert_eq!(dom.tls, SmarthostTls::Starttls, "not 465: STARTTLS");
-        config.routes[1].smarthost_tls = Some(SmarthostTls::None);
+        config.routes[1].relay.smarthost_tls = Some(SmarthostTls::None);
         assert_eq!(relay(&config, Via::Route(1)).unwrap().tls, SmarthostTls::None);
         assert_eq!(relay(&config, Via::Direct), None);
     }
