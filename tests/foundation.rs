@@ -177,17 +177,18 @@ async fn domains_are_validated_and_their_records_shown() {
     let ws = workspace_of(&admin.get("/").await.url);
 
     for (bad, message) in [
-        ("exa mple.com", "space"),
-        ("https://grove.test", ""),
-        ("bob@grove.test", ""),
-        ("localhost", ""),
-        ("", ""),
-        ("-bad.test", ""),
+        ("exa mple.com", "contains a space"),
+        ("https://grove.test", "is a web address; enter just the domain"),
+        ("bob@grove.test", "is an email address; enter just the domain after the @, such as grove.test"),
+        ("localhost", "needs at least two parts separated by a dot"),
+        ("", "Enter a domain name, such as example.com"),
+        ("-bad.test", "starts or ends with a hyphen"),
     ] {
         let page = add_domain(&admin, ws, bad).await;
         assert_eq!(page.status, 422, "{bad}: {}", page.body);
         assert!(!select_text(&page.body, ".error").is_empty(), "{bad} shows an error");
-        assert!(page.body.contains(message));
+        let shown = select_text(&page.body, ".error").join(" ");
+        assert!(shown.contains(message), "{bad}: the error says {message:?}, not {shown:?}");
         if !bad.is_empty() {
             assert_eq!(select_attr(&page.body, "#domain-name", "value"), vec![bad.to_string()], "keeps what was typed");
         }
@@ -214,7 +215,12 @@ async fn domains_are_validated_and_their_records_shown() {
     let zone = admin.get(&format!("{}/zone", page.url)).await;
     assert!(zone.disposition.contains("grove-outreach.test.zone"));
     assert!(zone.body.contains("$ORIGIN grove-outreach.test."));
-    assert!(zone.body.lines().filter(|l| l.contains("TXT")).all(|l| l.split('"').all(|s| s.len() <= 255)));
+    let txt: Vec<&str> = zone.body.lines().filter(|l| l.split_whitespace().nth(3) == Some("TXT")).collect();
+    assert_eq!(txt.len(), 3, "SPF, DKIM and DMARC as TXT records:\n{}", zone.body);
+    for prefix in ["v=spf1", "v=DKIM1", "v=DMARC1"] {
+        assert!(txt.iter().any(|l| l.contains(prefix)), "{prefix} in the zone:\n{}", zone.body);
+    }
+    assert!(txt.iter().all(|l| l.split('"').all(|s| s.len() <= 255)), "TXT strings split at 255:\n{}", zone.body);
 
     let duplicate = add_domain(&admin, ws, "grove-outreach.test").await;
     assert_eq!(duplicate.status, 422);
@@ -493,8 +499,19 @@ async fn cli_commands_backup_and_master_key() {
     assert_eq!(integrity, "ok");
     let count: i64 = copy.query_row("SELECT count(*) FROM mailboxes", [], |r| r.get(0)).unwrap();
     assert_eq!(count, 5);
-    let sealed: Vec<u8> = copy.query_row("SELECT private_key_enc FROM dkim_keys", [], |r| r.get(0)).unwrap();
-    assert!(!String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"), "DKIM keys are sealed");
+    let (sealed, public): (Vec<u8>, String) = copy
+        .query_row("SELECT private_key_enc, public_key FROM dkim_keys", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    // Sealed: the stored bytes are no key, and the master key opens them to the published one.
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+    assert!(Ed25519KeyPair::from_pkcs8(&sealed).is_err(), "the stored DKIM key is not a plain key");
+    let master = inboxgrove::crypto::MasterKey::load(&appliance.data_dir(), None, false).expect("the master key");
+    let der = master.open(inboxgrove::domains::DKIM_SEAL_CONTEXT, &sealed).expect("the master key opens it");
+    let opened = Ed25519KeyPair::from_pkcs8(&der).expect("a PKCS#8 Ed25519 key");
+    use base64::Engine as _;
+    let published = base64::engine::general_purpose::STANDARD.encode(opened.public_key().as_ref());
+    assert_eq!(published, public, "the key DNS publishes");
+    assert!(!sealed.windows(32).any(|w| der.windows(32).any(|d| d == w)), "nothing of the key shows through");
     assert!(!appliance.cli(&["backup", file.to_str().unwrap()], None).status.success(), "never overwrites");
 
     // A wrong master key is refused at start.

@@ -268,6 +268,7 @@ fn workspace_and_domain_routes_go_to_their_own_relays_and_other_mail_goes_direct
     assert_eq!(domain_relay.envelopes()[0].rcpt_to, ["domain@dest.test"]);
     let meta = &domain_relay.metas()[0];
     assert!(!meta.tls && meta.login.is_none(), "smarthost_tls = none, no credentials: {meta:?}");
+    assert!(domain_relay.commands().is_empty(), "neither STARTTLS nor AUTH: {:?}", domain_relay.commands());
     let events: Vec<String> = open(&rig.db)
         .prepare("SELECT detail FROM events WHERE kind = 'delivered' AND recipient = 'domain@dest.test'")
         .unwrap()
@@ -325,5 +326,6 @@ fn a_relay_is_verified_against_its_ca_file_and_an_unknown_certificate_defers() {
     let deferred = wait_row(&rig, "other@far.test", "deferred", |r| r.attempts == 1);
     assert_eq!((deferred.status.as_str(), deferred.last_status.as_str()), ("deferred", "4.7.5"), "{deferred:?}");
     assert!(untrusted.messages().is_empty(), "the unverified relay got nothing");
-    assert!(untrusted.metas().iter().all(|m| m.login.is_none()), "and no credentials: {:?}", untrusted.metas());
+    assert_eq!(untrusted.commands(), ["STARTTLS"], "STARTTLS was tried, and no AUTH was ever sent");
+    assert_eq!(trusted.commands(), ["STARTTLS", "AUTH PLAIN"], "the verified relay got AUTH after STARTTLS");
 }

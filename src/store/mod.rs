@@ -172,9 +172,17 @@ impl Store {
         .await
     }
 
-    /// Whether the store answers a trivial query.
+    /// Whether the store works: the file on disk opens afresh and answers a query (pooled
+    /// connections could answer from their cache after the file went bad), and the writer thread
+    /// commits an empty write.
     pub async fn is_usable(&self) -> bool {
-        self.read(|conn| conn.query_row("SELECT count(*) FROM settings", [], |_| Ok(()))).await.is_ok()
+        let path = self.inner.path.clone();
+        let read = run_blocking(move || {
+            let conn = open_connection(&path)?;
+            conn.query_row("SELECT count(*) FROM settings", [], |_| Ok(()))
+        })
+        .await;
+        read.is_ok() && self.write(|_| Ok::<_, rusqlite::Error>(())).await.is_ok()
     }
 }
 

@@ -4,6 +4,8 @@
 mod assets;
 pub mod client;
 pub mod session;
+#[cfg(test)]
+mod tests;
 mod ui;
 
 use std::net::SocketAddr;

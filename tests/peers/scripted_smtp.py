@@ -18,6 +18,8 @@ special key "DATA" scripts the replies to the end of DATA the same way (default 
 
 Everything is recorded in DIR so the test process can read it without talking to us:
 - rcpt.log: one line per RCPT TO, "RECIPIENT<TAB>REPLY", appended and flushed at once;
+- commands.log: one line per STARTTLS and AUTH command received, on any connection, whatever
+  came of it ("STARTTLS", "AUTH PLAIN"; never the credentials), appended and flushed at once;
 - NNNNNN.eml: the raw DATA of each accepted message (dot-unstuffed, as received);
 - NNNNNN.env: its envelope, "MAIL FROM:<...>" then one "RCPT TO:<...>" line per recipient.
 - NNNNNN.meta: JSON with the peer address ("peer": [ip, port]), the MAIL FROM parameters as
@@ -44,7 +46,12 @@ class Scripted:
         self.record = record
         self.counts = {}
         self.stored = 0
+        self.commands_log = open(os.path.join(record, "commands.log"), "a", encoding="utf-8")
         self.rcpt_log = open(os.path.join(record, "rcpt.log"), "a", encoding="utf-8")
+
+    def log_command(self, line):
+        self.commands_log.write(line + "\n")
+        self.commands_log.flush()
 
     def next_reply(self, key, default):
         replies = self.script.get(key)
@@ -115,12 +122,21 @@ class Options:
 
 
 class ExtendedSMTP(SMTP):
-    """aiosmtpd's SMTP with the optional EHLO behaviours of `Options`."""
+    """aiosmtpd's SMTP with the optional EHLO behaviours of `Options`, logging STARTTLS and AUTH."""
 
     def __init__(self, handler, options, **kwargs):
         self.options = options
         self.implicit_tls = options.implicit_tls
         super().__init__(handler, **kwargs)
+
+    async def smtp_STARTTLS(self, arg):
+        self.event_handler.log_command("STARTTLS")
+        return await super().smtp_STARTTLS(arg)
+
+    async def smtp_AUTH(self, arg):
+        mechanism = (arg or "").split(" ")[0].upper()
+        self.event_handler.log_command(f"AUTH {mechanism}".strip())
+        return await super().smtp_AUTH(arg)
 
     async def smtp_EHLO(self, hostname):
         if self.options.refuse_ehlo:

@@ -2,7 +2,8 @@
 //! ip:port, replying to each RCPT TO (and end of DATA) from a per-recipient script and recording
 //! what it saw in files of its tempdir, which these methods read. [`ScriptedSmtp::start_with`]
 //! adds optional behaviours (STARTTLS or implicit TLS, AUTH, a refused EHLO, SIZE, no 8BITMIME
-//! or SMTPUTF8) and [`ScriptedSmtp::metas`] what each accepted transaction looked like.
+//! or SMTPUTF8), [`ScriptedSmtp::metas`] what each accepted transaction looked like, and
+//! [`ScriptedSmtp::commands`] every STARTTLS and AUTH it was sent, accepted or not.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -154,6 +155,12 @@ impl ScriptedSmtp {
     /// The envelopes of the accepted messages (accepted recipients only), oldest first.
     pub fn envelopes(&self) -> Vec<Envelope> {
         self.recorded("env").iter().filter_map(|path| std::fs::read_to_string(path).ok()).map(parse_envelope).collect()
+    }
+
+    /// Every STARTTLS and AUTH command received ("STARTTLS", "AUTH PLAIN"), on any connection,
+    /// whatever came of it.
+    pub fn commands(&self) -> Vec<String> {
+        read_lossy(&self.dir.path().join("record/commands.log")).lines().map(str::to_string).collect()
     }
 
     /// How many RCPT TOs were seen for `recipient` (case-insensitive), whatever the reply.
