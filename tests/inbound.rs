@@ -5,7 +5,8 @@
 //!   local user gets 550 5.1.1, another domain 554 5.7.1 (never a relay), an oversize message 552;
 //!   EHLO offers STARTTLS and no AUTH, and AUTH is refused.
 //! - DMARC through Knot: a failing message from a `p=reject` domain is refused with 550 5.7.1, one
-//!   from a `p=quarantine` domain lands in Spam.
+//!   from a `p=quarantine` domain lands in Spam, and one from 127.0.0.1 whose domain's SPF
+//!   authorizes it gets `spf=pass` and `dmarc=pass`.
 //! - DKIM: a message the appliance signed (submitted to an external address and captured at a
 //!   Postfix MX) comes back through that Postfix, relayed to the inbound port, as `dkim=pass`
 //!   and `dmarc=pass`; the same message with its body changed gets `dkim=fail`.
@@ -130,6 +131,19 @@ fn dmarc_reject_is_refused_and_quarantine_goes_to_spam() {
     assert_eq!(spam.len(), 1, "filed to Spam");
     let results = header_values(&spam[0].body, "Authentication-Results").join(" ");
     for expected in ["spf=fail", "dmarc=fail", "header.from=quarantine.test", "policy.dmarc=quarantine"] {
+        assert!(results.contains(expected), "missing {expected}: {results}");
+    }
+
+    // A domain whose SPF authorizes 127.0.0.1 passes SPF, and so DMARC (aligned, strict), even
+    // under p=reject and without a DKIM signature.
+    let (ok, log) = swaks(&["--server", &rig.inbound(), "--from", "ceo@partner.test", "--to", &ann]);
+    assert!(ok, "an SPF pass is accepted:\n{log}");
+    let inbox = rig.folder(first, "INBOX");
+    assert_eq!(inbox.len(), 1, "filed to the INBOX");
+    let results = header_values(&inbox[0].body, "Authentication-Results").join(" ");
+    for expected in
+        ["spf=pass (", "smtp.mailfrom=ceo@partner.test;", "dkim=none", "dmarc=pass", "header.from=partner.test"]
+    {
         assert!(results.contains(expected), "missing {expected}: {results}");
     }
 }

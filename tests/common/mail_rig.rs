@@ -351,5 +351,9 @@ pub fn base_zones() -> Vec<Zone> {
             &["@ TXT \"v=spf1 -all\"", "_dmarc TXT \"v=DMARC1; p=reject; rua=mailto:d@strict.test\""],
         ),
         Zone::new("quarantine.test", &["@ TXT \"v=spf1 -all\"", "_dmarc TXT \"v=DMARC1; p=quarantine\""]),
+        Zone::new(
+            "partner.test",
+            &["@ TXT \"v=spf1 ip4:127.0.0.1 -all\"", "_dmarc TXT \"v=DMARC1; p=reject; aspf=s\""],
+        ),
     ]
 }
