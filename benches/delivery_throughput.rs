@@ -13,8 +13,11 @@
 //!    same way; then the same with `-d` (smtp-source reuses its connections, as the load
 //!    generator does).
 //!
-//! It prints the end-to-end rates, the ratio to Postfix's faster run and the appliance's peak
-//! memory (VmHWM).
+//! 3. InboxGrove again, as one mailbox: 10,000 messages over the same 20 sessions, all signed in
+//!    as the same mailbox (a sequencer with one account and many connections).
+//!
+//! It prints the end-to-end rates, the ratio to Postfix's faster run, and for each appliance run
+//! its resident memory once started and idle (VmRSS) and its peak under the load (VmHWM).
 //! Run with `cargo bench --bench delivery_throughput` (as root, with the peers tests/run
 //! installs). `cargo test --all-targets` also runs this binary (harness = false), without
 //! `--bench`: then it only says so and exits.
@@ -32,6 +35,8 @@ use common::peers::{Dns, Zone, free_port, postfix_master_cf, write_settled};
 /// The messages per run (`DELIVERY_BENCH_MESSAGES` overrides it for quick experiments, and
 /// `DELIVERY_BENCH_ONLY=inboxgrove` or `postfix` runs one side only).
 const MESSAGES: usize = 20_000;
+/// The messages of the one-mailbox run.
+const ONE_MAILBOX_MESSAGES: usize = 10_000;
 const SESSIONS: usize = 20;
 const SIZE: usize = 4096;
 const SINK_IP: &str = "127.0.0.5";
@@ -42,6 +47,8 @@ const DESTINATION: &str = "sink.test";
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 const TARGET_RATE: f64 = 1000.0;
 const TARGET_RATIO: f64 = 1.5;
+const IDLE_TARGET_MIB: u64 = 40;
+const PEAK_TARGET_MIB: u64 = 150;
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -53,9 +60,13 @@ fn main() {
     }
     let only = std::env::var("DELIVERY_BENCH_ONLY").unwrap_or_default();
     let sink = Sink::start();
-    let ours = (only != "postfix").then(|| appliance_run(&sink));
+    let ours = (only != "postfix").then(|| appliance_run(&sink, SESSIONS, messages()));
     let postfix = if only == "inboxgrove" { Vec::new() } else { postfix_runs(&sink) };
-    report(ours.as_ref(), &postfix);
+    let one_mailbox = (only != "postfix").then(|| {
+        let count = std::env::var("DELIVERY_BENCH_MESSAGES").map_or(ONE_MAILBOX_MESSAGES, |_| messages());
+        appliance_run(&sink, 1, count)
+    });
+    report(ours.as_ref(), &postfix, one_mailbox.as_ref());
 }
 
 /// The sending domain's DKIM algorithm: `rsa` (2048 bits, the default and what receivers
@@ -72,10 +83,14 @@ fn messages() -> usize {
 /// One run's outcome.
 struct Run {
     seconds: f64,
+    /// The messages the run submits.
+    expected: usize,
     delivered: u64,
     /// What the submitting side printed.
     client_output: String,
     peak_memory_kib: Option<u64>,
+    /// The appliance's resident memory once started, before any load.
+    idle_memory_kib: Option<u64>,
     /// CPU time (user + system) the appliance used, in seconds.
     cpu_seconds: Option<f64>,
 }
@@ -86,7 +101,9 @@ impl Run {
     }
 }
 
-fn appliance_run(sink: &Sink) -> Run {
+/// The appliance submitting `count` messages over [`SESSIONS`] sessions signed in as
+/// `mailboxes` mailboxes (session i as mailbox i modulo their number).
+fn appliance_run(sink: &Sink, mailboxes: usize, count: usize) -> Run {
     let dns = Dns::start(&[Zone::new(DESTINATION, &["@ MX 10 mx.sink.test.", &format!("mx A {SINK_IP}")])]);
     let dir = tempfile::tempdir().expect("temp dir");
     let credentials = dir.path().join("credentials.csv");
@@ -102,24 +119,32 @@ fn appliance_run(sink: &Sink) -> Run {
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let appliance = common::Appliance::start_with(dir, &env);
+    // Settled: what the process holds once started, before the first connection.
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_memory_kib = memory(appliance.pid(), "VmRSS");
+    let csv = std::fs::read_to_string(&credentials).expect("credentials");
+    let used: Vec<&str> = csv.lines().take(1 + mailboxes).collect();
+    std::fs::write(&credentials, used.join("\n") + "\n").expect("write credentials");
 
-    println!("InboxGrove: {} messages of {SIZE} bytes over {SESSIONS} STARTTLS+AUTH sessions…", messages());
+    println!(
+        "InboxGrove: {count} messages of {SIZE} bytes over {SESSIONS} STARTTLS+AUTH sessions as {mailboxes} mailboxes…"
+    );
     let start_count = sink.count();
     let started = Instant::now();
     let client = Command::new(env!("CARGO_BIN_EXE_inboxgrove-load"))
         .args(["--server", &appliance.smtp_submission, "--credentials"])
         .arg(appliance.dir.path().join("credentials.csv"))
-        .args(["--sessions", &SESSIONS.to_string(), "--messages", &messages().to_string()])
+        .args(["--sessions", &SESSIONS.to_string(), "--messages", &count.to_string()])
         .args(["--size", &SIZE.to_string(), "--to-domain", DESTINATION])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start inboxgrove-load");
-    let (seconds, delivered, client_output) = time_until_delivered(sink, start_count, started, Guard(client));
-    let peak_memory_kib = peak_memory(appliance.pid());
+    let (seconds, delivered, client_output) = time_until_delivered(sink, start_count, started, count, Guard(client));
+    let peak_memory_kib = memory(appliance.pid(), "VmHWM");
     let cpu_seconds = cpu_time(appliance.pid());
     drop(appliance);
-    Run { seconds, delivered, client_output, peak_memory_kib, cpu_seconds }
+    Run { seconds, expected: count, delivered, client_output, peak_memory_kib, idle_memory_kib, cpu_seconds }
 }
 
 /// The baseline, twice through the same relay: `smtp-source` as the brief gives it (a new
@@ -146,18 +171,27 @@ fn postfix_runs(sink: &Sink) -> Vec<(String, Run)> {
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("start smtp-source");
-            let (seconds, delivered, client_output) = time_until_delivered(sink, start_count, started, Guard(client));
-            (label, Run { seconds, delivered, client_output, peak_memory_kib: None, cpu_seconds: None })
+            let (seconds, delivered, client_output) =
+                time_until_delivered(sink, start_count, started, messages(), Guard(client));
+            let (peak_memory_kib, idle_memory_kib, cpu_seconds) = (None, None, None);
+            let expected = messages();
+            (label, Run { seconds, expected, delivered, client_output, peak_memory_kib, idle_memory_kib, cpu_seconds })
         })
         .collect();
     drop(relay);
     runs
 }
 
-/// Waits until the sink has counted [`messages`] more than `start_count` (bounded); returns the
+/// Waits until the sink has counted `expected` more than `start_count` (bounded); returns the
 /// seconds since `started`, the messages counted and the client's output.
-fn time_until_delivered(sink: &Sink, start_count: u64, started: Instant, mut client: Guard) -> (f64, u64, String) {
-    let target = start_count + u64::try_from(messages()).unwrap_or(u64::MAX);
+fn time_until_delivered(
+    sink: &Sink,
+    start_count: u64,
+    started: Instant,
+    expected: usize,
+    mut client: Guard,
+) -> (f64, u64, String) {
+    let target = start_count + u64::try_from(expected).unwrap_or(u64::MAX);
     let mut last_report = Instant::now();
     let mut count = start_count;
     while count < target && started.elapsed() < RUN_LIMIT {
@@ -170,7 +204,7 @@ fn time_until_delivered(sink: &Sink, start_count: u64, started: Instant, mut cli
     }
     let seconds = started.elapsed().as_secs_f64();
     if count < target {
-        println!("  gave up after {RUN_LIMIT:?}: {} of {} delivered", count - start_count, messages());
+        println!("  gave up after {RUN_LIMIT:?}: {} of {expected} delivered", count - start_count);
     }
     let output = client.finish();
     (seconds, count - start_count, output)
@@ -204,36 +238,41 @@ fn cpu_time(pid: u32) -> Option<f64> {
     Some(f64::from(ticks) / f64::from(per_second))
 }
 
-/// VmHWM (peak resident memory) of a process, in KiB.
-fn peak_memory(pid: u32) -> Option<u64> {
+/// A memory figure of a process from `/proc/PID/status` (`VmRSS`: resident now, `VmHWM`: peak
+/// resident), in KiB.
+fn memory(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn report(ours: Option<&Run>, postfix: &[(String, Run)]) {
+fn report(ours: Option<&Run>, postfix: &[(String, Run)], one_mailbox: Option<&Run>) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
-    if let Some(ours) = ours {
-        println!("inboxgrove-load said:\n{}", ours.client_output.trim_end());
+    for run in [ours, one_mailbox].into_iter().flatten() {
+        println!("inboxgrove-load said:\n{}", run.client_output.trim_end());
     }
     println!();
-    println!("Submission to delivery, {} messages of {SIZE} bytes, {SESSIONS} sessions, {cores} cores:", messages());
-    if let Some(ours) = ours {
+    println!("Submission to delivery, messages of {SIZE} bytes, {SESSIONS} sessions, {cores} cores:");
+    for (run, who) in [(ours, format!("{SESSIONS} mailboxes")), (one_mailbox, "1 mailbox".to_string())] {
+        let Some(run) = run else { continue };
         println!(
-            "  InboxGrove (STARTTLS, AUTH, DKIM {}, fsync per 250): {:8.1} messages/s ({} in {:.2} s)",
+            "  InboxGrove, {who} (STARTTLS, AUTH, DKIM {}, fsync per 250): {:8.1} messages/s ({} of {} in {:.2} s)",
             dkim_algorithm(),
-            ours.rate(),
-            ours.delivered,
-            ours.seconds
+            run.rate(),
+            run.delivered,
+            run.expected,
+            run.seconds
         );
-        match ours.peak_memory_kib {
-            Some(kib) => println!("  InboxGrove peak memory (VmHWM): {:.1} MiB", kib_as_mib(kib)),
-            None => println!("  InboxGrove peak memory: unknown"),
-        }
-        if let Some(cpu) = ours.cpu_seconds {
-            let per_message = cpu * 1000.0 / f64::from(u32::try_from(ours.delivered.max(1)).unwrap_or(u32::MAX));
-            println!("  InboxGrove CPU time: {cpu:.1} s, {per_message:.2} ms per message (startup included)");
+        let mib = |kib: Option<u64>| kib.map_or("unknown".to_string(), |kib| format!("{:.1} MiB", kib_as_mib(kib)));
+        println!(
+            "    memory: {} idle after start (VmRSS, target < {IDLE_TARGET_MIB} MiB), {} peak (VmHWM, target < {PEAK_TARGET_MIB} MiB)",
+            mib(run.idle_memory_kib),
+            mib(run.peak_memory_kib)
+        );
+        if let Some(cpu) = run.cpu_seconds {
+            let per_message = cpu * 1000.0 / f64::from(u32::try_from(run.delivered.max(1)).unwrap_or(u32::MAX));
+            println!("    CPU time: {cpu:.1} s, {per_message:.2} ms per message (startup included)");
         }
     }
     for (label, run) in postfix {
@@ -253,6 +292,11 @@ fn report(ours: Option<&Run>, postfix: &[(String, Run)]) {
         let ratio = ours.rate() / best;
         println!("  ratio InboxGrove / Postfix (its faster run): {ratio:.2}");
         println!("  target ≥ {TARGET_RATIO} × Postfix: {}", met(ratio >= TARGET_RATIO));
+    }
+    for run in [ours, one_mailbox].into_iter().flatten() {
+        let under = |kib: Option<u64>, mib: u64| kib.is_some_and(|kib| kib < mib * 1024);
+        let ok = under(run.idle_memory_kib, IDLE_TARGET_MIB) && under(run.peak_memory_kib, PEAK_TARGET_MIB);
+        println!("  memory targets ({} messages): {}", run.expected, met(ok));
     }
 }
 
