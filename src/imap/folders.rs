@@ -3,8 +3,9 @@
 //!
 //! Folder names travel in modified UTF-7 ([`super::mutf7`]) and are stored decoded: every name a
 //! command gives is decoded first (a name that is not valid modified UTF-7 gets `NO [CANNOT]`),
-//! every name a response gives is encoded. The hierarchy delimiter is `/`. LIST patterns: `*`
-//! matches anything, `%` anything but the delimiter, and `INBOX` matches in any case.
+//! every name a response gives is encoded; a LIST or LSUB pattern that is not valid modified
+//! UTF-7 matches no folder (`OK`, nothing listed). The hierarchy delimiter is `/`. LIST
+//! patterns: `*` matches anything, `%` anything but the delimiter, and `INBOX` matches in any case.
 //! Subscriptions are stored per name (see `imap_ops::subscriptions`: INBOX and the special-use
 //! folders are subscribed by default); LSUB lists the subscribed names that match, with
 //! `\Noselect` a name whose folder does not exist (any more) and an unsubscribed parent that
@@ -208,12 +209,13 @@ impl Session {
             ListMailbox::Token(token) => String::from_utf8(token.as_ref().to_vec()).ok(),
             ListMailbox::String(string) => String::from_utf8(string.clone().into_inner().into_owned()).ok(),
         };
+        let done = if lsub { "LSUB completed" } else { "LIST completed" };
         let Some(pattern) = pattern.as_deref().and_then(mutf7::decode) else {
-            self.no(tag, Some(code("CANNOT")), "The pattern is not valid modified UTF-7 (RFC 3501 section 5.1.3)");
+            // No folder name is invalid modified UTF-7, so such a pattern matches nothing.
+            self.ok(tag, None, done);
             return Ok(());
         };
         let Some(reference) = self.folder_name(tag, reference) else { return Ok(()) };
-        let done = if lsub { "LSUB completed" } else { "LIST completed" };
         if pattern.is_empty() && !lsub {
             // The delimiter query (RFC 3501 §6.3.8).
             self.conn.write_raw(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
