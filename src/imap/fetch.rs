@@ -8,7 +8,9 @@
 //! non-peek body fetch in a read-write folder sets `\Seen` (one write per batch) and reports
 //! the new FLAGS with the data. Flags are changed from what the store holds in the writing
 //! transaction, not from the session's view (another session may have changed them since it
-//! was told), so no other session's change is undone.
+//! was told), so no other session's change is undone. A STORE that brings a keyword the client
+//! was not told of sends FLAGS and PERMANENTFLAGS first (see [`super::selected`]); one that
+//! gives `NIL` is `BAD`.
 
 use std::num::NonZeroU32;
 
@@ -22,7 +24,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::connection::End;
 use super::mime::Parsed;
-use super::selected::{apply_store, fetch_flags, flags_string, has_flag, seq_of};
+use super::selected::{apply_store, fetch_flags, flags_string, has_flag, refused_keyword, seq_of};
 use super::session::Session;
 use crate::mailstore::imap_ops::{self, FlagChange, MessageBody};
 
@@ -185,6 +187,10 @@ impl Session {
             self.no(tag, None, "The folder is read-only");
             return Ok(());
         }
+        if refused_keyword(given) {
+            self.bad(tag, "NIL is not a valid keyword");
+            return Ok(());
+        }
         let folder_id = selected.folder.id;
         let positions = selected.resolve(set, uid);
         let uids = selected.uids_at(&positions);
@@ -199,6 +205,7 @@ impl Session {
                     if let Some(selected) = &mut self.selected {
                         selected.mark_vanished(&gone);
                     }
+                    self.announce_new_keywords();
                 }
                 Err(e) => return self.internal_error(tag, &e.into()),
             }

@@ -21,7 +21,7 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::connection::End;
 use super::mutf7;
-use super::selected::{Selected, has_flag};
+use super::selected::{Selected, has_flag, parse_flags};
 use super::session::{Session, code};
 use crate::error::Error;
 use crate::mailstore::imap_ops::{self, Folder, FolderCounts};
@@ -175,13 +175,29 @@ impl Session {
         Ok(())
     }
 
-    /// The untagged responses SELECT and EXAMINE send (RFC 3501 §6.3.1).
-    fn send_selection(&mut self, selected: &Selected) {
-        self.conn.send(&Response::Data(Data::Flags(system_flags())));
-        let mut permanent: Vec<FlagPerm<'static>> = system_flags().into_iter().map(FlagPerm::from).collect();
+    /// FLAGS and PERMANENTFLAGS: the system flags and the keywords the view knows (RFC 3501
+    /// §7.2.6); a read-only view permits none.
+    fn send_flag_lists(&mut self, selected: &Selected) {
+        let mut flags = system_flags();
+        flags.extend(parse_flags(&selected.keywords.join(" ")));
+        let mut permanent: Vec<FlagPerm<'static>> = flags.iter().cloned().map(FlagPerm::from).collect();
         permanent.push(FlagPerm::Asterisk);
         let permanent = if selected.read_only { Vec::new() } else { permanent };
+        self.conn.send(&Response::Data(Data::Flags(flags)));
         self.untagged(StatusKind::Ok, Some(Code::PermanentFlags(permanent)), "Flags permitted");
+    }
+
+    /// Sends FLAGS and PERMANENTFLAGS again when the view's messages carry keywords the client
+    /// was not told of; before any FETCH that shows them (RFC 3501 §7.2.6).
+    pub(super) fn announce_new_keywords(&mut self) {
+        let Some(selected) = self.selected.take_if(|selected| selected.learn_keywords()) else { return };
+        self.send_flag_lists(&selected);
+        self.selected = Some(selected);
+    }
+
+    /// The untagged responses SELECT and EXAMINE send (RFC 3501 §6.3.1).
+    fn send_selection(&mut self, selected: &Selected) {
+        self.send_flag_lists(selected);
         self.conn.send(&Response::Data(Data::Exists(selected.exists())));
         self.conn.send(&Response::Data(Data::Recent(selected.recent_count())));
         if let Some(first) = selected.messages.iter().position(|m| !has_flag(&m.flags, "\\Seen"))

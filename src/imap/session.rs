@@ -505,6 +505,7 @@ impl Session {
         }
         let updates = selected.sync(&current, allow_expunge);
         self.settle_new_recent(mark).await;
+        self.announce_new_keywords();
         self.send_updates(updates);
         Ok(())
     }
