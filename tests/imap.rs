@@ -15,7 +15,11 @@
 //! - raw sockets checking \Recent (SELECT, EXAMINE, STATUS, SEARCH, new mail), subscriptions
 //!   (LSUB, defaults, RENAME, DELETE), modified UTF-7 folder names, and the sequence/UID edge
 //!   cases clients hit (`FETCH 1:*` on an empty folder, `UID FETCH 4294967295:*`, STORE on an
-//!   expunged message, SEARCH CHARSET UTF-8 with non-ASCII literals);
+//!   expunged message, SEARCH CHARSET UTF-8 with non-ASCII literals, LIST and LSUB patterns that
+//!   are not modified UTF-7);
+//! - raw sockets checking that new keywords are announced (FLAGS, PERMANENTFLAGS) before any
+//!   FETCH shows them, that `NIL` is refused as a keyword, that a STORE on a set holds for every
+//!   message, and ENVELOPE's group markers;
 //! - a message submitted with smtplib to a recipient a real Postfix MX (found through Knot)
 //!   refuses, whose DSN is then searched and fetched over IMAP (multipart/report, the
 //!   delivery-status part, the original headers).
@@ -1014,6 +1018,9 @@ for bad in ['"Entw&APx-"', '"&AGE-"', '"Entw&APw"', '"&APw-&APw-"']:
 a.no(b'CREATE ' + literal('Entwürfe'))
 assert 'CANNOT' in a.no('SELECT "&AGE-"')
 assert 'CANNOT' in a.no('RENAME "Entw&APw-rfe" "x&-&AGE-"')
+# A pattern that is not valid modified UTF-7 names no folder: OK, nothing listed.
+assert a.ok('LIST "" "&AGE-"') == [] and a.ok('LIST "" "Entw&APx-*"') == []
+assert a.ok('LSUB "" "&AGE-"') == [] and a.ok('LSUB "" "*&APw"') == []
 
 # Subscriptions: the special folders by default; SUBSCRIBE and UNSUBSCRIBE are stored.
 assert lsub(a) == ['Drafts', 'INBOX', 'Sent', 'Spam', 'Trash'], lsub(a)
@@ -1055,4 +1062,93 @@ fn recent_subscriptions_utf7_names_and_edge_cases() {
     };
     assert!(names.contains(&"Entwürfe".to_string()), "stored decoded: {names:?}");
     assert!(!names.iter().any(|name| name.contains('&')), "{names:?}");
+}
+
+/// Keywords (RFC 3501 §7.2.6), flags stored on a whole set, and ENVELOPE groups, over raw
+/// sockets so the order of the untagged lines is checked; prints DONE.
+const FLAGS_AND_GROUPS: &str = r#"
+SYSTEM = '\\Answered \\Flagged \\Deleted \\Seen \\Draft'
+
+def announced(*keywords):
+    """The FLAGS and PERMANENTFLAGS lines announcing these keywords, in this order."""
+    listed = ' '.join((SYSTEM,) + keywords)
+    return [f'* FLAGS ({listed})', f'* OK [PERMANENTFLAGS ({listed} \\*)] Flags permitted']
+
+a, b = Client(), Client()
+
+# A STORE that brings a keyword the session was not told of announces it before the FETCH.
+assert announced() == b.ok('SELECT INBOX')[:2]
+stored = b.ok('STORE 1 +FLAGS ($Label1)')
+assert stored == announced('$Label1') + ['* 1 FETCH (FLAGS ($Label1 \\Recent))'], stored
+# SELECT announces the keywords already in use in the folder.
+selected = a.ok('SELECT INBOX')
+assert selected[:2] == announced('$Label1'), selected
+# Another session's new keyword: announced before the FETCH that reports the change.
+stored = a.ok('STORE 2 +FLAGS (Urgent)')
+assert stored == announced('$Label1', 'Urgent') + ['* 2 FETCH (FLAGS (Urgent))'], stored
+noop = b.ok('NOOP')
+assert noop == announced('$Label1', 'Urgent') + ['* 2 FETCH (UID 2 FLAGS (Urgent \\Recent))'], noop
+# A keyword already announced (in any case) is not announced again.
+assert a.ok('STORE 3 +FLAGS (urgent)') == ['* 3 FETCH (FLAGS (urgent))']
+# APPEND with a new keyword into the selected folder: announced before EXISTS and any FETCH.
+appended = a.ok(b'APPEND INBOX (Followup) ' + literal('Subject: later\r\n\r\nhi\r\n'))
+assert appended[:3] == announced('$Label1', 'Urgent', 'Followup') + ['* 4 EXISTS'], appended
+assert a.ok('FETCH 4 (FLAGS)') == ['* 4 FETCH (FLAGS (Followup \\Recent))']
+# EXAMINE lists the keywords in use and permits none.
+examined = Client().ok('EXAMINE INBOX')
+assert examined[:2] == [f'* FLAGS ({SYSTEM} $Label1 Urgent Followup)', '* OK [PERMANENTFLAGS ()] Flags permitted'], examined
+
+# NIL, in any case, is refused as a keyword and nothing is stored.
+for nil in ['NIL', 'nil', 'Nil']:
+    a.no(f'STORE 1 +FLAGS ({nil})')
+    a.no(f'UID STORE 1:* FLAGS (\\Seen {nil})')
+    a.no(f'APPEND INBOX ({nil}) '.encode() + literal('Subject: x\r\n\r\nhi\r\n'))
+assert 'MESSAGES 4' in a.ok('STATUS INBOX (MESSAGES)')[0]
+assert not any('NIL' in line.upper() for line in a.ok('FETCH 1:* (FLAGS)')), 'no NIL keyword stored'
+
+# A STORE on a set sets the flags of every message in it, as the next FETCH and others see.
+stored = a.ok('STORE 1:3 FLAGS (\\Answered)')
+assert fetches(stored) == [f'* {n} FETCH (FLAGS (\\Answered))' for n in (1, 2, 3)], stored
+assert a.ok('FETCH 1:3 (FLAGS)') == [f'* {n} FETCH (FLAGS (\\Answered))' for n in (1, 2, 3)]
+assert fetches(b.ok('NOOP'))[:3] == [f'* {n} FETCH (UID {n} FLAGS (\\Answered \\Recent))' for n in (1, 2, 3)]
+assert b.ok('FETCH 1:3 (FLAGS)') == [f'* {n} FETCH (FLAGS (\\Answered \\Recent))' for n in (1, 2, 3)]
+# ... each from the flags it has in the store, not from what this session last heard of it.
+b.ok('STORE 2 FLAGS ()')
+b.ok('STORE 3 +FLAGS (\\Flagged)')
+stored = a.ok('STORE 1:3 FLAGS (\\Answered)')
+assert fetches(stored) == [f'* {n} FETCH (FLAGS (\\Answered))' for n in (1, 2, 3)], stored
+assert a.ok('FETCH 1:3 (FLAGS)') == [f'* {n} FETCH (FLAGS (\\Answered))' for n in (1, 2, 3)]
+b.ok('STORE 3 +FLAGS (\\Flagged)')
+stored = a.ok('STORE 1:* +FLAGS.SILENT ($Done)')
+assert stored == announced('$Label1', 'Urgent', 'Followup', '$Done') + \
+    ['* 3 FETCH (UID 3 FLAGS (\\Answered \\Flagged $Done))'], 'the other session\'s \\Flagged is kept and reported'
+assert a.ok('SEARCH KEYWORD $Done') == ['* SEARCH 1 2 3 4']
+
+# ENVELOPE groups (RFC 3501 §7.4.2): a start marker with the name, members, an end marker.
+envelope = a.ok('FETCH 3 (ENVELOPE)')[0]
+assert '((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))' in envelope, envelope
+assert '((NIL NIL "Team" NIL)(NIL NIL "ann" "grove-imap.test")("Bo Lind" NIL "bo" "grove-imap.test")' \
+    '(NIL NIL NIL NIL)(NIL NIL "lead" "prospect.test"))' in envelope, envelope
+a.ok('LOGOUT')
+b.ok('LOGOUT')
+print('DONE')
+"#;
+
+#[test]
+fn keywords_are_announced_stores_on_sets_hold_and_groups_are_enveloped() {
+    let Some(fixture) = Fixture::start(1) else { return };
+    let address = fixture.mailboxes[0].0.clone();
+    fixture.deliver(&address, &simple_message());
+    fixture.deliver(&address, &multipart_message());
+    fixture.deliver(
+        &address,
+        "From: ops@vendor.test\r\nTo: undisclosed-recipients:;\r\n\
+         Cc: Team: ann@grove-imap.test, Bo Lind <bo@grove-imap.test>;, lead@prospect.test\r\n\
+         Subject: Groups\r\n\r\nhi\r\n",
+    );
+    let output = fixture.python("flags_and_groups.py", &format!("{RAW_CLIENT}{FLAGS_AND_GROUPS}"), 0, &[]);
+    assert!(output.contains("DONE"), "{output}");
+    let inbox = fixture.stored(&address, "INBOX");
+    let flags: Vec<&str> = inbox.iter().map(|(_, flags)| flags.as_str()).collect();
+    assert_eq!(flags, ["\\Answered $Done", "\\Answered $Done", "\\Answered \\Flagged $Done", "Followup $Done"]);
 }
