@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// Environment variables under the `INBOXGROVE_` prefix that are not configuration keys.
-const NON_CONFIG_ENV: &[&str] = &["MASTER_KEY", "REQUIRE_PEERS", "LOG", "TEST_CLOCK"];
+const NON_CONFIG_ENV: &[&str] = &["MASTER_KEY", "REQUIRE_PEERS", "LOG", "TEST_CLOCK", "IDLE_RECHECK_SECS"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

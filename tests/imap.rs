@@ -1,10 +1,13 @@
-//! IMAP end to end, with real clients against the real binary:
+//! IMAP end to end, with real clients against the real binary. Mail gets in only through the
+//! appliance: from outside through its MX (swaks to the inbound port, with the test clock
+//! moved for the internal dates), and what a mailbox sends through submission (the Sent copy
+//! is filed by the appliance).
 //! - Python's imaplib over implicit TLS and STARTTLS (login, LIST with SPECIAL-USE, SELECT, FETCH
 //!   of every common item, SEARCH, STORE, UID MOVE to Spam and back, COPY, EXPUNGE, APPEND to
 //!   Sent without duplicating the appliance's own copy, sequence numbers kept while another
 //!   session expunges);
 //! - an IDLE client woken within a second by a delivery submitted with swaks and by another
-//!   session's APPEND;
+//!   session's APPEND, by the change signal alone (IDLE's periodic re-check is off);
 //! - raw sockets feeding bad input (commands before login, LOGINDISABLED, another mailbox's
 //!   password, a literal larger than allowed, a literal shorter than announced, garbage, an
 //!   oversize line);
@@ -12,7 +15,11 @@
 //! - raw sockets checking \Recent (SELECT, EXAMINE, STATUS, SEARCH, new mail), subscriptions
 //!   (LSUB, defaults, RENAME, DELETE), modified UTF-7 folder names, and the sequence/UID edge
 //!   cases clients hit (`FETCH 1:*` on an empty folder, `UID FETCH 4294967295:*`, STORE on an
-//!   expunged message, SEARCH CHARSET UTF-8 with non-ASCII literals);
+//!   expunged message, SEARCH CHARSET UTF-8 with non-ASCII literals, LIST and LSUB patterns that
+//!   are not modified UTF-7);
+//! - raw sockets checking that new keywords are announced (FLAGS, PERMANENTFLAGS) before any
+//!   FETCH shows them, that `NIL` is refused as a keyword, that a STORE on a set holds for every
+//!   message, and ENVELOPE's group markers;
 //! - a message submitted with smtplib to a recipient a real Postfix MX (found through Knot)
 //!   refuses, whose DSN is then searched and fetched over IMAP (multipart/report, the
 //!   delivery-status part, the original headers).
@@ -24,7 +31,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chrono::Datelike;
 use common::Appliance;
+use common::mail_rig::{send_raw, submit_raw};
 use common::peers::{Dns, PostfixMx, Zone, free_port};
 
 const DOMAIN: &str = "grove-imap.test";
@@ -32,22 +41,41 @@ const IMAP_PORT: u16 = 2143;
 const IMAPS_PORT: u16 = 2993;
 /// How long one client script may run.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
+const DAY: i64 = 86_400;
 
 /// A running appliance with one domain and its mailboxes (address, password).
 struct Fixture {
     appliance: Appliance,
     mailboxes: Vec<(String, String)>,
+    /// The resolver its MX checks senders with, when it has one.
+    _dns: Option<Dns>,
 }
 
 impl Fixture {
-    fn start(count: usize) -> Fixture {
-        let dead_dns = format!("[\"127.0.0.1:{}\"]", free_port("127.0.0.1"));
-        Fixture::start_with(count, &[("INBOXGROVE_DNS__NAMESERVERS", dead_dns.as_str())])
+    /// The appliance with `count` mailboxes, ready to take mail from outside ([`Fixture::deliver`]):
+    /// Knot as its resolver (the MX checks SPF and DMARC; every `.test` name but its own is
+    /// NXDOMAIN) and its clock movable, so seeded mail gets the internal dates the tests choose.
+    /// `None` (the test is skipped) when Knot or swaks is missing.
+    fn start(count: usize) -> Option<Fixture> {
+        if !(common::have_peer("swaks") && Dns::available()) {
+            return None;
+        }
+        let dns = Dns::start(&[Zone::new("test", &[])]);
+        let nameservers = format!("[\"{}\"]", dns.nameserver());
+        let env = [("INBOXGROVE_TEST_CLOCK", "1"), ("INBOXGROVE_DNS__NAMESERVERS", nameservers.as_str())];
+        let fixture = Fixture::start_with(count, &env);
+        Some(Fixture { _dns: Some(dns), ..fixture })
     }
 
-    /// [`Fixture::start`] with the appliance's environment given (DNS, clock, delivery port).
+    /// [`Fixture::start`] with the appliance's environment given (DNS, clock, delivery port);
+    /// the resolver points where nobody answers unless `env` names one.
     fn start_with(count: usize, env: &[(&str, &str)]) -> Fixture {
-        let appliance = Appliance::start_with(tempfile::tempdir().expect("temp dir"), env);
+        let dead_dns = format!("[\"127.0.0.1:{}\"]", free_port("127.0.0.1"));
+        let mut env = env.to_vec();
+        if !env.iter().any(|(key, _)| *key == "INBOXGROVE_DNS__NAMESERVERS") {
+            env.push(("INBOXGROVE_DNS__NAMESERVERS", dead_dns.as_str()));
+        }
+        let appliance = Appliance::start_with(tempfile::tempdir().expect("temp dir"), &env);
         run_ok(
             &appliance,
             &["admin", "create", "--email", "admin@grove.test"],
@@ -64,7 +92,7 @@ impl Fixture {
             .collect();
         assert_eq!(mailboxes.len(), count, "{created}");
         wait_for_listener(&appliance);
-        Fixture { appliance, mailboxes }
+        Fixture { appliance, mailboxes, _dns: None }
     }
 
     fn host(&self) -> String {
@@ -77,51 +105,43 @@ impl Fixture {
         conn
     }
 
-    /// Stores a message the way `mailstore::deliver` does (same SQL), returning its UID.
-    fn deliver(&self, address: &str, folder: &str, raw: &str, received_at: i64) -> i64 {
-        let mut db = self.db();
-        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).expect("begin");
-        let mailbox_id: i64 =
-            tx.query_row("SELECT id FROM mailboxes WHERE address = ?1", [address], |row| row.get(0)).expect("mailbox");
-        for (name, special_use) in [
-            ("INBOX", None),
-            ("Sent", Some("\\Sent")),
-            ("Spam", Some("\\Junk")),
-            ("Trash", Some("\\Trash")),
-            ("Drafts", Some("\\Drafts")),
-        ] {
-            tx.execute(
-                "INSERT INTO folders (mailbox_id, name, special_use, uid_validity, uid_next) VALUES (?1, ?2, ?3, ?4, 1) \
-                 ON CONFLICT (mailbox_id, name) DO NOTHING",
-                (mailbox_id, name, special_use, 1_700_000_000_i64),
-            )
-            .expect("folders");
-        }
-        let folder_id: i64 = tx
-            .query_row("SELECT id FROM folders WHERE mailbox_id = ?1 AND name = ?2", (mailbox_id, folder), |row| {
-                row.get(0)
-            })
-            .expect("folder");
-        let uid: i64 = tx
-            .query_row(
-                "UPDATE folders SET uid_next = uid_next + 1 WHERE id = ?1 RETURNING uid_next - 1",
-                [folder_id],
-                |row| row.get(0),
-            )
-            .expect("uid");
-        let message_id = raw
+    /// Mail from outside: `raw` sent to `address` through the appliance's MX (swaks to the
+    /// inbound port, the envelope sender taken from its From field). The appliance answers 250
+    /// only once the message is stored.
+    fn deliver(&self, address: &str, raw: &str) {
+        // swaks ends the data with CRLF of its own before the final dot.
+        let raw = raw.strip_suffix("\r\n").unwrap_or(raw);
+        let from = raw
             .lines()
-            .find_map(|line| line.strip_prefix("Message-ID: <"))
-            .map(|rest| rest.trim_end_matches('>').to_string())
-            .unwrap_or_default();
-        let size = i64::try_from(raw.len()).expect("size");
-        tx.execute(
-            "INSERT INTO mail (folder_id, uid, flags, message_id, size, body, received_at) VALUES (?1, ?2, '', ?3, ?4, ?5, ?6)",
-            (folder_id, uid, message_id, size, raw.as_bytes(), received_at),
-        )
-        .expect("insert mail");
-        tx.commit().expect("commit");
-        uid
+            .find_map(|line| line.strip_prefix("From: "))
+            .map(|from| from.rsplit(['<', ' ']).next().unwrap_or(from).trim_end_matches('>'))
+            .expect("a From field");
+        let (sent, output) = send_raw(&format!("{}:2525", self.appliance.mail_ip), from, address, raw);
+        assert!(sent, "inbound delivery to {address} failed:\n{output}");
+    }
+
+    /// Mail a mailbox sends: `raw` submitted as mailbox `index` to mailbox `to` (swaks to the
+    /// submission port); the appliance files the Sent copy itself.
+    fn submit(&self, index: usize, to: usize, raw: &str) {
+        let (from, password) = &self.mailboxes[index];
+        let recipient = &self.mailboxes[to].0;
+        let raw = raw.strip_suffix("\r\n").unwrap_or(raw);
+        let (sent, output) = submit_raw(&self.appliance.smtp_submission, (from, password), recipient, raw);
+        assert!(sent, "submission from {from} failed:\n{output}");
+    }
+
+    /// Moves the appliance's clock forward to the next 15th of a month, 12:00 UTC; returns it.
+    fn clock_to_next_fifteenth(&self) -> i64 {
+        let now = self.appliance.advance_clock(0);
+        let today = chrono::DateTime::from_timestamp(now, 0).expect("a time").date_naive();
+        let noon = |day: chrono::NaiveDate| day.and_hms_opt(12, 0, 0).expect("noon").and_utc().timestamp();
+        let this_month = today.with_day(15).expect("a 15th");
+        let next = if noon(this_month) > now {
+            this_month
+        } else {
+            this_month.checked_add_months(chrono::Months::new(1)).expect("next month")
+        };
+        self.appliance.advance_clock(noon(next) - now)
     }
 
     /// (uid, flags) of a mailbox's folder, by UID.
@@ -139,18 +159,25 @@ impl Fixture {
             .expect("rows")
     }
 
-    /// The three INBOX messages every imaplib run starts with, and the appliance's own Sent copy.
-    fn seed(&self, address: &str) {
-        self.deliver(address, "INBOX", &simple_message(), 1_768_046_400); // 2026-01-10
-        self.deliver(address, "INBOX", &multipart_message(), 1_769_904_000); // 2026-02-01
+    /// The three INBOX messages every imaplib run starts with, delivered through the MX 22 days
+    /// apart, and a message mailbox `index` submits to mailbox `colleague` (its Sent copy is the
+    /// appliance's). Returns the day of the first message (`15-Jan-2027`, as INTERNALDATE
+    /// shows it) and a day between the first and the second.
+    fn seed(&self, index: usize, colleague: usize) -> (String, String) {
+        let address = self.mailboxes[index].0.clone();
+        let first = self.clock_to_next_fifteenth();
+        self.deliver(&address, &simple_message());
+        self.appliance.advance_clock(22 * DAY);
+        self.deliver(&address, &multipart_message());
+        self.appliance.advance_clock(22 * DAY);
         self.deliver(
-            address,
-            "INBOX",
+            &address,
             "From: ops@vendor.test\r\nTo: team@grove-imap.test\r\nSubject: Invoice 42\r\n\
              Date: Sun, 1 Mar 2026 09:00:00 +0000\r\nMessage-ID: <inv-42@vendor.test>\r\n\r\nPlease pay.\r\n",
-            1_772_355_600, // 2026-03-01
         );
-        self.deliver(address, "Sent", &sent_message(), 1_772_355_600);
+        self.submit(index, colleague, &sent_message(&address));
+        let day = |at: i64| chrono::DateTime::from_timestamp(at, 0).expect("a time").format("%d-%b-%Y").to_string();
+        (day(first), day(first + 11 * DAY))
     }
 
     /// Runs a Python client script with the connection details of mailbox `index` in its env.
@@ -229,10 +256,12 @@ fn multipart_message() -> String {
         .to_string()
 }
 
-fn sent_message() -> String {
-    "From: team@grove-imap.test\r\nTo: lead@prospect.test\r\nSubject: Contract\r\n\
-     Date: Sun, 1 Mar 2026 10:00:00 +0000\r\nMessage-ID: <sent-1@grove-imap.test>\r\n\r\nHere it is.\r\n"
-        .to_string()
+/// What mailbox `from` sends (to a colleague; the To field names a prospect).
+fn sent_message(from: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: lead@prospect.test\r\nSubject: Contract\r\n\
+         Date: Sun, 1 Mar 2026 10:00:00 +0000\r\nMessage-ID: <sent-1@grove-imap.test>\r\n\r\nHere it is.\r\n"
+    )
 }
 
 /// The imaplib session every mode runs; asserts as it goes and prints DONE.
@@ -300,13 +329,19 @@ assert '"MIXED"' in structure and '"APPLICATION" "PDF"' in structure and '"TEXT"
 assert '"ATTACHMENT" ("FILENAME" "contract.pdf")' in structure, structure
 envelope = joined(ok(M.fetch('1', '(ENVELOPE INTERNALDATE RFC822.SIZE UID)')))
 assert '"Quarterly plan"' in envelope and '"zoe" "prospect.test"' in envelope, envelope
-assert '"<plan-1@prospect.test>"' in envelope and '10-Jan-2026' in envelope, envelope
+assert '"<plan-1@prospect.test>"' in envelope and f'INTERNALDATE "{os.environ["FIRST_DAY"]} 12:00:' in envelope, envelope
 part = joined(ok(M.fetch('2', '(BODY.PEEK[2]<0.8>)')))
 assert 'JVBERi0x' in part and 'BODY[2]<0>' in part, part
 text = joined(ok(M.fetch('2', '(BODY.PEEK[1])')))
 assert 'Sounds good, send the contract.' in text, text
 raw = ok(M.fetch('1', '(RFC822)'))[0][1]
-assert raw.startswith(b'From: =?utf-8?q?Zo=C3=AB_Park?=') and raw.endswith(b'See the numbers attached.\r\n'), raw
+# The message as sent, whole, after the trace fields the MX put on top.
+sent_first = open(os.environ['FIRST_FILE'], 'rb').read()
+assert raw.endswith(sent_first) and raw.endswith(b'See the numbers attached.\r\n'), raw
+trace = raw[:-len(sent_first)].decode()
+assert trace.startswith('Return-Path: <zoe@prospect.test>\r\n'), trace
+assert all(re.match(r'(Return-Path|Received|Authentication-Results): |[ \t]', line)
+           for line in trace.split('\r\n')[:-1]), trace
 assert '\\Seen' in joined(ok(M.fetch('1', '(FLAGS)')))
 
 # SEARCH
@@ -315,8 +350,8 @@ assert ok(M.search(None, 'FROM', 'lead@prospect.test')) == [b'2']
 M.literal = 'Zoë'.encode('utf-8')
 assert ok(M.search('UTF-8', 'FROM')) == [b'1']
 assert ok(M.search(None, 'SUBJECT', 'invoice')) == [b'3']
-assert ok(M.search(None, 'SINCE', '15-Jan-2026')) == [b'2 3']
-assert ok(M.search(None, 'BEFORE', '15-Jan-2026')) == [b'1']
+assert ok(M.search(None, 'SINCE', os.environ['BETWEEN_DAY'])) == [b'2 3']
+assert ok(M.search(None, 'BEFORE', os.environ['BETWEEN_DAY'])) == [b'1']
 assert ok(M.search(None, 'OR', 'SUBJECT', 'invoice', 'FROM', 'zoe')) == [b'1 3']
 assert ok(M.search(None, 'NOT', 'SEEN', 'BODY', 'contract')) == [b'2']
 assert ok(M.uid('SEARCH', 'UID', '2:*')) == [b'2 3']
@@ -388,13 +423,21 @@ print('DONE')
 
 #[test]
 fn imaplib_works_over_implicit_tls_and_starttls() {
-    let fixture = Fixture::start(2);
-    let sent_file = fixture.appliance.dir.path().join("sent.eml");
-    std::fs::write(&sent_file, sent_message()).expect("write sent copy");
+    let Some(fixture) = Fixture::start(3) else { return };
+    let first_file = fixture.appliance.dir.path().join("first.eml");
+    std::fs::write(&first_file, simple_message()).expect("write the first message");
     for (index, mode) in [(0, "tls"), (1, "starttls")] {
         let address = fixture.mailboxes[index].0.clone();
-        fixture.seed(&address);
-        let extra = [("MODE", mode.to_string()), ("SENT_FILE", sent_file.display().to_string())];
+        let (first_day, between) = fixture.seed(index, 2);
+        let sent_file = fixture.appliance.dir.path().join(format!("sent-{mode}.eml"));
+        std::fs::write(&sent_file, sent_message(&address)).expect("write what the client saved as sent");
+        let extra = [
+            ("MODE", mode.to_string()),
+            ("SENT_FILE", sent_file.display().to_string()),
+            ("FIRST_FILE", first_file.display().to_string()),
+            ("FIRST_DAY", first_day),
+            ("BETWEEN_DAY", between),
+        ];
         let output = fixture.python(&format!("imaplib_{mode}.py"), IMAPLIB_FLOW, index, &extra);
         assert!(output.contains("DONE"), "{output}");
         // The store agrees with what the client saw.
@@ -452,9 +495,11 @@ fn woken_after(output: &str) -> f64 {
         .unwrap_or_else(|| panic!("no WOKEN line in {output}"))
 }
 
+/// The appliance runs with IDLE's periodic re-check off, so a wake can only come from the
+/// change signal sent after the commit.
 #[test]
 fn idle_is_woken_within_a_second() {
-    let fixture = Fixture::start(2);
+    let fixture = Fixture::start_with(2, &[("INBOXGROVE_IDLE_RECHECK_SECS", "0")]);
     let output = fixture.python("idle_append.py", IDLE_CLIENT, 1, &[("WAKE", "append".into())]);
     assert!(woken_after(&output) < 1.0, "{output}");
     if !common::have_peer("swaks") {
@@ -493,7 +538,7 @@ fn idle_is_woken_within_a_second() {
 
 /// Bad input over raw sockets; asserts each answer and prints DONE.
 const BAD_INPUT: &str = r#"
-import os, socket, ssl, time
+import os, re, socket, ssl, time
 
 host, user, pw, other_pw = os.environ['IMAP_HOST'], os.environ['IMAP_USER'], os.environ['IMAP_PASS'], os.environ['OTHER_PASS']
 ctx = ssl.create_default_context()
@@ -527,9 +572,18 @@ c = Client()
 assert c.ask(b'a LIST "" *\r\n').startswith(b'a BAD'), 'LIST before login'
 assert c.ask(f'b LOGIN {user} {other_pw}\r\n'.encode()) == b'b NO [AUTHENTICATIONFAILED] Authentication failed\r\n'
 assert c.ask(f'c LOGIN {user} {pw}\r\n'.encode()).startswith(b'c OK')
-assert c.ask(b'd SELECT INBOX\r\n') is not None
-while not c.line().startswith(b'd OK'):
-    pass
+c.send(b'd SELECT INBOX\r\n')
+selected = []
+while not (line := c.line()).startswith(b'd '):
+    assert line.startswith(b'* '), (line, selected)
+    selected.append(line)
+assert line == b'd OK [READ-WRITE] SELECT completed\r\n', (line, selected)
+assert selected[:2] == [b'* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n',
+                        b'* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n'], selected
+assert b'* 1 EXISTS\r\n' in selected and b'* 1 RECENT\r\n' in selected, selected
+assert b'* OK [UNSEEN 1] First unseen\r\n' in selected, selected
+assert any(re.match(rb'\* OK \[UIDVALIDITY \d+\] ', l) for l in selected), selected
+assert b'* OK [UIDNEXT 2] Predicted next UID\r\n' in selected, selected
 # A literal larger than allowed is refused before the client sends it.
 assert c.ask(b'e APPEND INBOX {999999999}\r\n').startswith(b'e NO [TOOBIG]')
 assert c.ask(b'f NOOP\r\n').startswith(b'f OK')
@@ -566,9 +620,9 @@ print('DONE')
 
 #[test]
 fn bad_input_is_answered_and_nothing_is_half_stored() {
-    let fixture = Fixture::start(2);
+    let Some(fixture) = Fixture::start(2) else { return };
     let address = fixture.mailboxes[1].0.clone();
-    fixture.deliver(&address, "INBOX", &simple_message(), 1_768_046_400);
+    fixture.deliver(&address, &simple_message());
     let other_password = fixture.mailboxes[0].1.clone();
     let output = fixture.python("bad_input.py", BAD_INPUT, 1, &[("OTHER_PASS", other_password)]);
     assert!(output.contains("DONE"), "{output}");
@@ -613,9 +667,9 @@ fn mbsync_syncs_to_a_maildir_and_back() {
     if !common::have_peer("mbsync") {
         return;
     }
-    let fixture = Fixture::start(1);
+    let Some(fixture) = Fixture::start(2) else { return };
     let (address, password) = fixture.mailboxes[0].clone();
-    fixture.seed(&address);
+    fixture.seed(0, 1);
     let dir = fixture.appliance.dir.path();
     let maildir = dir.join("maildir");
     std::fs::create_dir_all(&maildir).expect("maildir");
@@ -828,9 +882,9 @@ fn a_refused_recipient_comes_back_as_a_dsn_read_over_imap() {
     assert!(mx.messages().is_empty(), "the refused message was not delivered");
 }
 
-/// \Recent, subscriptions, modified UTF-7 names and the sequence/UID edge cases real clients
-/// hit, over raw sockets (so every untagged line can be checked); prints DONE.
-const SESSION_STATE: &str = r#"
+/// A raw IMAP client over implicit TLS for scripts that check every untagged line: `Client()`
+/// logs in; `run`, `ok` and `no` send one command and return its untagged lines.
+const RAW_CLIENT: &str = r#"
 import os, re, socket, ssl
 
 host, user, pw = os.environ['IMAP_HOST'], os.environ['IMAP_USER'], os.environ['IMAP_PASS']
@@ -886,6 +940,11 @@ def literal(text):
     data = text.encode('utf-8')
     return b'{%d+}\r\n' % len(data) + data
 
+"#;
+
+/// \Recent, subscriptions, modified UTF-7 names and the sequence/UID edge cases real clients
+/// hit, over raw sockets (so every untagged line can be checked); prints DONE.
+const SESSION_STATE: &str = r#"
 a, b = Client(), Client()
 
 # \Recent: the first session to select INBOX gets its three messages as \Recent, no other does.
@@ -959,6 +1018,9 @@ for bad in ['"Entw&APx-"', '"&AGE-"', '"Entw&APw"', '"&APw-&APw-"']:
 a.no(b'CREATE ' + literal('Entwürfe'))
 assert 'CANNOT' in a.no('SELECT "&AGE-"')
 assert 'CANNOT' in a.no('RENAME "Entw&APw-rfe" "x&-&AGE-"')
+# A pattern that is not valid modified UTF-7 names no folder: OK, nothing listed.
+assert a.ok('LIST "" "&AGE-"') == [] and a.ok('LIST "" "Entw&APx-*"') == []
+assert a.ok('LSUB "" "&AGE-"') == [] and a.ok('LSUB "" "*&APw"') == []
 
 # Subscriptions: the special folders by default; SUBSCRIBE and UNSUBSCRIBE are stored.
 assert lsub(a) == ['Drafts', 'INBOX', 'Sent', 'Spam', 'Trash'], lsub(a)
@@ -983,15 +1045,15 @@ print('DONE')
 
 #[test]
 fn recent_subscriptions_utf7_names_and_edge_cases() {
-    let fixture = Fixture::start(1);
+    let Some(fixture) = Fixture::start(1) else { return };
     let address = fixture.mailboxes[0].0.clone();
-    fixture.deliver(&address, "INBOX", &simple_message(), 1_768_046_400);
+    fixture.deliver(&address, &simple_message());
     let encoded = "From: a@prospect.test\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMIME-Version: 1.0\r\n\
         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
         Viele Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r\n";
-    fixture.deliver(&address, "INBOX", encoded, 1_768_046_500);
-    fixture.deliver(&address, "INBOX", &multipart_message(), 1_769_904_000);
-    let output = fixture.python("session_state.py", SESSION_STATE, 0, &[]);
+    fixture.deliver(&address, encoded);
+    fixture.deliver(&address, &multipart_message());
+    let output = fixture.python("session_state.py", &format!("{RAW_CLIENT}{SESSION_STATE}"), 0, &[]);
     assert!(output.contains("DONE"), "{output}");
     let names: Vec<String> = {
         let db = fixture.db();
@@ -1000,4 +1062,93 @@ fn recent_subscriptions_utf7_names_and_edge_cases() {
     };
     assert!(names.contains(&"Entwürfe".to_string()), "stored decoded: {names:?}");
     assert!(!names.iter().any(|name| name.contains('&')), "{names:?}");
+}
+
+/// Keywords (RFC 3501 §7.2.6), flags stored on a whole set, and ENVELOPE groups, over raw
+/// sockets so the order of the untagged lines is checked; prints DONE.
+const FLAGS_AND_GROUPS: &str = r#"
+SYSTEM = '\\Answered \\Flagged \\Deleted \\Seen \\Draft'
+
+def announced(*keywords):
+    """The FLAGS and PERMANENTFLAGS lines announcing these keywords, in this order."""
+    listed = ' '.join((SYSTEM,) + keywords)
+    return [f'* FLAGS ({listed})', f'* OK [PERMANENTFLAGS ({listed} \\*)] Flags permitted']
+
+a, b = Client(), Client()
+
+# A STORE that brings a keyword the session was not told of announces it before the FETCH.
+assert announced() == b.ok('SELECT INBOX')[:2]
+stored = b.ok('STORE 1 +FLAGS ($Label1)')
+assert stored == announced('$Label1') + ['* 1 FETCH (FLAGS ($Label1 \\Recent))'], stored
+# SELECT announces the keywords already in use in the folder.
+selected = a.ok('SELECT INBOX')
+assert selected[:2] == announced('$Label1'), selected
+# Another session's new keyword: announced before the FETCH that reports the change.
+stored = a.ok('STORE 2 +FLAGS (Urgent)')
+assert stored == announced('$Label1', 'Urgent') + ['* 2 FETCH (FLAGS (Urgent))'], stored
+noop = b.ok('NOOP')
+assert noop == announced('$Label1', 'Urgent') + ['* 2 FETCH (UID 2 FLAGS (Urgent \\Recent))'], noop
+# A keyword already announced (in any case) is not announced again.
+assert a.ok('STORE 3 +FLAGS (urgent)') == ['* 3 FETCH (FLAGS (urgent))']
+# APPEND with a new keyword into the selected folder: announced before EXISTS and any FETCH.
+appended = a.ok(b'APPEND INBOX (Followup) ' + literal('Subject: later\r\n\r\nhi\r\n'))
+assert appended[:3] == announced('$Label1', 'Urgent', 'Followup') + ['* 4 EXISTS'], appended
+assert a.ok('FETCH 4 (FLAGS)') == ['* 4 FETCH (FLAGS (Followup \\Recent))']
+# EXAMINE lists the keywords in use and permits none.
+examined = Client().ok('EXAMINE INBOX')
+assert examined[:2] == [f'* FLAGS ({SYSTEM} $Label1 Urgent Followup)', '* OK [PERMANENTFLAGS ()] Flags permitted'], examined
+
+# NIL, in any case, is refused as a keyword and nothing is stored.
+for nil in ['NIL', 'nil', 'Nil']:
+    a.no(f'STORE 1 +FLAGS ({nil})')
+    a.no(f'UID STORE 1:* FLAGS (\\Seen {nil})')
+    a.no(f'APPEND INBOX ({nil}) '.encode() + literal('Subject: x\r\n\r\nhi\r\n'))
+assert 'MESSAGES 4' in a.ok('STATUS INBOX (MESSAGES)')[0]
+assert not any('NIL' in line.upper() for line in a.ok('FETCH 1:* (FLAGS)')), 'no NIL keyword stored'
+
+# A STORE on a set sets the flags of every message in it, as the next FETCH and others see.
+stored = a.ok('STORE 1:3 FLAGS (\\Answered)')
+assert fetches(stored) == [f'* {n} FETCH (FLAGS (\\Answered))' for n in (1, 2, 3)], stored
+assert a.ok('FETCH 1:3 (FLAGS)') == [f'* {n} FETCH (FLAGS (\\Answered))' for n in (1, 2, 3)]
+assert fetches(b.ok('NOOP'))[:3] == [f'* {n} FETCH (UID {n} FLAGS (\\Answered \\Recent))' for n in (1, 2, 3)]
+assert b.ok('FETCH 1:3 (FLAGS)') == [f'* {n} FETCH (FLAGS (\\Answered \\Recent))' for n in (1, 2, 3)]
+# ... each from the flags it has in the store, not from what this session last heard of it.
+b.ok('STORE 2 FLAGS ()')
+b.ok('STORE 3 +FLAGS (\\Flagged)')
+stored = a.ok('STORE 1:3 FLAGS (\\Answered)')
+assert fetches(stored) == [f'* {n} FETCH (FLAGS (\\Answered))' for n in (1, 2, 3)], stored
+assert a.ok('FETCH 1:3 (FLAGS)') == [f'* {n} FETCH (FLAGS (\\Answered))' for n in (1, 2, 3)]
+b.ok('STORE 3 +FLAGS (\\Flagged)')
+stored = a.ok('STORE 1:* +FLAGS.SILENT ($Done)')
+assert stored == announced('$Label1', 'Urgent', 'Followup', '$Done') + \
+    ['* 3 FETCH (UID 3 FLAGS (\\Answered \\Flagged $Done))'], 'the other session\'s \\Flagged is kept and reported'
+assert a.ok('SEARCH KEYWORD $Done') == ['* SEARCH 1 2 3 4']
+
+# ENVELOPE groups (RFC 3501 §7.4.2): a start marker with the name, members, an end marker.
+envelope = a.ok('FETCH 3 (ENVELOPE)')[0]
+assert '((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))' in envelope, envelope
+assert '((NIL NIL "Team" NIL)(NIL NIL "ann" "grove-imap.test")("Bo Lind" NIL "bo" "grove-imap.test")' \
+    '(NIL NIL NIL NIL)(NIL NIL "lead" "prospect.test"))' in envelope, envelope
+a.ok('LOGOUT')
+b.ok('LOGOUT')
+print('DONE')
+"#;
+
+#[test]
+fn keywords_are_announced_stores_on_sets_hold_and_groups_are_enveloped() {
+    let Some(fixture) = Fixture::start(1) else { return };
+    let address = fixture.mailboxes[0].0.clone();
+    fixture.deliver(&address, &simple_message());
+    fixture.deliver(&address, &multipart_message());
+    fixture.deliver(
+        &address,
+        "From: ops@vendor.test\r\nTo: undisclosed-recipients:;\r\n\
+         Cc: Team: ann@grove-imap.test, Bo Lind <bo@grove-imap.test>;, lead@prospect.test\r\n\
+         Subject: Groups\r\n\r\nhi\r\n",
+    );
+    let output = fixture.python("flags_and_groups.py", &format!("{RAW_CLIENT}{FLAGS_AND_GROUPS}"), 0, &[]);
+    assert!(output.contains("DONE"), "{output}");
+    let inbox = fixture.stored(&address, "INBOX");
+    let flags: Vec<&str> = inbox.iter().map(|(_, flags)| flags.as_str()).collect();
+    assert_eq!(flags, ["\\Answered $Done", "\\Answered $Done", "\\Answered \\Flagged $Done", "Followup $Done"]);
 }

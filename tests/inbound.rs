@@ -28,8 +28,9 @@
 //!   nothing; malformed MIME (broken boundaries, bad base64, a header without a colon, NUL bytes,
 //!   8-bit garbage in headers, 200 nested multiparts, no header) is stored whole and fetched over
 //!   IMAP (ENVELOPE, BODYSTRUCTURE, BODY[]) byte for byte; BDAT (not advertised) is refused.
-//! - An IMAP client in IDLE is woken at once (well within the sessions' 0.5 s poll) by inbound
-//!   mail and by mail from another local mailbox.
+//! - An IMAP client in IDLE is woken at once by inbound mail and by mail from another local
+//!   mailbox, through the change signal alone (the appliance runs with IDLE's periodic re-check
+//!   off).
 //!
 //! Postfix reaches the appliance through its transport table (`grove.test` → the inbound port):
 //! it cannot ask the tests' DNS server, which listens on a port of its own.
@@ -828,7 +829,8 @@ fn idle_wakes_at_once_for_inbound_and_local_mail() {
         \x20   idle(local)\n\
         m.logout()\n";
     let dns = Dns::start(&base_zones());
-    let rig = Rig::start(Some(&dns), None);
+    // IDLE's periodic re-check is off: only the change signal can wake the client.
+    let rig = Rig::start_with(Some(&dns), None, &[("INBOXGROVE_IDLE_RECHECK_SECS", "0")]);
     let (user, password, _) = &rig.mailboxes[0];
     let (sender, sender_password, _) = &rig.mailboxes[1];
     let mut child = Command::new("python3")
@@ -852,8 +854,7 @@ fn idle_wakes_at_once_for_inbound_and_local_mail() {
     let waits: Vec<f64> = text.lines().map(|l| l.trim().parse().expect("seconds")).collect();
     println!("IDLE waits (s): {waits:?}");
     assert_eq!(waits.len(), 10, "{text}");
-    // The sessions' own poll is every 0.5 s: five waits in a row under 0.3 s each would happen
-    // by chance (without a signal) less than one time in ten.
+    // With the periodic re-check off, every wake is the change signal's.
     assert!(waits[..5].iter().all(|w| *w < 0.3), "inbound mail wakes IDLE at once: {waits:?}");
     assert!(waits[5..].iter().all(|w| *w < 0.3), "local submission wakes IDLE at once: {waits:?}");
 }

@@ -6,7 +6,11 @@
 //! response; a STORE on one changes nothing, reports nothing and is no error (the message is
 //! marked vanished in the view; its EXPUNGE follows at the next sync that may send one). A
 //! non-peek body fetch in a read-write folder sets `\Seen` (one write per batch) and reports
-//! the new FLAGS with the data.
+//! the new FLAGS with the data. Flags are changed from what the store holds in the writing
+//! transaction, not from the session's view (another session may have changed them since it
+//! was told), so no other session's change is undone. A STORE that brings a keyword the client
+//! was not told of sends FLAGS and PERMANENTFLAGS first (see [`super::selected`]); one that
+//! gives `NIL` is `BAD`.
 
 use std::num::NonZeroU32;
 
@@ -20,9 +24,9 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::connection::End;
 use super::mime::Parsed;
-use super::selected::{apply_store, fetch_flags, flags_string, has_flag, seq_of};
+use super::selected::{apply_store, fetch_flags, flags_string, has_flag, refused_keyword, seq_of};
 use super::session::Session;
-use crate::mailstore::imap_ops::{self, MessageBody, MessageFlags};
+use crate::mailstore::imap_ops::{self, FlagChange, MessageBody};
 
 /// Messages loaded per round trip to the store.
 const BATCH: usize = 50;
@@ -118,38 +122,39 @@ impl Session {
     async fn mark_seen(&mut self, loaded: &[MessageBody]) {
         let Some(selected) = &self.selected else { return };
         let folder_id = selected.folder.id;
-        let changes: Vec<MessageFlags> = loaded
+        let unseen: Vec<i64> = loaded
             .iter()
-            .filter_map(|message| {
-                let known = selected.messages.iter().find(|k| i64::from(k.uid) == message.uid)?;
-                (!has_flag(&known.flags, "\\Seen")).then(|| MessageFlags {
-                    uid: message.uid,
-                    flags: apply_store(&known.flags, &StoreType::Add, &[Flag::Seen]),
-                })
+            .filter(|message| {
+                selected.messages.iter().any(|k| i64::from(k.uid) == message.uid && !has_flag(&k.flags, "\\Seen"))
             })
+            .map(|message| message.uid)
             .collect();
-        if changes.is_empty() {
+        if unseen.is_empty() {
             return;
         }
-        let written = changes.clone();
-        if let Err(e) = self.app.store.write(move |tx| imap_ops::set_flags(tx, folder_id, &written)).await {
-            tracing::warn!(error = %e, "imap: could not set \\Seen");
-            return;
+        let add_seen = |flags: &str| apply_store(flags, &StoreType::Add, &[Flag::Seen]);
+        match self.app.store.write(move |tx| imap_ops::update_flags(tx, folder_id, &unseen, add_seen)).await {
+            // The FETCH shows the flags, so the view takes them whole.
+            Ok(changes) => self.apply_own_flag_changes(&changes, false),
+            Err(e) => tracing::warn!(error = %e, "imap: could not set \\Seen"),
         }
-        self.apply_own_flag_changes(&changes);
     }
 
-    /// Records flag changes this session made, so the next sync does not report them again.
-    fn apply_own_flag_changes(&mut self, changes: &[MessageFlags]) {
+    /// Records the flags a change of this session left, so the next sync does not report them
+    /// again. When the client is told nothing (`silent`), a message whose flags another session
+    /// had changed meanwhile keeps what the client last heard, so the next sync reports it.
+    fn apply_own_flag_changes(&mut self, changes: &[FlagChange], silent: bool) {
         if let Some(selected) = &mut self.selected {
             for change in changes {
-                if let Some(known) = selected.messages.iter_mut().find(|k| i64::from(k.uid) == change.uid) {
-                    known.flags.clone_from(&change.flags);
+                if let Some(known) = selected.messages.iter_mut().find(|k| i64::from(k.uid) == change.uid)
+                    && (!silent || known.flags == change.before)
+                {
+                    known.flags.clone_from(&change.after);
                 }
             }
         }
-        if let Some(user) = &self.user {
-            self.app.mail_changes.notify(user.mailbox_id);
+        if changes.iter().any(|change| change.before != change.after) {
+            self.notify_change();
         }
     }
 
@@ -182,27 +187,25 @@ impl Session {
             self.no(tag, None, "The folder is read-only");
             return Ok(());
         }
+        if refused_keyword(given) {
+            self.bad(tag, "NIL is not a valid keyword");
+            return Ok(());
+        }
         let folder_id = selected.folder.id;
         let positions = selected.resolve(set, uid);
-        let changes: Vec<MessageFlags> = positions
-            .iter()
-            .filter_map(|&i| selected.messages.get(i))
-            .filter_map(|known| {
-                let next = apply_store(&known.flags, kind, given);
-                (next != known.flags).then(|| MessageFlags { uid: i64::from(known.uid), flags: next })
-            })
-            .collect();
-        if !changes.is_empty() {
-            let written = changes.clone();
-            let stored = self.app.store.write(move |tx| imap_ops::set_flags(tx, folder_id, &written)).await;
-            match stored {
-                Ok(existing) => {
-                    let (applied, gone): (Vec<MessageFlags>, Vec<MessageFlags>) =
-                        changes.into_iter().partition(|c| existing.contains(&c.uid));
-                    self.apply_own_flag_changes(&applied);
+        let uids = selected.uids_at(&positions);
+        if !uids.is_empty() {
+            let (kind, given) = (*kind, given.iter().cloned().map(IntoStatic::into_static).collect::<Vec<_>>());
+            let written = uids.clone();
+            let change = move |flags: &str| apply_store(flags, &kind, &given);
+            match self.app.store.write(move |tx| imap_ops::update_flags(tx, folder_id, &written, change)).await {
+                Ok(changes) => {
+                    let gone: Vec<i64> = uids.into_iter().filter(|u| !changes.iter().any(|c| c.uid == *u)).collect();
+                    self.apply_own_flag_changes(&changes, *response == StoreResponse::Silent);
                     if let Some(selected) = &mut self.selected {
-                        selected.mark_vanished(&gone.iter().map(|c| c.uid).collect::<Vec<_>>());
+                        selected.mark_vanished(&gone);
                     }
+                    self.announce_new_keywords();
                 }
                 Err(e) => return self.internal_error(tag, &e.into()),
             }

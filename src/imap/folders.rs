@@ -3,8 +3,9 @@
 //!
 //! Folder names travel in modified UTF-7 ([`super::mutf7`]) and are stored decoded: every name a
 //! command gives is decoded first (a name that is not valid modified UTF-7 gets `NO [CANNOT]`),
-//! every name a response gives is encoded. The hierarchy delimiter is `/`. LIST patterns: `*`
-//! matches anything, `%` anything but the delimiter, and `INBOX` matches in any case.
+//! every name a response gives is encoded; a LIST or LSUB pattern that is not valid modified
+//! UTF-7 matches no folder (`OK`, nothing listed). The hierarchy delimiter is `/`. LIST
+//! patterns: `*` matches anything, `%` anything but the delimiter, and `INBOX` matches in any case.
 //! Subscriptions are stored per name (see `imap_ops::subscriptions`: INBOX and the special-use
 //! folders are subscribed by default); LSUB lists the subscribed names that match, with
 //! `\Noselect` a name whose folder does not exist (any more) and an unsubscribed parent that
@@ -20,7 +21,7 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::connection::End;
 use super::mutf7;
-use super::selected::{Selected, has_flag};
+use super::selected::{Selected, has_flag, parse_flags};
 use super::session::{Session, code};
 use crate::error::Error;
 use crate::mailstore::imap_ops::{self, Folder, FolderCounts};
@@ -174,13 +175,29 @@ impl Session {
         Ok(())
     }
 
-    /// The untagged responses SELECT and EXAMINE send (RFC 3501 §6.3.1).
-    fn send_selection(&mut self, selected: &Selected) {
-        self.conn.send(&Response::Data(Data::Flags(system_flags())));
-        let mut permanent: Vec<FlagPerm<'static>> = system_flags().into_iter().map(FlagPerm::from).collect();
+    /// FLAGS and PERMANENTFLAGS: the system flags and the keywords the view knows (RFC 3501
+    /// §7.2.6); a read-only view permits none.
+    fn send_flag_lists(&mut self, selected: &Selected) {
+        let mut flags = system_flags();
+        flags.extend(parse_flags(&selected.keywords.join(" ")));
+        let mut permanent: Vec<FlagPerm<'static>> = flags.iter().cloned().map(FlagPerm::from).collect();
         permanent.push(FlagPerm::Asterisk);
         let permanent = if selected.read_only { Vec::new() } else { permanent };
+        self.conn.send(&Response::Data(Data::Flags(flags)));
         self.untagged(StatusKind::Ok, Some(Code::PermanentFlags(permanent)), "Flags permitted");
+    }
+
+    /// Sends FLAGS and PERMANENTFLAGS again when the view's messages carry keywords the client
+    /// was not told of; before any FETCH that shows them (RFC 3501 §7.2.6).
+    pub(super) fn announce_new_keywords(&mut self) {
+        let Some(selected) = self.selected.take_if(|selected| selected.learn_keywords()) else { return };
+        self.send_flag_lists(&selected);
+        self.selected = Some(selected);
+    }
+
+    /// The untagged responses SELECT and EXAMINE send (RFC 3501 §6.3.1).
+    fn send_selection(&mut self, selected: &Selected) {
+        self.send_flag_lists(selected);
         self.conn.send(&Response::Data(Data::Exists(selected.exists())));
         self.conn.send(&Response::Data(Data::Recent(selected.recent_count())));
         if let Some(first) = selected.messages.iter().position(|m| !has_flag(&m.flags, "\\Seen"))
@@ -208,12 +225,13 @@ impl Session {
             ListMailbox::Token(token) => String::from_utf8(token.as_ref().to_vec()).ok(),
             ListMailbox::String(string) => String::from_utf8(string.clone().into_inner().into_owned()).ok(),
         };
+        let done = if lsub { "LSUB completed" } else { "LIST completed" };
         let Some(pattern) = pattern.as_deref().and_then(mutf7::decode) else {
-            self.no(tag, Some(code("CANNOT")), "The pattern is not valid modified UTF-7 (RFC 3501 section 5.1.3)");
+            // No folder name is invalid modified UTF-7, so such a pattern matches nothing.
+            self.ok(tag, None, done);
             return Ok(());
         };
         let Some(reference) = self.folder_name(tag, reference) else { return Ok(()) };
-        let done = if lsub { "LSUB completed" } else { "LIST completed" };
         if pattern.is_empty() && !lsub {
             // The delimiter query (RFC 3501 §6.3.8).
             self.conn.write_raw(b"* LIST (\\Noselect) \"/\" \"\"\r\n");

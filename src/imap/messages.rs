@@ -18,6 +18,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::connection::End;
 use super::fetch::stored_flags;
+use super::selected::refused_keyword;
 use super::session::Session;
 use crate::error::Error;
 use crate::mailstore::imap_ops::{self, Copied};
@@ -67,6 +68,10 @@ impl Session {
         };
         if u32::try_from(raw.len()).map_or(true, |size| size > self.max_message) {
             self.no(tag, Some(Code::TooBig), "Message too large");
+            return Ok(());
+        }
+        if refused_keyword(flags) {
+            self.bad(tag, "NIL is not a valid keyword");
             return Ok(());
         }
         let Some(name) = self.folder_name(tag, mailbox) else { return Ok(()) };

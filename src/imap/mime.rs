@@ -408,8 +408,9 @@ fn nstring(text: Option<String>) -> NString<'static> {
     NString(text.map(istring))
 }
 
-/// Envelope addresses (groups as RFC 3501 §7.4.2 spells them); non-ASCII display names are
-/// given as RFC 2047 encoded words, as they would appear in a header.
+/// Envelope addresses, groups as RFC 3501 §7.4.2 spells them: a start marker `(NIL NIL
+/// "name" NIL)`, the members as addresses, an end marker `(NIL NIL NIL NIL)`. Non-ASCII display
+/// names and group names are given as RFC 2047 encoded words, as they would appear in a header.
 fn addresses(address: Option<&mail_parser::Address<'_>>) -> Vec<Address<'static>> {
     let Some(address) = address else { return Vec::new() };
     match address {
@@ -422,7 +423,7 @@ fn addresses(address: Option<&mail_parser::Address<'_>>) -> Vec<Address<'static>
                         out.push(Address {
                             name: NString::NIL,
                             adl: NString::NIL,
-                            mailbox: nstring(Some(name.to_string())),
+                            mailbox: nstring(Some(encoded_word(name))),
                             host: NString::NIL,
                         });
                         out.extend(group.addresses.iter().map(single_address));
@@ -555,5 +556,49 @@ mod tests {
         let BodyStructure::Single { body, .. } = &bodies.as_ref()[1] else { panic!("single") };
         assert!(matches!(body.specific, SpecificFields::Message { .. }));
         assert_eq!(encoded_word("Zoë"), "=?utf-8?b?Wm/Dqw==?=");
+    }
+
+    /// The address lists of an ENVELOPE as IMAP encodes them (`NIL` when empty).
+    fn encoded_addresses(list: &[Address<'static>]) -> String {
+        use imap_codec::ResponseCodec;
+        use imap_codec::encode::Encoder;
+        use imap_codec::imap_types::fetch::MessageDataItem;
+        use imap_codec::imap_types::response::{Data, Response};
+        let envelope = Envelope { to: list.to_vec(), ..Parsed::parse(b"\r\n").envelope() };
+        let items = Vec1::from(MessageDataItem::Envelope(envelope));
+        let response = Response::Data(Data::Fetch { seq: NonZeroU32::MIN, items });
+        let text = String::from_utf8(ResponseCodec::default().encode(&response).dump()).unwrap();
+        // ENVELOPE (date subject from sender reply-to TO cc bcc in-reply-to message-id)
+        let to = text.strip_prefix("* 1 FETCH (ENVELOPE (NIL NIL NIL NIL NIL ").expect("only To is given");
+        to.strip_suffix(" NIL NIL NIL NIL))\r\n").expect("only To is given").to_string()
+    }
+
+    #[test]
+    fn groups_are_start_and_end_markers_around_their_members() {
+        let to = |header: &str| {
+            let raw = format!("Subject: s\r\nTo: {header}\r\n\r\nbody\r\n");
+            encoded_addresses(&Parsed::parse(raw.as_bytes()).envelope().to)
+        };
+        assert_eq!(to("undisclosed-recipients:;"), "((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL))");
+        assert_eq!(
+            to("Team: a@x.test, Bo <b@y.test>;"),
+            "((NIL NIL \"Team\" NIL)(NIL NIL \"a\" \"x.test\")(\"Bo\" NIL \"b\" \"y.test\")(NIL NIL NIL NIL))"
+        );
+        assert_eq!(
+            to("c@z.test, Team: a@x.test;, d@w.test"),
+            "((NIL NIL \"c\" \"z.test\")(NIL NIL \"Team\" NIL)(NIL NIL \"a\" \"x.test\")(NIL NIL NIL NIL)\
+             (NIL NIL \"d\" \"w.test\"))"
+        );
+        assert_eq!(to("\"The Team\": ;"), "((NIL NIL \"The Team\" NIL)(NIL NIL NIL NIL))");
+        assert_eq!(
+            to("=?utf-8?q?=C3=89quipe?=: a@x.test;"),
+            "((NIL NIL \"=?utf-8?b?w4lxdWlwZQ==?=\" NIL)(NIL NIL \"a\" \"x.test\")(NIL NIL NIL NIL))",
+            "a group name is a phrase as in the header: encoded when it is not ASCII"
+        );
+        assert_eq!(
+            to("team-a: a@x.test;, team-b: ;"),
+            "((NIL NIL \"team-a\" NIL)(NIL NIL \"a\" \"x.test\")\
+            (NIL NIL NIL NIL)(NIL NIL \"team-b\" NIL)(NIL NIL NIL NIL))"
+        );
     }
 }

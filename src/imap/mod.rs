@@ -62,8 +62,12 @@ pub async fn start(app: &App) -> anyhow::Result<()> {
     println!("IMAPS on {implicit_at} (implicit TLS)");
     let limits = Limits::new(MAX_SESSIONS, crate::listener::UNAUTHENTICATED_PER_ADDRESS);
     let signed_in = Limiter::new(SESSIONS_PER_MAILBOX_ADDRESS);
+    let idle_recheck = idle_recheck_from(std::env::var(IDLE_RECHECK_ENV).ok().as_deref());
+    if idle_recheck != Some(IDLE_RECHECK) {
+        tracing::warn!(?idle_recheck, "{IDLE_RECHECK_ENV} changes how often IDLE re-checks the folder (tests only)");
+    }
     let loop_for = |listener, security| {
-        let context = Listening { tls: tls.clone(), security, signed_in: signed_in.clone() };
+        let context = Listening { tls: tls.clone(), security, signed_in: signed_in.clone(), idle_recheck };
         accept_loop(app.clone(), context, listener, limits.clone())
     };
     app.spawn_supervised("imap listener", loop_for(starttls, Security::StartTls));
@@ -78,6 +82,25 @@ pub struct Listening {
     pub security: Security,
     /// Logged-in sessions per mailbox and client address (both listeners together).
     pub signed_in: Arc<Limiter<(i64, std::net::IpAddr)>>,
+    /// How often IDLE re-checks the selected folder without a change signal; `None`: never.
+    pub idle_recheck: Option<Duration>,
+}
+
+/// How often IDLE re-checks the selected folder's `uid_next` for deliveries that sent no
+/// change signal.
+pub const IDLE_RECHECK: Duration = Duration::from_millis(500);
+
+/// The environment variable that sets that period in seconds (`0`: never), so tests can prove
+/// that IDLE is woken by the change signal alone. Not a configuration key.
+pub const IDLE_RECHECK_ENV: &str = "INBOXGROVE_IDLE_RECHECK_SECS";
+
+/// The IDLE re-check period for a value of [`IDLE_RECHECK_ENV`]: [`IDLE_RECHECK`] when unset or
+/// not a number of seconds, `None` for zero.
+pub fn idle_recheck_from(value: Option<&str>) -> Option<Duration> {
+    let Some(seconds) = value.and_then(|v| v.trim().parse::<f64>().ok()).filter(|s| s.is_finite() && *s >= 0.0) else {
+        return Some(IDLE_RECHECK);
+    };
+    (seconds > 0.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
 }
 
 /// Accepts connections until shutdown; each runs as its own supervised task.

@@ -12,6 +12,13 @@
 //! it: the message is recent here when its UID is above the folder's `recent_claimed_uid` mark
 //! as it stood before this session claimed it ([`Selected::settle_recent`]). The flag lives only
 //! in this view (it is never stored with the message's flags, and clients cannot set it).
+//!
+//! Keywords (RFC 3501 §2.3.2, flags without a backslash): the view remembers which ones the
+//! client was told of in FLAGS and PERMANENTFLAGS — at SELECT, every keyword the folder's
+//! messages carry. [`Selected::learn_keywords`] adds those that appeared since (a STORE, an
+//! APPEND, another session's change); the session then sends both lists again before any FETCH
+//! shows the new keyword (§7.2.6). `NIL` is refused as a keyword ([`refused_keyword`]): it reads
+//! as the nil value in IMAP syntax, and Dovecot and Cyrus refuse it too.
 
 use std::collections::HashMap;
 
@@ -50,6 +57,8 @@ pub struct Selected {
     pub uid_next: i64,
     /// The highest UID whose `\Recent` state is decided (see [`Selected::settle_recent`]).
     pub recent_decided: u32,
+    /// The keywords the client was told of in FLAGS and PERMANENTFLAGS, in the order learned.
+    pub keywords: Vec<String>,
 }
 
 impl Selected {
@@ -61,7 +70,30 @@ impl Selected {
                 Some(Known { uid: u32::try_from(m.uid).ok()?, flags: m.flags, vanished: false, recent: false })
             })
             .collect();
-        Selected { uid_next: folder.uid_next, folder, read_only, messages, recent_decided: 0 }
+        let mut selected = Selected {
+            uid_next: folder.uid_next,
+            folder,
+            read_only,
+            messages,
+            recent_decided: 0,
+            keywords: Vec::new(),
+        };
+        selected.learn_keywords();
+        selected
+    }
+
+    /// Adds the keywords the view's messages carry that [`Selected::keywords`] lacks; returns
+    /// whether there were any (FLAGS and PERMANENTFLAGS must then be sent again).
+    pub fn learn_keywords(&mut self) -> bool {
+        let before = self.keywords.len();
+        for known in &self.messages {
+            for keyword in keywords(&known.flags) {
+                if !self.keywords.iter().any(|have| have.eq_ignore_ascii_case(keyword)) {
+                    self.keywords.push(keyword.to_string());
+                }
+            }
+        }
+        self.keywords.len() != before
     }
 
     /// The highest UID in the view (0 when empty).
@@ -251,6 +283,16 @@ pub fn apply_store(stored: &str, kind: &StoreType, given: &[Flag<'_>]) -> String
     flags_string(&next)
 }
 
+/// The keywords (flags without a backslash) of a stored flag string.
+pub fn keywords(stored: &str) -> impl Iterator<Item = &str> {
+    stored.split_whitespace().filter(|flag| !flag.starts_with('\\'))
+}
+
+/// Whether flags a client gave hold a keyword that is refused: `NIL`, in any case.
+pub fn refused_keyword(given: &[Flag<'_>]) -> bool {
+    given.iter().any(|flag| matches!(flag, Flag::Keyword(atom) if atom.as_ref().eq_ignore_ascii_case("NIL")))
+}
+
 /// Whether a stored flag string has a flag (case-insensitively).
 pub fn has_flag(stored: &str, flag: &str) -> bool {
     stored.split_whitespace().any(|have| have.eq_ignore_ascii_case(flag))
@@ -302,6 +344,21 @@ mod tests {
         assert_eq!(flags_string(&[recent.clone(), Flag::Seen]), "\\Seen", "\\Recent is never stored");
         assert_eq!(apply_store("", &StoreType::Add, &[recent]), "");
         assert_eq!(fetch_flags("\\Seen", true), [FlagFetch::Flag(Flag::Seen), FlagFetch::Recent]);
+    }
+
+    #[test]
+    fn keywords_in_use_are_announced_once_and_new_ones_learned() {
+        let mut view = Selected::new(folder(), false, listed(&[(1, "\\Seen $Label1"), (2, "$label1 Later")]));
+        assert_eq!(view.keywords, ["$Label1", "Later"], "the folder's keywords, each once, no system flags");
+        assert!(!view.learn_keywords());
+        view.sync(&listed(&[(1, "\\Seen $Label1"), (2, "Later"), (3, "\\Flagged")]), true);
+        assert!(!view.learn_keywords(), "flags and new mail without a new keyword");
+        view.sync(&listed(&[(1, "\\Seen $Label1 Urgent"), (2, "Later"), (3, "")]), true);
+        assert!(view.learn_keywords());
+        assert_eq!(view.keywords, ["$Label1", "Later", "Urgent"]);
+        let nil = |text: &str| refused_keyword(&[Flag::Seen, Flag::try_from(text).unwrap()]);
+        assert!(nil("NIL") && nil("nil") && nil("Nil"));
+        assert!(!nil("NILS") && !nil("$Label1"));
     }
 
     #[test]

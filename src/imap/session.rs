@@ -45,8 +45,6 @@ pub const FIRST_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 pub const LOGIN_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a logged-in client may stay silent, IDLE included (RFC 3501 §5.4: at least 30 min).
 const AUTHENTICATED_IDLE: Duration = Duration::from_secs(31 * 60);
-/// How often IDLE looks at the folder's `uid_next`, for deliveries that sent no notification.
-const IDLE_POLL: Duration = Duration::from_millis(500);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The logged-in mailbox.
@@ -78,6 +76,8 @@ pub struct Session {
     connected: tokio::time::Instant,
     /// Commands received so far.
     commands: u64,
+    /// How often IDLE re-checks the folder without a change signal (`None`: never).
+    idle_recheck: Option<Duration>,
 }
 
 /// Whether the session goes on after a command.
@@ -97,7 +97,7 @@ enum Needs {
 pub async fn serve(app: App, listening: Listening, tcp: TcpStream, peer: SocketAddr, slot: Slot<IpAddr>) {
     let _ = tcp.set_nodelay(true);
     let connected = tokio::time::Instant::now();
-    let Listening { tls, security, signed_in } = listening;
+    let Listening { tls, security, signed_in, idle_recheck } = listening;
     let (stream, is_tls) = match security {
         Security::Implicit => match handshake(&tls, tcp).await {
             Some(stream) => (Stream::Tls(Box::new(stream)), true),
@@ -125,6 +125,7 @@ pub async fn serve(app: App, listening: Listening, tcp: TcpStream, peer: SocketA
         signed_in,
         connected,
         commands: 0,
+        idle_recheck,
     };
     if let Err(end) = session.run().await {
         let farewell = match &end {
@@ -150,6 +151,16 @@ async fn handshake(tls: &TlsAcceptor, tcp: TcpStream) -> Option<tokio_rustls::se
             None
         }
         Err(_) => None,
+    }
+}
+
+/// The next tick of IDLE's re-check, or never when it is off.
+async fn recheck(poll: Option<&mut tokio::time::Interval>) {
+    match poll {
+        Some(poll) => {
+            poll.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -416,8 +427,8 @@ impl Session {
     }
 
     /// IDLE (RFC 2177): reports changes as they happen until the client sends DONE. Wakes on
-    /// the mail-change signal, and polls `uid_next` every [`IDLE_POLL`] for deliveries that
-    /// sent none.
+    /// the mail-change signal, and polls `uid_next` every `idle_recheck` (see
+    /// [`super::IDLE_RECHECK`]) for deliveries that sent none.
     async fn idle(&mut self, tag: &Tag<'static>) -> Result<(), End> {
         enum Event {
             Input(Result<(), End>),
@@ -428,7 +439,7 @@ impl Session {
         self.conn.write_raw(b"+ idling\r\n");
         self.refresh(true).await?;
         let deadline = tokio::time::Instant::now() + AUTHENTICATED_IDLE;
-        let mut poll = tokio::time::interval(IDLE_POLL);
+        let mut poll = self.idle_recheck.map(tokio::time::interval);
         loop {
             if let Some(bytes) = self.conn.buffered_message() {
                 match IdleDoneCodec::default().decode(&bytes) {
@@ -448,7 +459,7 @@ impl Session {
                     Err(broadcast::error::RecvError::Lagged(_)) => None,
                     Err(broadcast::error::RecvError::Closed) => return Err(End::Shutdown),
                 }),
-                _ = poll.tick() => Event::Tick,
+                () = recheck(poll.as_mut()) => Event::Tick,
                 _ = tokio::time::sleep_until(deadline) => Event::Timeout,
             };
             match event {
@@ -505,6 +516,7 @@ impl Session {
         }
         let updates = selected.sync(&current, allow_expunge);
         self.settle_new_recent(mark).await;
+        self.announce_new_keywords();
         self.send_updates(updates);
         Ok(())
     }

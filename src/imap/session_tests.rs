@@ -20,7 +20,12 @@ async fn listener() -> (tempfile::TempDir, SocketAddr) {
     crate::tls::ensure_certificate(&config).expect("certificate");
     let app = App::open(config).await.expect("open app");
     let tls = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&app.config).expect("tls"));
-    let listening = Listening { tls, security: Security::StartTls, signed_in: Limiter::new(10) };
+    let listening = Listening {
+        tls,
+        security: Security::StartTls,
+        signed_in: Limiter::new(10),
+        idle_recheck: Some(super::IDLE_RECHECK),
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let at = listener.local_addr().expect("address");
     let slots = Limiter::new(10);
@@ -32,6 +37,16 @@ async fn listener() -> (tempfile::TempDir, SocketAddr) {
         }
     });
     (dir, at)
+}
+
+#[test]
+fn the_idle_recheck_is_set_in_seconds_and_zero_turns_it_off() {
+    use super::{IDLE_RECHECK, idle_recheck_from};
+    assert_eq!(idle_recheck_from(None), Some(IDLE_RECHECK));
+    assert_eq!(idle_recheck_from(Some("2.5")), Some(Duration::from_millis(2500)));
+    assert_eq!(idle_recheck_from(Some("0")), None);
+    assert_eq!(idle_recheck_from(Some("soon")), Some(IDLE_RECHECK), "not a number: the default");
+    assert_eq!(idle_recheck_from(Some("-1")), Some(IDLE_RECHECK));
 }
 
 #[tokio::test(start_paused = true)]

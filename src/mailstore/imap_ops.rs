@@ -230,16 +230,37 @@ pub fn bodies(conn: &Connection, folder_id: i64, uids: &[i64], with_body: bool) 
     Ok(found)
 }
 
-/// Sets the flags of the listed messages; returns the UIDs that still existed.
-pub fn set_flags(tx: &Transaction, folder_id: i64, changes: &[MessageFlags]) -> rusqlite::Result<Vec<i64>> {
+/// One message's flags before and after [`update_flags`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagChange {
+    pub uid: i64,
+    pub before: String,
+    pub after: String,
+}
+
+/// Applies `change` to the flags the listed messages have in the store now (not to what some
+/// session last saw of them, which another session may have changed since), writing those that
+/// differ; returns every listed message that still exists, changed or not.
+pub fn update_flags(
+    tx: &Transaction,
+    folder_id: i64,
+    uids: &[i64],
+    change: impl Fn(&str) -> String,
+) -> rusqlite::Result<Vec<FlagChange>> {
+    let mut current = tx.prepare_cached("SELECT flags FROM mail WHERE folder_id = ?1 AND uid = ?2")?;
     let mut update = tx.prepare_cached("UPDATE mail SET flags = ?3 WHERE folder_id = ?1 AND uid = ?2")?;
-    let mut updated = Vec::new();
-    for change in changes {
-        if update.execute((folder_id, change.uid, &change.flags))? > 0 {
-            updated.push(change.uid);
+    let mut changes = Vec::with_capacity(uids.len());
+    for &uid in uids {
+        let Some(before) = current.query_row((folder_id, uid), |row| row.get::<_, String>(0)).optional()? else {
+            continue;
+        };
+        let after = change(&before);
+        if after != before {
+            update.execute((folder_id, uid, &after))?;
         }
+        changes.push(FlagChange { uid, before, after });
     }
-    Ok(updated)
+    Ok(changes)
 }
 
 /// Takes the folder's next UID and advances `uid_next`.
@@ -455,8 +476,9 @@ mod tests {
                 assert_eq!(spam.special_use.as_deref(), Some("\\Junk"));
                 let copied = copy(tx, inbox.id, spam.id, &[3, 1, 99])?;
                 assert_eq!(copied, [Copied { source_uid: 1, target_uid: 1 }, Copied { source_uid: 3, target_uid: 2 }]);
-                let changed = [MessageFlags { uid: 2, flags: "\\Deleted \\Seen".into() }];
-                assert_eq!(set_flags(tx, inbox.id, &changed)?, [2]);
+                let set = |_: &str| "\\Deleted \\Seen".to_string();
+                let changed = update_flags(tx, inbox.id, &[2, 99], set)?;
+                assert_eq!(changed, [FlagChange { uid: 2, before: String::new(), after: "\\Deleted \\Seen".into() }]);
                 assert_eq!(counts(tx, inbox.id)?, FolderCounts { messages: 3, unseen: 2, recent: 3 });
                 assert_eq!(expunge(tx, inbox.id, Some(&[1]))?, Vec::<i64>::new());
                 assert_eq!(expunge(tx, inbox.id, None)?, [2]);
@@ -464,6 +486,29 @@ mod tests {
                 let left = message_flags(tx, inbox.id)?;
                 assert_eq!(left, [MessageFlags { uid: 3, flags: String::new() }]);
                 assert_eq!(uid_next(tx, inbox.id)?, Some(4));
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn flag_updates_apply_to_the_stored_flags_of_every_message() {
+        let (_dir, store) = crate::store::open_temp();
+        store
+            .write(|tx| {
+                seed(tx)?;
+                deliver_three(tx)?;
+                let inbox = folder(tx, 1, "INBOX")?.unwrap();
+                update_flags(tx, inbox.id, &[2], |_| "\\Flagged".into())?;
+                let add_answered = |flags: &str| format!("{flags} \\Answered").trim().to_string();
+                let changed = update_flags(tx, inbox.id, &[1, 2, 3], add_answered)?;
+                let after: Vec<&str> = changed.iter().map(|c| c.after.as_str()).collect();
+                assert_eq!(after, ["\\Answered", "\\Flagged \\Answered", "\\Answered"]);
+                let stored: Vec<String> = message_flags(tx, inbox.id)?.into_iter().map(|m| m.flags).collect();
+                assert_eq!(stored, after, "every message of the set is written, each from its own flags");
+                let same = update_flags(tx, inbox.id, &[1], |flags: &str| flags.to_string())?;
+                assert_eq!(same[0].before, same[0].after, "an unchanged message is still reported");
                 Ok::<_, Error>(())
             })
             .await

@@ -168,27 +168,7 @@ impl Rig {
     /// `to` and the message's Message-ID.
     pub fn submit(&self, index: usize, to: &str, raw: &str) -> (i64, String) {
         let (from, password, _) = &self.mailboxes[index];
-        let file = tempfile::NamedTempFile::new().expect("message file");
-        std::fs::write(file.path(), raw).expect("write message");
-        let path = file.path().to_string_lossy().into_owned();
-        let server = &self.appliance.smtp_submission;
-        let output = swaks(&[
-            "--server",
-            server,
-            "--tls",
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            from,
-            "--auth-password",
-            password,
-            "--from",
-            from,
-            "--to",
-            to,
-            "--data",
-            &path,
-        ]);
+        let output = submit_raw(&self.appliance.smtp_submission, (from, password), to, raw);
         assert!(output.0, "submission failed:\n{}", output.1);
         open(&self.db)
             .query_row(
@@ -282,6 +262,16 @@ pub fn dialogue(server: &str, commands: &[&str]) -> Vec<String> {
         replies.push(read_reply());
     }
     replies
+}
+
+/// Submits `raw` as the mailbox `(address, password)` to `to` through the submission port at
+/// `server` (swaks, STARTTLS, AUTH PLAIN); returns (succeeded, the transcript).
+pub fn submit_raw(server: &str, (from, password): (&str, &str), to: &str, raw: &str) -> (bool, String) {
+    let file = tempfile::NamedTempFile::new().expect("message file");
+    std::fs::write(file.path(), raw).expect("write message");
+    let path = file.path().to_string_lossy().into_owned();
+    let auth = ["--tls", "--auth", "PLAIN", "--auth-user", from, "--auth-password", password];
+    swaks(&[&["--server", server], &auth[..], &["--from", from, "--to", to, "--data", &path]].concat())
 }
 
 /// Sends a raw message (CRLF line ends) with swaks to `server`.
