@@ -380,16 +380,6 @@ fn aliases_deliver_once_to_each_target_and_the_catch_all_takes_unknown_users() {
     assert_eq!(audited, ["alias.add", "domain.catch_all", "domain.catch_all", "alias.remove"]);
 }
 
-/// Signs in to the rig's appliance as its admin.
-async fn sign_in(rig: &Rig) -> common::Browser {
-    let browser = rig.appliance.browser();
-    let form = browser.get("/login").await;
-    let done =
-        browser.post_form("/login", &form.body, &[("email", "admin@grove.test"), ("password", common::PASSWORD)]).await;
-    assert_eq!(done.status, 200, "{}", done.body);
-    browser
-}
-
 #[tokio::test]
 async fn the_alias_page_adds_refuses_with_the_input_kept_removes_and_walls_off_workspaces() {
     let rig = Rig::start(None, None);

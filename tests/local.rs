@@ -82,6 +82,15 @@ fn aliases_plus_addresses_and_the_catch_all_are_delivered_locally_with_trace_fie
     }
     let subjects: Vec<String> = bob_inbox.iter().map(|m| header_values(&m.body, "Subject").join("")).collect();
     assert_eq!(subjects, ["Local 0", "Local 1", "Local 2"]);
+
+    // The queue page counts them: three local deliveries (one row per recipient address).
+    let page = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
+        let browser = sign_in(&rig).await;
+        browser.get("/w/1/queue").await
+    });
+    assert_eq!(page.status, 200, "{}", page.body);
+    let counts = common::select_text(&page.body, "#status-counts td[data-status=delivered]");
+    assert_eq!(counts, ["3 (3 local)"], "{}", page.body);
 }
 
 /// (classification, whether it answers our message, the answer events since `events_before` with

@@ -347,3 +347,13 @@ pub fn base_zones() -> Vec<Zone> {
         ),
     ]
 }
+
+/// Signs in to the rig's appliance as its admin.
+pub async fn sign_in(rig: &Rig) -> super::Browser {
+    let browser = rig.appliance.browser();
+    let form = browser.get("/login").await;
+    let done =
+        browser.post_form("/login", &form.body, &[("email", "admin@grove.test"), ("password", super::PASSWORD)]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    browser
+}
