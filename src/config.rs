@@ -20,6 +20,30 @@ pub enum ConfigError {
     Invalid { key: &'static str, reason: String },
 }
 
+/// The submission port clients use unless `[smtp] public_submission_port` says otherwise.
+pub const STANDARD_SUBMISSION_PORT: u16 = 587;
+/// The IMAP (implicit TLS) port clients use unless `[imap] public_port` says otherwise.
+pub const STANDARD_IMAPS_PORT: u16 = 993;
+
+/// Whether `name` can be a public mail server's name: a DNS name of at least two labels, not an
+/// address, and not under a name reserved for tests, examples or local networks (RFC 2606,
+/// RFC 6761, RFC 6762, RFC 8375).
+pub fn is_public_host_name(name: &str) -> bool {
+    const RESERVED: [&str; 9] =
+        ["localhost", "test", "example", "invalid", "local", "internal", "lan", "home.arpa", "localdomain"];
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = name.split('.').collect();
+    let valid = labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    valid
+        && name.parse::<std::net::IpAddr>().is_err()
+        && !labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+        && !RESERVED.iter().any(|r| name == *r || name.ends_with(&format!(".{r}")))
+        && !["example.com", "example.net", "example.org"].iter().any(|r| name == *r || name.ends_with(&format!(".{r}")))
+}
+
 /// The whole effective configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -73,6 +97,9 @@ pub struct SmtpConfig {
     /// Whether the `Received` field added to submitted mail names the client's address and EHLO
     /// name; false leaves them out (the sending device's address stays private).
     pub received_client_address: bool,
+    /// The submission port mail clients and sequencers are told to use (exports, the mailbox
+    /// page) when a proxy or NAT maps a public port to `submission`; absent: 587.
+    pub public_submission_port: Option<u16>,
 }
 
 /// Outbound delivery: how the queue reaches recipients' MX hosts (or a smarthost).
@@ -215,6 +242,9 @@ pub struct ImapConfig {
     pub listen: String,
     /// IMAP with implicit TLS.
     pub listen_tls: String,
+    /// The IMAP (implicit TLS) port mail clients and sequencers are told to use when a proxy or
+    /// NAT maps a public port to `listen_tls`; absent: 993.
+    pub public_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -281,6 +311,7 @@ impl Default for SmtpConfig {
             inbound_dmarc_enforce: true,
             arc_trusted_sealers: Vec::new(),
             received_client_address: true,
+            public_submission_port: None,
         }
     }
 }
@@ -460,7 +491,7 @@ pub fn parse_duration(text: &str) -> Option<i64> {
 
 impl Default for ImapConfig {
     fn default() -> Self {
-        ImapConfig { listen: "127.0.0.1:2143".into(), listen_tls: "127.0.0.1:2993".into() }
+        ImapConfig { listen: "127.0.0.1:2143".into(), listen_tls: "127.0.0.1:2993".into(), public_port: None }
     }
 }
 
@@ -561,6 +592,56 @@ impl Config {
         listen.parse::<SocketAddr>().map(|a| a.port()).unwrap_or_default()
     }
 
+    /// The submission port (STARTTLS) clients are told to use: `[smtp] public_submission_port`,
+    /// or the standard 587.
+    pub fn public_submission_port(&self) -> u16 {
+        self.smtp.public_submission_port.unwrap_or(STANDARD_SUBMISSION_PORT)
+    }
+
+    /// The IMAP port (implicit TLS) clients are told to use: `[imap] public_port`, or the
+    /// standard 993.
+    pub fn public_imap_port(&self) -> u16 {
+        self.imap.public_port.unwrap_or(STANDARD_IMAPS_PORT)
+    }
+
+    /// What makes this configuration unfit for real mail, each in a sentence naming the setting
+    /// that fixes it: a `hostname` that is not a public name (other servers could not reach it,
+    /// and the DNS records and exports would point at it), and listeners whose ports are not the
+    /// ones published to clients and to other mail servers. Shown at start, by `config check`,
+    /// on domain pages and before exports.
+    pub fn deployment_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !is_public_host_name(&self.hostname) {
+            warnings.push(format!(
+                "The hostname is \"{}\", which is not a public name: the DNS records and exports below point \
+                 at it, and no other server can reach it. Set hostname in the config file (or \
+                 INBOXGROVE_HOSTNAME) to this server's public name, e.g. mail.example.com.",
+                self.hostname
+            ));
+        }
+        let listeners = [
+            ("smtp.submission", &self.smtp.submission, self.public_submission_port(), "smtp.public_submission_port"),
+            ("imap.listen_tls", &self.imap.listen_tls, self.public_imap_port(), "imap.public_port"),
+            ("smtp.inbound", &self.smtp.inbound, 25, ""),
+        ];
+        for (key, listen, published, mapped_by) in listeners {
+            let port = Config::port_of(listen);
+            if port == published {
+                continue;
+            }
+            let fix = if mapped_by.is_empty() {
+                format!("Set {key} to port {published} (other mail servers always connect to port 25).")
+            } else {
+                format!(
+                    "Set {key} to port {published}, or set {mapped_by} when a proxy or NAT forwards port \
+                     {published} to it."
+                )
+            };
+            warnings.push(format!("{key} listens on port {port}, but clients are told port {published}. {fix}"));
+        }
+        warnings
+    }
+
     /// The effective configuration as TOML, with secrets replaced by `<redacted>`.
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
@@ -611,6 +692,50 @@ fn parse_listen(key: &'static str, value: &str) -> Result<SocketAddr, ConfigErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_host_names() {
+        for public in ["mail.agency.com", "MX1.Example-Agency.co.uk.", "mail.xn--bcher-kva.de"] {
+            assert!(is_public_host_name(public), "{public}");
+        }
+        for private in [
+            "localhost",
+            "mail",
+            "mail.localhost",
+            "mail.grove.test",
+            "mail.example.com",
+            "box.local",
+            "srv.home.arpa",
+            "203.0.113.7",
+            "::1",
+            "mail..agency.com",
+            "mail_1.agency.com",
+        ] {
+            assert!(!is_public_host_name(private), "{private}");
+        }
+    }
+
+    #[test]
+    fn warnings_name_the_setting_that_fixes_them() {
+        let defaults = Config::default().deployment_warnings();
+        assert_eq!(defaults.len(), 4, "{defaults:#?}");
+        assert!(defaults[0].starts_with("The hostname is \"localhost\"") && defaults[0].contains("Set hostname"));
+        assert!(defaults[1].contains("smtp.submission listens on port 2587, but clients are told port 587"));
+        assert!(defaults[1].contains("smtp.public_submission_port"), "{}", defaults[1]);
+        assert!(
+            defaults[2].contains("imap.listen_tls listens on port 2993") && defaults[2].contains("imap.public_port")
+        );
+        assert!(defaults[3].contains("smtp.inbound listens on port 2525") && defaults[3].contains("port 25"));
+        assert!(defaults.iter().all(|w| !w.contains('`')), "no backticks in what users read");
+
+        let mut production = Config { hostname: "mail.agency.com".into(), ..Config::default() };
+        production.smtp.submission = "0.0.0.0:587".into();
+        production.smtp.inbound = "0.0.0.0:25".into();
+        production.imap.listen_tls = "127.0.0.1:10993".into();
+        production.imap.public_port = Some(10993);
+        assert_eq!(production.deployment_warnings(), Vec::<String>::new());
+        assert_eq!((production.public_submission_port(), production.public_imap_port()), (587, 10993));
+    }
 
     #[test]
     fn durations_parse() {

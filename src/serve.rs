@@ -19,6 +19,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     crate::tls::server_config(&app.config)?;
     tracing::info!(address = %bound, data_dir = %app.config.data_dir.display(), "admin UI listening");
     println!("InboxGrove admin UI on {}", app.config.http.base_url);
+    for warning in app.config.deployment_warnings() {
+        tracing::warn!("{warning}");
+        println!("Warning: {warning}");
+    }
     if let Some(link) = users::setup_link(&app).await? {
         println!("Create the first admin (this link works once): {link}");
     }

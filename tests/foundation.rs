@@ -212,6 +212,12 @@ async fn domains_are_validated_and_their_records_shown() {
         assert!(joined.contains(expected), "records show {expected}:\n{joined}");
     }
 
+    // The records point at a hostname no other server can reach: the page says so and names
+    // the settings that fix it.
+    let banner = select_text(&page.body, "#deployment-warnings li");
+    assert!(banner.iter().any(|w| w.contains("\"mail.grove.test\", which is not a public name")), "{banner:?}");
+    assert!(banner.iter().any(|w| w.contains("smtp.public_submission_port")), "{banner:?}");
+
     let zone = admin.get(&format!("{}/zone", page.url)).await;
     assert!(zone.disposition.contains("grove-outreach.test.zone"));
     assert!(zone.body.contains("$ORIGIN grove-outreach.test."));
@@ -309,18 +315,43 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
         assert_eq!(row[3], row[0], "IMAP username");
         assert_eq!(&row[4], password, "IMAP password");
         assert_eq!(row[5], "mail.grove.test");
-        assert_eq!(row[6], "2993", "IMAP port: the [imap] listen_tls default");
+        assert_eq!(row[6], "993", "IMAP port: the public IMAPS port, not the development listener");
         assert_eq!(row[7], row[0]);
         assert_eq!(&row[8], password);
         assert_eq!(row[9], "mail.grove.test");
-        assert_eq!(row[10], "2587", "SMTP port: the [smtp] submission default");
+        assert_eq!(row[10], "587", "SMTP port: the public submission port, not the development listener");
         assert_eq!(row[11], "40", "default daily limit");
     }
 
-    // Never twice.
+    // Every format from the same page, while the user stays on it.
+    let notice = select_text(&issued.body, "#credentials-notice").join(" ");
+    assert!(notice.contains("until you open another page or for 15 minutes"), "{notice}");
+    let smartlead = admin.post_form(&batch_action, &issued.body, &[("format", "smartlead")]).await;
+    assert_eq!(smartlead.status, 200, "{}", smartlead.body);
+    let (header, rows) = parse_csv(&smartlead.body);
+    let password_column = header.iter().position(|h| h == "password").unwrap();
+    assert_eq!(rows.len(), 50);
+    for row in &rows {
+        let email = &row[header.iter().position(|h| h == "from_email").unwrap()];
+        assert_eq!(&row[password_column], &shown.iter().find(|(e, _)| e == email).unwrap().1);
+    }
+    let plain = admin.post_form(&batch_action, &issued.body, &[("format", "plain")]).await;
+    let (header, rows) = parse_csv(&plain.body);
+    assert_eq!(header, ["email", "password"]);
+    let mut sorted_shown = shown.clone();
+    sorted_shown.sort();
+    let mut plain_rows: Vec<(String, String)> = rows.into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    plain_rows.sort();
+    assert_eq!(plain_rows, sorted_shown);
+    // The warning that the hostname and ports are not public is shown before the downloads.
+    let warnings = select_text(&issued.body, "#deployment-warnings li");
+    assert!(warnings.iter().any(|w| w.contains("mail.grove.test") && w.contains("Set hostname")), "{warnings:?}");
+
+    // Once the user opens another page, the passwords are gone.
+    assert_eq!(admin.get(&format!("/w/{ws}/mailboxes")).await.status, 200);
     let again = admin.post_form(&batch_action, &issued.body, &[("format", "smartlead")]).await;
     assert_eq!(again.status, 422);
-    assert!(again.body.contains("already downloaded"));
+    assert!(again.body.contains("can no longer be downloaded"), "{}", again.body);
 
     // A regular export of selected mailboxes: Smartlead layout, no passwords.
     let list = admin.get(&format!("/w/{ws}/mailboxes")).await;
@@ -338,10 +369,10 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
     let column = |name: &str| header.iter().position(|h| h == name).unwrap();
     for row in &rows {
         assert_eq!(row[column("user_name")], row[column("from_email")]);
-        assert_eq!(row[column("password")], "", "no password after the first download");
+        assert_eq!(row[column("password")], "", "no passwords in a regular export");
         assert_eq!(row[column("imap_password")], "");
         assert_eq!(row[column("max_email_per_day")], "40");
-        assert_eq!(row[column("smtp_port")], "2587");
+        assert_eq!(row[column("smtp_port")], "587");
     }
 
     // A display name that a spreadsheet would run as a formula is neutralized.
@@ -363,6 +394,25 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
     assert_eq!(rows[0][header.iter().position(|h| h == "from_name").unwrap()], format!("'{formula}"));
     assert_eq!(rows[0][header.iter().position(|h| h == "max_email_per_day").unwrap()], "25");
     assert_eq!(rows[0][header.iter().position(|h| h == "warmup_enabled").unwrap()], "TRUE");
+
+    // A renamed mailbox exports its new name in both formats.
+    let second = &ids[1];
+    let edit_url = format!("/w/{ws}/mailboxes/{second}");
+    let edit = admin.get(&edit_url).await;
+    let renamed = admin
+        .post_form(
+            &edit_url,
+            &edit.body,
+            &[("display_name", "Jo van Bloggs"), ("daily_limit", "40"), ("status", "active")],
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    let instantly = admin.get(&format!("/w/{ws}/mailboxes/export?format=instantly&id={second}")).await;
+    let (_, rows) = parse_csv(&instantly.body);
+    assert_eq!((rows[0][1].as_str(), rows[0][2].as_str()), ("Jo", "van Bloggs"), "Instantly's First and Last Name");
+    let smartlead = admin.get(&format!("/w/{ws}/mailboxes/export?format=smartlead&id={second}")).await;
+    let (header, rows) = parse_csv(&smartlead.body);
+    assert_eq!(rows[0][header.iter().position(|h| h == "from_name").unwrap()], "Jo van Bloggs");
 
     // A password reset issues a new one-time batch.
     let reset = admin.post_form(&format!("/w/{ws}/mailboxes/reset-passwords"), &list.body, &[("id", first)]).await;

@@ -3,8 +3,10 @@
 //! Bulk creation draws people's names (see [`names`]) avoiding the domain's existing local parts,
 //! generates a password per mailbox and hashes them on all cores, then inserts every mailbox in
 //! one transaction: all of them or none. The plaintext passwords leave the process only twice:
-//! in the response to the creating request, and in one download of the credential batch, which
-//! is sealed under the master key, deleted when downloaded and expires after an hour.
+//! in the response to the creating request, and in the downloads of the credential batch, which
+//! is sealed under the master key and belongs to the user who was shown the passwords: it can
+//! be downloaded in every format while that user stays on the credentials page, and is deleted
+//! when they open any other page ([`discard_batches_of`]) or after [`BATCH_SECONDS`].
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::workspaces::{Access, Role};
 
 pub const MAX_BULK: usize = 500;
-pub const BATCH_SECONDS: i64 = 3600;
+/// How long a credential batch can be downloaded at most.
+pub const BATCH_SECONDS: i64 = 15 * 60;
 const BATCH_CONTEXT: &str = "credential-batch";
 
 /// A mailbox with the password it was just given.
@@ -101,7 +104,8 @@ pub async fn create_bulk(app: &App, access: &Access, domain_id: i64, count: usiz
                 }
                 ids.push(tx.last_insert_rowid());
             }
-            let batch_id = sealed.map(|payload| insert_batch(tx, workspace, &payload, now)).transpose()?;
+            let batch_id =
+                sealed.map(|payload| insert_batch(tx, workspace, actor.user_id, &payload, now)).transpose()?;
             let detail = format!("{} mailboxes", ids.len());
             audit::record(tx, Some(workspace), &actor, "mailbox.create", &domain.name, &detail, now)?;
             let mailboxes = ids.iter().map(|id| get(tx, workspace, *id)).collect::<Result<Vec<_>>>()?;
@@ -137,34 +141,36 @@ pub async fn reset_passwords(app: &App, access: &Access, ids: Vec<i64>) -> Resul
                 update.execute((hash, mailbox.id, workspace))?;
                 audit::record(tx, Some(workspace), &actor, "mailbox.password_reset", &mailbox.address, "", now)?;
             }
-            Ok::<_, Error>(insert_batch(tx, workspace, &sealed, now)?)
+            Ok::<_, Error>(insert_batch(tx, workspace, actor.user_id, &sealed, now)?)
         })
         .await?;
     Ok(Issued { mailboxes, credentials, batch_id: Some(batch_id) })
 }
 
-/// Takes a credential batch out of the store (it can be taken once) as export rows.
-pub async fn take_batch(app: &App, access: &Access, batch_id: i64) -> Result<Vec<ExportRow>> {
+/// A credential batch of this user as export rows with their passwords, for a download in
+/// `format` (audited); `NotFound` when it is gone, expired or another user's.
+pub async fn read_batch(app: &App, access: &Access, batch_id: i64, format: &str) -> Result<Vec<ExportRow>> {
     access.workspace.role.require(Role::Member)?;
     let workspace = access.workspace.id;
     let now = app.clock.unix();
     let actor = access.actor.clone();
+    let detail = format!("format {format}");
     let (payload, mailboxes) = app
         .store
         .write(move |tx| {
+            tx.execute("DELETE FROM credential_batches WHERE expires_at <= ?1", [now])?;
             let payload: Vec<u8> = tx
                 .query_row(
-                    "DELETE FROM credential_batches WHERE id = ?1 AND workspace_id = ?2 AND expires_at > ?3 \
-                     RETURNING payload_enc",
-                    (batch_id, workspace, now),
+                    "SELECT payload_enc FROM credential_batches WHERE id = ?1 AND workspace_id = ?2 \
+                     AND user_id IS ?3",
+                    (batch_id, workspace, actor.user_id),
                     |row| row.get(0),
                 )
                 .map_err(|e| match e {
                     rusqlite::Error::QueryReturnedNoRows => Error::NotFound,
                     other => other.into(),
                 })?;
-            tx.execute("DELETE FROM credential_batches WHERE expires_at <= ?1", [now])?;
-            audit::record(tx, Some(workspace), &actor, "mailbox.credentials_download", "credentials", "", now)?;
+            audit::record(tx, Some(workspace), &actor, "mailbox.credentials_download", "credentials", &detail, now)?;
             Ok::<_, Error>((payload, super::list(tx, workspace, None)?))
         })
         .await?;
@@ -181,15 +187,35 @@ pub async fn take_batch(app: &App, access: &Access, batch_id: i64) -> Result<Vec
     Ok(rows)
 }
 
+/// Deletes the credential batches of a user who has left the credentials page (any other page
+/// they open); a lookup only when there is none, so pages cost no write.
+pub async fn discard_batches_of(app: &App, user_id: i64) -> Result<()> {
+    let held = app.store.read_quick(move |conn| {
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM credential_batches WHERE user_id = ?1)")?
+            .query_row([user_id], |row| row.get::<_, bool>(0))
+    })?;
+    if held {
+        app.store.write(move |tx| tx.execute("DELETE FROM credential_batches WHERE user_id = ?1", [user_id])).await?;
+    }
+    Ok(())
+}
+
 fn seal_batch(app: &App, credentials: &[Credential]) -> Result<Vec<u8>> {
     let json = serde_json::to_vec(credentials).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(app.keys.seal(BATCH_CONTEXT, &json))
 }
 
-fn insert_batch(tx: &rusqlite::Transaction, workspace: i64, sealed: &[u8], now: i64) -> rusqlite::Result<i64> {
+fn insert_batch(
+    tx: &rusqlite::Transaction,
+    workspace: i64,
+    user: Option<i64>,
+    sealed: &[u8],
+    now: i64,
+) -> rusqlite::Result<i64> {
     tx.execute(
-        "INSERT INTO credential_batches (workspace_id, payload_enc, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        (workspace, sealed, now, now + BATCH_SECONDS),
+        "INSERT INTO credential_batches (workspace_id, user_id, payload_enc, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        (workspace, user, sealed, now, now + BATCH_SECONDS),
     )?;
     Ok(tx.last_insert_rowid())
 }

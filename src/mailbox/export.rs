@@ -140,8 +140,9 @@ fn sanitize_label(label: &str) -> String {
     if safe.is_empty() { "mailboxes".to_owned() } else { safe }
 }
 
-/// Where a sequencer connects: the config's `hostname` for both hosts, the port of
-/// `[smtp] submission` (STARTTLS) and the port of `[imap] listen_tls` (implicit TLS).
+/// Where a sequencer connects: the config's `hostname` for both hosts, the public submission
+/// port (STARTTLS, 587 or `[smtp] public_submission_port`) and the public IMAP port (implicit
+/// TLS, 993 or `[imap] public_port`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     pub smtp_host: String,

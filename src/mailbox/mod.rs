@@ -291,9 +291,20 @@ pub async fn update(app: &App, access: &Access, id: i64, mut changes: Changes) -
 pub fn server_settings(config: &Config) -> export::ServerSettings {
     export::ServerSettings {
         smtp_host: config.hostname.clone(),
-        smtp_port: Config::port_of(&config.smtp.submission),
+        smtp_port: config.public_submission_port(),
         imap_host: config.hostname.clone(),
-        imap_port: Config::port_of(&config.imap.listen_tls),
+        imap_port: config.public_imap_port(),
+    }
+}
+
+/// The first and last name a sequencer gets for a mailbox: from its current display name (its
+/// first word, and the rest), so a renamed mailbox exports its new name in every format; the
+/// names it was created with when the display name is empty.
+pub fn export_names(mailbox: &Mailbox) -> (String, String) {
+    let display = mailbox.display_name.split_whitespace().collect::<Vec<_>>();
+    match display.split_first() {
+        Some((first, rest)) => ((*first).to_string(), rest.join(" ")),
+        None => (mailbox.first_name.clone(), mailbox.last_name.clone()),
     }
 }
 
@@ -301,14 +312,46 @@ pub fn server_settings(config: &Config) -> export::ServerSettings {
 pub fn export_rows(mailboxes: &[Mailbox]) -> Vec<export::ExportRow> {
     mailboxes
         .iter()
-        .map(|m| export::ExportRow {
+        .map(|m| (m, export_names(m)))
+        .map(|(m, (first_name, last_name))| export::ExportRow {
             email: m.address.clone(),
-            first_name: m.first_name.clone(),
-            last_name: m.last_name.clone(),
+            first_name,
+            last_name,
             display_name: m.display_name.clone(),
             password: None,
             daily_limit: m.daily_limit,
             warmup_enabled: m.status == Status::Warming,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_names_follow_the_display_name() {
+        let mailbox = |display: &str| Mailbox {
+            id: 1,
+            domain_id: 1,
+            address: "emma@a.test".into(),
+            first_name: "Emma".into(),
+            last_name: "Walker".into(),
+            display_name: display.into(),
+            daily_limit: 40,
+            per_minute: 0,
+            status: Status::Active,
+            created_at: 0,
+        };
+        let names = |display: &str| export_names(&mailbox(display));
+        assert_eq!(names("Emma Walker"), ("Emma".into(), "Walker".into()));
+        assert_eq!(names("  Anna   Maria de  la Cruz "), ("Anna".into(), "Maria de la Cruz".into()));
+        assert_eq!(names("Sales"), ("Sales".into(), String::new()));
+        assert_eq!(names("  "), ("Emma".into(), "Walker".into()), "the created names when there is no display name");
+        let row = export_rows(&[mailbox("Jo Bloggs")]).remove(0);
+        assert_eq!(
+            (row.first_name.as_str(), row.last_name.as_str(), row.display_name.as_str()),
+            ("Jo", "Bloggs", "Jo Bloggs")
+        );
+    }
 }

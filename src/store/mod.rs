@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_imap.sql"),
     include_str!("migrations/0007_send_rate.sql"),
     include_str!("migrations/0008_mail_core.sql"),
+    include_str!("migrations/0009_credential_owner.sql"),
 ];
 
 const READERS: usize = 4;

@@ -96,15 +96,25 @@ pub struct Session {
     pub user: SessionUser,
 }
 
+/// `/w/{ws}/credentials/{batch}`: a download from the credentials page.
+fn is_credentials_download(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(parts.as_slice(), ["w", _, "credentials", _])
+}
+
 impl FromRequestParts<App> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let visitor = Visitor::from_request_parts(parts, app).await.map_err(IntoResponse::into_response)?;
-        match visitor.user {
-            Some(user) => Ok(Session { csrf: visitor.csrf, user }),
-            None => Err(Redirect::to("/login").into_response()),
+        let Some(user) = visitor.user else { return Err(Redirect::to("/login").into_response()) };
+        if !is_credentials_download(parts.uri.path()) {
+            // Any other page means the user has left the credentials page.
+            crate::mailbox::create::discard_batches_of(app, user.user_id)
+                .await
+                .map_err(|e| WebError::from(e).into_response())?;
         }
+        Ok(Session { csrf: visitor.csrf, user })
     }
 }
 

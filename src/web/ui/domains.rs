@@ -89,6 +89,8 @@ pub struct ShowPage {
     /// The selected egress address; empty: automatic.
     pub source_ip: String,
     pub source_ip_error: Option<String>,
+    /// What keeps the records from being usable (`Config::deployment_warnings`).
+    pub warnings: Vec<String>,
 }
 
 /// The domain page, with the mailbox-creation form pre-filled.
@@ -110,6 +112,7 @@ pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebRes
         source_ips: app.config.delivery.source_ips.clone(),
         source_ip,
         source_ip_error: None,
+        warnings: app.config.deployment_warnings(),
     })
 }
 

@@ -34,6 +34,9 @@ struct IssuedPage {
     title: &'static str,
     credentials: Vec<Credential>,
     batch_id: i64,
+    /// How long the downloads work at most.
+    minutes: i64,
+    warnings: Vec<String>,
 }
 
 pub async fn create(
@@ -48,7 +51,7 @@ pub async fn create(
         Err(_) => Err(Error::invalid("count", "Enter how many mailboxes to create, from 1 to 500.")),
     };
     match result {
-        Ok(issued) => Ok(issued_page(ctx, "Mailboxes created", issued)),
+        Ok(issued) => Ok(issued_page(&app, ctx, "Mailboxes created", issued)),
         Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
             let mut page = show_page(&app, &session, ws, domain_id).await?;
             page.count = form.count;
@@ -59,9 +62,15 @@ pub async fn create(
     }
 }
 
-fn issued_page(ctx: Ctx, title: &'static str, issued: create::Issued) -> axum::response::Response {
-    let page =
-        IssuedPage { ctx, title, credentials: issued.credentials, batch_id: issued.batch_id.unwrap_or_default() };
+fn issued_page(app: &App, ctx: Ctx, title: &'static str, issued: create::Issued) -> axum::response::Response {
+    let page = IssuedPage {
+        ctx,
+        title,
+        credentials: issued.credentials,
+        batch_id: issued.batch_id.unwrap_or_default(),
+        minutes: create::BATCH_SECONDS / 60,
+        warnings: app.config.deployment_warnings(),
+    };
     let mut response = render(StatusCode::OK, &page);
     response.headers_mut().insert(axum::http::header::CACHE_CONTROL, "no-store".parse().expect("valid header"));
     response
@@ -75,6 +84,7 @@ struct ListPage {
     domain_filter: i64,
     mailboxes: Vec<Mailbox>,
     error: Option<String>,
+    warnings: Vec<String>,
 }
 
 impl ListPage {
@@ -99,7 +109,8 @@ async fn list_page(app: &App, session: &Session, ws: i64, domain: Option<i64>) -
         .store
         .read(move |conn| Ok::<_, Error>((domains::list(conn, ws)?, mailbox::list(conn, ws, domain)?)))
         .await?;
-    Ok(ListPage { ctx, domains, domain_filter: domain.unwrap_or_default(), mailboxes, error: None })
+    let warnings = app.config.deployment_warnings();
+    Ok(ListPage { ctx, domains, domain_filter: domain.unwrap_or_default(), mailboxes, error: None, warnings })
 }
 
 pub async fn list(
@@ -195,7 +206,7 @@ pub async fn reset_passwords(
     }
     let (_, _) = select(&app, &access, form.id.clone(), None).await?;
     let issued = create::reset_passwords(&app, &access, form.id).await?;
-    Ok(issued_page(ctx, "Passwords reset", issued))
+    Ok(issued_page(&app, ctx, "Passwords reset", issued))
 }
 
 #[derive(Deserialize, Default)]
@@ -204,7 +215,8 @@ pub struct DownloadForm {
     format: String,
 }
 
-/// The one-time download of freshly issued credentials; a second download finds nothing.
+/// A download of freshly issued credentials, in any format, while the credentials page is open
+/// (see [`create::read_batch`]).
 pub async fn download_credentials(
     State(app): State<App>,
     session: Session,
@@ -212,23 +224,37 @@ pub async fn download_credentials(
     CsrfForm(form): CsrfForm<DownloadForm>,
 ) -> WebResult {
     let (access, _) = session.in_workspace(&app, ws, "mailboxes").await?;
-    let format: ExportFormat =
-        form.format.parse().map_err(|e: export::ExportError| Error::invalid("format", e.to_string()))?;
-    let rows = match create::take_batch(&app, &access, batch).await {
+    let format = match form.format.trim() {
+        "plain" => None,
+        other => Some(other.parse::<ExportFormat>().map_err(|e| Error::invalid("format", e.to_string()))?),
+    };
+    let label = format.map_or("plain", |f| f.as_str());
+    let rows = match create::read_batch(&app, &access, batch, label).await {
         Ok(rows) => rows,
         Err(Error::NotFound) => {
             return Err(Error::Invalid {
                 field: None,
-                message:
-                    "These credentials were already downloaded or have expired. Reset the passwords to get new ones."
-                        .into(),
+                message: format!(
+                    "These passwords can no longer be downloaded: the credentials page was left or {} minutes \
+                     passed. Reset the passwords to get new ones.",
+                    create::BATCH_SECONDS / 60
+                ),
             }
             .into());
         }
         Err(e) => return Err(e.into()),
     };
-    let body = export::write_csv(format, &mailbox::server_settings(&app.config), &rows);
-    Ok(csv_download(&format.file_name("credentials"), body))
+    Ok(match format {
+        Some(format) => {
+            let body = export::write_csv(format, &mailbox::server_settings(&app.config), &rows);
+            csv_download(&format.file_name("credentials"), body)
+        }
+        None => {
+            let pairs: Vec<(String, String)> =
+                rows.into_iter().map(|row| (row.email, row.password.unwrap_or_default())).collect();
+            csv_download("credentials.csv", export::write_credentials_csv(&pairs))
+        }
+    })
 }
 
 #[derive(Template)]
