@@ -10,7 +10,24 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// Environment variables under the `INBOXGROVE_` prefix that are not configuration keys.
-const NON_CONFIG_ENV: &[&str] = &["MASTER_KEY", "REQUIRE_PEERS", "LOG", "TEST_CLOCK", "IDLE_RECHECK_SECS"];
+const NON_CONFIG_ENV: &[&str] =
+    &["MASTER_KEY", "REQUIRE_PEERS", "LOG", "TEST_CLOCK", "IDLE_RECHECK_SECS", "CONFIG", "SYSTEM_CONFIG"];
+
+/// The configuration file of an installed host, read when neither `--config` nor
+/// `INBOXGROVE_CONFIG` names one.
+pub const SYSTEM_CONFIG_FILE: &str = "/etc/inboxgrove/config.toml";
+
+/// The configuration file to read: `flag` (`--config`), else `INBOXGROVE_CONFIG`, else the
+/// system file when it exists (`INBOXGROVE_SYSTEM_CONFIG` names another path, for tests);
+/// `None` leaves the embedded defaults (and the environment).
+pub fn config_file(flag: Option<&Path>) -> Option<PathBuf> {
+    let named = |key: &str| std::env::var_os(key).filter(|value| !value.is_empty()).map(PathBuf::from);
+    if let Some(file) = flag.map(Path::to_path_buf).or_else(|| named("INBOXGROVE_CONFIG")) {
+        return Some(file);
+    }
+    let system = named("INBOXGROVE_SYSTEM_CONFIG").unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG_FILE));
+    system.is_file().then_some(system)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -161,6 +161,30 @@ pub async fn set_source_ip(app: &App, access: &Access, id: i64, input: &str) -> 
         .await
 }
 
+/// Removes a domain with its DKIM keys and aliases, with an audit entry. Refused while mailboxes
+/// live on it (they hold mail): remove them first. Needs the admin role.
+pub async fn remove(app: &App, access: &Access, id: i64) -> Result<Domain> {
+    access.workspace.role.require(Role::Admin)?;
+    let (workspace, actor, now) = (access.workspace.id, access.actor.clone(), app.clock.unix());
+    app.store
+        .write(move |tx| {
+            let domain = get(tx, workspace, id)?;
+            if domain.mailbox_count > 0 {
+                return Err(Error::invalid(
+                    "domain",
+                    format!(
+                        "{} still has {} mailboxes; remove them first (their mail goes with them).",
+                        domain.display_name, domain.mailbox_count
+                    ),
+                ));
+            }
+            tx.execute("DELETE FROM domains WHERE id = ?1 AND workspace_id = ?2", (id, workspace))?;
+            audit::record(tx, Some(workspace), &actor, "domain.remove", &domain.name, "", now)?;
+            Ok(domain)
+        })
+        .await
+}
+
 /// "auto" or "" → `None`; otherwise an address that must be one of `configured`, in its
 /// canonical form.
 pub fn parse_source_ip(configured: &[String], input: &str) -> Result<Option<String>> {

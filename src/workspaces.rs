@@ -218,6 +218,79 @@ pub fn resolve_for_cli(conn: &Connection, wanted: Option<&str>) -> Result<i64> {
     }
 }
 
+/// A workspace as the command line lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub id: i64,
+    pub name: String,
+    pub time_zone: String,
+    pub created_at: i64,
+}
+
+/// Every workspace, by id.
+pub fn list_all(conn: &Connection) -> rusqlite::Result<Vec<Summary>> {
+    conn.prepare_cached("SELECT id, name, time_zone, created_at FROM workspaces ORDER BY id")?
+        .query_map([], |row| {
+            Ok(Summary { id: row.get(0)?, name: row.get(1)?, time_zone: row.get(2)?, created_at: row.get(3)? })
+        })?
+        .collect()
+}
+
+/// Checks an IANA time zone name (e.g. `Europe/Berlin`) and returns its canonical form.
+pub fn check_time_zone(input: &str) -> Result<String> {
+    input.trim().parse::<chrono_tz::Tz>().map(|zone| zone.name().to_string()).map_err(|_| {
+        Error::invalid("time_zone", format!("`{}` is not an IANA time zone such as Europe/Berlin.", input.trim()))
+    })
+}
+
+/// Renames a workspace and/or sets its time zone (`None`: unchanged), with one audit entry for
+/// what changed; values equal to the current ones are no change. Needs the admin role.
+pub fn update(
+    tx: &Transaction,
+    access: &Access,
+    name: Option<&str>,
+    time_zone: Option<&str>,
+    now: i64,
+) -> Result<Summary> {
+    access.workspace.role.require(Role::Admin)?;
+    let id = access.workspace.id;
+    let current = list_all(tx)?.into_iter().find(|w| w.id == id).ok_or(Error::NotFound)?;
+    let name = name.map(check_name).transpose()?.filter(|name| *name != current.name);
+    let time_zone = time_zone.map(check_time_zone).transpose()?.filter(|zone| *zone != current.time_zone);
+    let mut parts = Vec::new();
+    if let Some(name) = &name {
+        tx.execute("UPDATE workspaces SET name = ?1 WHERE id = ?2", (name, id))?;
+        parts.push(format!("name \"{name}\""));
+    }
+    if let Some(zone) = &time_zone {
+        tx.execute("UPDATE workspaces SET time_zone = ?1 WHERE id = ?2", (zone, id))?;
+        parts.push(format!("time zone {zone}"));
+    }
+    if !parts.is_empty() {
+        audit::record(tx, Some(id), &access.actor, "workspace.update", &current.name, &parts.join(", "), now)?;
+    }
+    list_all(tx)?.into_iter().find(|w| w.id == id).ok_or(Error::NotFound)
+}
+
+/// Ends `email`'s membership of the workspace, with an audit entry. Only an owner removes an
+/// owner, and the last owner stays.
+pub fn remove_member(tx: &Transaction, access: &Access, email: &str, now: i64) -> Result<Member> {
+    access.workspace.role.require(Role::Admin)?;
+    let workspace = access.workspace.id;
+    let email = users::normalize_email(email)?;
+    let all = members(tx, workspace)?;
+    let member = all.iter().find(|m| m.email == email).cloned().ok_or(Error::NotFound)?;
+    if member.role == Role::Owner {
+        access.workspace.role.require(Role::Owner)?;
+        if all.iter().filter(|m| m.role == Role::Owner).count() == 1 {
+            return Err(Error::invalid("member", format!("{email} is the last owner; make someone else owner first.")));
+        }
+    }
+    tx.execute("DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2", (workspace, member.user_id))?;
+    audit::record(tx, Some(workspace), &access.actor, "member.remove", &email, member.role.as_str(), now)?;
+    Ok(member)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Member {
     pub user_id: i64,

@@ -12,12 +12,15 @@ use crate::error::Error;
 #[derive(Subcommand)]
 pub enum AdminCommand {
     /// Create an admin; the password is read from standard input. The first admin gets a first workspace.
+    #[command(name = "add", visible_alias = "create")]
     Create {
+        /// The admin's email (their sign-in name).
         #[arg(long)]
         email: String,
     },
     /// Set a new password (read from standard input) and end the user's sessions.
     ResetPassword {
+        /// The user's email.
         #[arg(long)]
         email: String,
     },

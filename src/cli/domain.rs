@@ -1,44 +1,100 @@
 //! `inboxgrove domain ...`: sending domains and the records they publish.
 
 use clap::Subcommand;
+use serde::Serialize;
 
-use super::{cli_access, find_domain};
+use super::{access_for_address, cli_access, find_domain, print_json, print_list, text_table};
 use crate::app::App;
 use crate::dns::dkim::DkimAlgorithm;
-use crate::domains;
+use crate::domains::{self, Domain};
 
 #[derive(Subcommand)]
 pub enum DomainCommand {
-    /// Add a sending domain with a fresh DKIM key, and print the records to publish.
-    Add {
-        name: String,
+    /// List the workspace's domains.
+    #[command(visible_alias = "ls")]
+    List {
+        /// The workspace (name or id); needed only when it is not clear.
         #[arg(long)]
         workspace: Option<String>,
-        #[arg(long, default_value = "rsa", value_parser = ["rsa", "ed25519"])]
-        dkim: String,
+        /// One JSON object a line.
+        #[arg(long)]
+        json: bool,
     },
-    /// Print the DNS records a domain must publish.
-    Records {
+    /// Print the DNS records a domain must publish (with --json: the domain and its records).
+    #[command(visible_alias = "records")]
+    Show {
+        /// The domain name.
         name: String,
+        /// The workspace (name or id); needed only when it is not clear.
         #[arg(long)]
         workspace: Option<String>,
         /// As a BIND zone snippet.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         zone: bool,
+        /// One JSON object: the domain and the records to publish.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a sending domain with a fresh DKIM key, and print the records to publish.
+    Add {
+        /// The domain name.
+        name: String,
+        /// The workspace (name or id); needed only when it is not clear.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// The DKIM key type.
+        #[arg(long, default_value = "rsa", value_parser = ["rsa", "ed25519"])]
+        dkim: String,
     },
     /// Change a domain's settings.
     Set {
+        /// The domain name.
         name: String,
+        /// The workspace (name or id); needed only when it is not clear.
         #[arg(long)]
         workspace: Option<String>,
         /// The address its mail leaves from: one of `[delivery] source_ips`, or "auto".
         #[arg(long, value_name = "IP|auto")]
         source_ip: String,
     },
+    /// Remove a domain that has no mailboxes left (its DKIM keys and aliases go with it).
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// The domain name.
+        name: String,
+        /// The workspace (name or id); needed only when it is not clear.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+}
+
+/// A domain as `domain show --json` prints it.
+#[derive(Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    domain: &'a Domain,
+    records: Vec<crate::dns::records::DnsRecord>,
 }
 
 pub async fn run(app: App, command: DomainCommand) -> anyhow::Result<()> {
     match command {
+        DomainCommand::List { workspace, json } => {
+            let access = cli_access(&app, workspace).await?;
+            let ws = access.workspace.id;
+            let list = app.store.read(move |conn| domains::list(conn, ws)).await?;
+            print_list(&list, json, table)?;
+        }
+        DomainCommand::Show { name, workspace, zone, json } => {
+            let access = access_for_address(&app, workspace, &name).await?;
+            let domain = find_domain(&app, &access, name).await?;
+            if json {
+                print_json(&Shown { records: domains::records(&app.config, &domain), domain: &domain })?;
+            } else if zone {
+                print!("{}", domains::zone(&app.config, &domain));
+            } else {
+                print!("{}", domains::records_text(&app.config, &domain));
+            }
+        }
         DomainCommand::Add { name, workspace, dkim } => {
             let access = cli_access(&app, workspace).await?;
             let algorithm: DkimAlgorithm = dkim.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -46,21 +102,34 @@ pub async fn run(app: App, command: DomainCommand) -> anyhow::Result<()> {
             eprintln!("domain {} added; publish these records:", domain.name);
             print!("{}", domains::records_text(&app.config, &domain));
         }
-        DomainCommand::Records { name, workspace, zone } => {
-            let access = cli_access(&app, workspace).await?;
-            let domain = find_domain(&app, &access, name).await?;
-            if zone {
-                print!("{}", domains::zone(&app.config, &domain));
-            } else {
-                print!("{}", domains::records_text(&app.config, &domain));
-            }
-        }
         DomainCommand::Set { name, workspace, source_ip } => {
-            let access = cli_access(&app, workspace).await?;
+            let access = access_for_address(&app, workspace, &name).await?;
             let domain = find_domain(&app, &access, name).await?;
             let updated = domains::set_source_ip(&app, &access, domain.id, &source_ip).await?;
             eprintln!("{}: egress address {}", updated.name, updated.source_ip.as_deref().unwrap_or("automatic"));
         }
+        DomainCommand::Remove { name, workspace } => {
+            let access = access_for_address(&app, workspace, &name).await?;
+            let domain = find_domain(&app, &access, name).await?;
+            let removed = domains::remove(&app, &access, domain.id).await?;
+            eprintln!("domain {} removed; its DNS records can be deleted", removed.name);
+        }
     }
     Ok(())
+}
+
+fn table(list: &[Domain]) -> String {
+    let rows: Vec<[String; 5]> = list
+        .iter()
+        .map(|d| {
+            [
+                d.display_name.clone(),
+                d.mailbox_count.to_string(),
+                format!("{} ({})", d.dkim_selector, d.dkim_algorithm),
+                d.source_ip.clone().unwrap_or_else(|| "auto".into()),
+                crate::clock::format_unix(d.created_at),
+            ]
+        })
+        .collect();
+    text_table(["DOMAIN", "MAILBOXES", "DKIM", "SOURCE IP", "ADDED"], &rows, "(no domains)")
 }

@@ -16,7 +16,9 @@ use crate::mta::bounce::BounceClass;
 #[derive(Subcommand)]
 pub enum EventsCommand {
     /// Print events, oldest first.
+    #[command(visible_alias = "ls")]
     List {
+        /// Only this workspace's events (name or id).
         #[arg(long)]
         workspace: Option<String>,
         /// Only events of this kind.

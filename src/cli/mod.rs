@@ -1,21 +1,26 @@
 //! The command line: `serve` and the maintenance and scripting commands, one file per command
-//! group (`inboxgrove NOUN VERB`). Commands other than `serve` open the same data dir directly
-//! (SQLite allows it while the server runs) and act as the operator, recorded as "cli" in the
-//! audit log. Shared here: choosing the workspace (`--workspace`), finding a domain, printing a
-//! text table.
+//! group, one grammar: `inboxgrove NOUN VERB [ID] [--flags]` with the verbs list, show, add, set
+//! and remove (older verb names stay as aliases). Commands other than `serve` open the same data
+//! dir directly (SQLite allows it while the server runs) and act as the operator, recorded as
+//! "cli" in the audit log. Shared here: finding the config file, choosing the workspace
+//! (`--workspace`, needed only where the name or address does not tell), finding a domain, and
+//! printing: an aligned text table, or with `--json` one object a line (lists) or one object (show).
 
 mod admin;
 mod alias;
 mod domain;
 mod events;
 mod mailbox;
+mod member;
 mod queue;
+mod workspace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use serde::Serialize;
 
 use crate::app::App;
 use crate::auth::Actor;
@@ -31,7 +36,8 @@ use crate::workspaces::{self, Access, Role, Workspace};
     about = "Self-hosted cold-email appliance: UI, SMTP, IMAP and MTA in one binary"
 )]
 struct Cli {
-    /// Configuration file (TOML). Without it the embedded defaults apply.
+    /// Configuration file (TOML). Without it: $INBOXGROVE_CONFIG, else /etc/inboxgrove/config.toml
+    /// when it exists, else the embedded defaults.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (overrides `data_dir`).
@@ -48,6 +54,12 @@ enum Command {
     /// Manage administrators.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Manage workspaces.
+    #[command(subcommand)]
+    Workspace(workspace::WorkspaceCommand),
+    /// Manage a workspace's members and invites.
+    #[command(subcommand)]
+    Member(member::MemberCommand),
     /// Manage sending domains.
     #[command(subcommand)]
     Domain(domain::DomainCommand),
@@ -58,7 +70,10 @@ enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Write a consistent copy of the database to FILE (safe while serving).
-    Backup { file: PathBuf },
+    Backup {
+        /// The new file (never overwritten).
+        file: PathBuf,
+    },
     /// Inspect and steer the outbound queue (all workspaces).
     #[command(subcommand)]
     Queue(queue::QueueCommand),
@@ -79,7 +94,8 @@ enum ConfigCommand {
 /// Runs the command line and turns errors into a message and an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref(), cli.data.as_deref()) {
+    let file = crate::config::config_file(cli.config.as_deref());
+    let config = match Config::load(file.as_deref(), cli.data.as_deref()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");
@@ -95,6 +111,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !matches!(cli.command, Command::Config(_))
+        && let Err(e) = ensure_data_dir(&config, file.as_deref())
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -102,6 +124,23 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Creates the data dir when it does not exist yet, and says so (with the config it came from),
+/// so a command run without the host's config does not silently start a new appliance.
+fn ensure_data_dir(config: &Config, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+    let source = match file {
+        Some(file) => format!("config {}", file.display()),
+        None => "no config file: embedded defaults".to_string(),
+    };
+    eprintln!("created data directory {} ({source})", shown.display());
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
@@ -124,6 +163,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Backup { file } => backup(config, file).await,
         Command::Admin(command) => admin::run(App::open(config).await?, command).await,
+        Command::Workspace(command) => workspace::run(App::open(config).await?, command).await,
+        Command::Member(command) => member::run(App::open(config).await?, command).await,
         Command::Domain(command) => domain::run(App::open(config).await?, command).await,
         Command::Mailbox(command) => mailbox::run(App::open(config).await?, command).await,
         Command::Queue(command) => queue::run(App::open(config).await?, command).await,
@@ -157,6 +198,17 @@ async fn cli_access(app: &App, wanted: Option<String>) -> anyhow::Result<Access>
     Ok(Access { workspace: Workspace { id, name, role: Role::Owner }, actor: Actor::cli() })
 }
 
+/// The operator's access to the workspace named by `--workspace`, else the one owning the
+/// domain of `address` (an address or a domain name), else the only one.
+async fn access_for_address(app: &App, workspace: Option<String>, address: &str) -> anyhow::Result<Access> {
+    if workspace.is_some() {
+        return cli_access(app, workspace).await;
+    }
+    let lookup = address.to_string();
+    let owner = app.store.read(move |conn| crate::aliases::workspace_of_address(conn, &lookup)).await?;
+    cli_access(app, owner.map(|id| id.to_string())).await
+}
+
 async fn find_domain(app: &App, access: &Access, name: String) -> anyhow::Result<domains::Domain> {
     let ws = access.workspace.id;
     let shown = name.clone();
@@ -168,8 +220,11 @@ async fn find_domain(app: &App, access: &Access, name: String) -> anyhow::Result
     })
 }
 
-/// Rows as an aligned text table under `header`; `empty` is printed when there are none.
+/// Rows as an aligned text table under `header`; only `empty` is printed when there are none.
 fn text_table<const N: usize>(header: [&str; N], rows: &[[String; N]], empty: &str) -> String {
+    if rows.is_empty() {
+        return format!("{empty}\n");
+    }
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -183,11 +238,28 @@ fn text_table<const N: usize>(header: [&str; N], rows: &[[String; N]], empty: &s
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    if rows.is_empty() {
-        out.push_str(empty);
+    out
+}
+
+/// Prints a list: with `json` one JSON object a line (nothing when empty), else `text` of it.
+fn print_list<T: Serialize>(items: &[T], json: bool, text: impl FnOnce(&[T]) -> String) -> anyhow::Result<()> {
+    if !json {
+        print!("{}", text(items));
+        return Ok(());
+    }
+    let mut out = String::new();
+    for item in items {
+        out.push_str(&serde_json::to_string(item)?);
         out.push('\n');
     }
-    out
+    print!("{out}");
+    Ok(())
+}
+
+/// Prints one object as JSON on one line.
+fn print_json<T: Serialize>(item: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(item)?);
+    Ok(())
 }
 
 fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {

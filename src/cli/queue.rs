@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::text_table;
+use super::{print_list, text_table};
 use crate::app::App;
 use crate::error::Error;
 use crate::mta::QueueStatus;
@@ -15,11 +15,20 @@ pub enum QueueCommand {
         /// Only rows with this status.
         #[arg(long, value_parser = QueueStatus::names())]
         status: Option<String>,
+        /// One JSON object a line.
+        #[arg(long)]
+        json: bool,
     },
     /// Make a queued or deferred message due now (the running appliance picks it up).
-    Retry { id: i64 },
+    Retry {
+        /// The queue row's id (the ID column of `queue list`).
+        id: i64,
+    },
     /// Cancel a queued or deferred message.
-    Cancel { id: i64 },
+    Cancel {
+        /// The queue row's id (the ID column of `queue list`).
+        id: i64,
+    },
 }
 
 pub async fn run(app: App, command: QueueCommand) -> anyhow::Result<()> {
@@ -30,7 +39,7 @@ pub async fn run(app: App, command: QueueCommand) -> anyhow::Result<()> {
         }
     };
     match command {
-        QueueCommand::List { status } => {
+        QueueCommand::List { status, json } => {
             let status = status.as_deref().map(str::parse::<QueueStatus>).transpose()?;
             let mut rows = Vec::new();
             for page in 0.. {
@@ -40,7 +49,7 @@ pub async fn run(app: App, command: QueueCommand) -> anyhow::Result<()> {
                     break;
                 }
             }
-            print!("{}", table(&rows));
+            print_list(&rows, json, table)?;
         }
         QueueCommand::Retry { id } => {
             let row = queue::retry_now(&app, None, id).await.map_err(not_found(id))?;

@@ -241,6 +241,18 @@ impl Changes {
         Ok(())
     }
 
+    /// Leaves out the fields whose new value is the mailbox's current one.
+    fn drop_unchanged(&mut self, current: &Mailbox) {
+        self.display_name.take_if(|name| *name == current.display_name);
+        self.daily_limit.take_if(|limit| *limit == current.daily_limit);
+        self.per_minute.take_if(|rate| *rate == current.per_minute);
+        self.status.take_if(|status| *status == current.status);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.display_name.is_none() && self.daily_limit.is_none() && self.per_minute.is_none() && self.status.is_none()
+    }
+
     fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(name) = &self.display_name {
@@ -259,7 +271,8 @@ impl Changes {
     }
 }
 
-/// Applies `changes` to mailbox `id` of the workspace.
+/// Applies `changes` to mailbox `id` of the workspace. Values equal to the current ones are no
+/// change: when nothing differs, nothing is written and nothing audited.
 pub async fn update(app: &App, access: &Access, id: i64, mut changes: Changes) -> Result<Mailbox> {
     access.workspace.role.require(Role::Member)?;
     changes.validate()?;
@@ -269,6 +282,10 @@ pub async fn update(app: &App, access: &Access, id: i64, mut changes: Changes) -
     app.store
         .write(move |tx| {
             let mailbox = get(tx, workspace, id)?;
+            changes.drop_unchanged(&mailbox);
+            if changes.is_empty() {
+                return Ok(mailbox);
+            }
             tx.execute(
                 "UPDATE mailboxes SET display_name = coalesce(?1, display_name), daily_limit = coalesce(?2, daily_limit), \
                  status = coalesce(?3, status), per_minute = coalesce(?4, per_minute) WHERE id = ?5 AND workspace_id = ?6",
@@ -283,6 +300,21 @@ pub async fn update(app: &App, access: &Access, id: i64, mut changes: Changes) -
             )?;
             audit::record(tx, Some(workspace), &actor, "mailbox.update", &mailbox.address, &changes.describe(), now)?;
             get(tx, workspace, id)
+        })
+        .await
+}
+
+/// Removes mailbox `id` of the workspace with its folders and mail, with an audit entry. Its
+/// queued messages stay queued (their rows lose the mailbox, as for any deleted mailbox).
+pub async fn remove(app: &App, access: &Access, id: i64) -> Result<Mailbox> {
+    access.workspace.role.require(Role::Member)?;
+    let (workspace, actor, now) = (access.workspace.id, access.actor.clone(), app.clock.unix());
+    app.store
+        .write(move |tx| {
+            let mailbox = get(tx, workspace, id)?;
+            tx.execute("DELETE FROM mailboxes WHERE id = ?1 AND workspace_id = ?2", (id, workspace))?;
+            audit::record(tx, Some(workspace), &actor, "mailbox.remove", &mailbox.address, "", now)?;
+            Ok(mailbox)
         })
         .await
 }
