@@ -72,6 +72,29 @@ fn config_comes_from_the_flag_then_the_env_var_then_the_system_file_then_default
 }
 
 #[test]
+fn config_check_warns_about_a_hostname_or_ports_that_other_servers_cannot_use() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let absent = dir.path().join("absent.toml");
+    let mut env = vec![("INBOXGROVE_CONFIG", ""), ("INBOXGROVE_SYSTEM_CONFIG", absent.to_str().unwrap())];
+    let defaults = run_to_exit(&["config", "check"], &env);
+    ok(&defaults);
+    let said = stderr(&defaults);
+    assert!(said.contains("warning: The hostname is \"localhost\"") && said.contains("Set hostname"), "{said}");
+    assert!(said.contains("smtp.submission listens on port 2587") && said.contains("smtp.public_submission_port"));
+    assert!(said.contains("imap.listen_tls listens on port 2993") && said.contains("imap.public_port"), "{said}");
+
+    env.extend([
+        ("INBOXGROVE_HOSTNAME", "mail.agency.com"),
+        ("INBOXGROVE_SMTP__SUBMISSION", "0.0.0.0:587"),
+        ("INBOXGROVE_SMTP__INBOUND", "0.0.0.0:25"),
+        ("INBOXGROVE_IMAP__PUBLIC_PORT", "2993"),
+    ]);
+    let production = run_to_exit(&["config", "check"], &env);
+    ok(&production);
+    assert!(!stderr(&production).contains("warning"), "{}", stderr(&production));
+}
+
+#[test]
 fn a_command_says_when_it_creates_the_data_directory_and_which_config_it_used() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("sys-data");

@@ -159,6 +159,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.redacted_toml());
             eprintln!("configuration is valid");
+            for warning in config.deployment_warnings() {
+                eprintln!("warning: {warning}");
+            }
             Ok(())
         }
         Command::Backup { file } => backup(config, file).await,
