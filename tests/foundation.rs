@@ -615,3 +615,66 @@ async fn admin_password_reset_ends_sessions_and_json_logs() {
     }
     assert!(json_lines > 0, "at least one JSON log line");
 }
+
+#[tokio::test]
+async fn the_mailbox_list_searches_sorts_filters_and_pages() {
+    let appliance = Appliance::start();
+    let admin = appliance.setup_admin(ADMIN).await;
+    let ws = workspace_of(&admin.get("/").await.url);
+    let one = add_domain(&admin, ws, "grove-one.test").await;
+    let two = add_domain(&admin, ws, "grove-two.test").await;
+    assert_eq!(create_mailboxes(&admin, &one.url, "60").await.status, 200);
+    assert_eq!(create_mailboxes(&admin, &two.url, "3").await.status, 200);
+    let url = format!("/w/{ws}/mailboxes");
+    let addresses = |page: &common::Page| select_text(&page.body, "#mailboxes tbody td:nth-child(2)");
+
+    // 63 mailboxes: 50 on the first page, by address, and 13 on the second.
+    let first = admin.get(&url).await;
+    assert_eq!(select_text(&first.body, "#pager-summary"), ["1–50 of 63"]);
+    let shown = addresses(&first);
+    assert_eq!(shown.len(), 50);
+    let mut sorted = shown.clone();
+    sorted.sort();
+    assert_eq!(shown, sorted, "sorted by address");
+    let next = select_attr(&first.body, "#pager-next", "href").remove(0);
+    let second = admin.get(&format!("{url}{next}")).await;
+    assert_eq!(select_text(&second.body, "#pager-summary"), ["51–63 of 63"]);
+    assert_eq!(addresses(&second).len(), 13);
+    assert!(addresses(&second).iter().all(|a| !shown.contains(a)), "no row on both pages");
+    assert!(select_attr(&second.body, "#pager-next", "href").is_empty(), "the last page");
+
+    // The address header sorts the other way round.
+    let header = select_attr(&first.body, "th a[data-sort=address]", "href").remove(0);
+    let descending = admin.get(&format!("{url}{header}")).await;
+    assert_eq!(select_attr(&descending.body, "th[aria-sort=descending] a", "data-sort"), ["address"]);
+    let mut expected = addresses(&descending);
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(addresses(&descending), expected, "sorted by address, descending");
+    assert!(addresses(&descending)[0] > shown[49], "the last addresses come first");
+
+    // Filter by domain, by status, and search in address and name.
+    let domain_two = two.url.rsplit('/').next().unwrap();
+    let filtered = admin.get(&format!("{url}?domain={domain_two}")).await;
+    assert_eq!(addresses(&filtered).len(), 3);
+    assert!(addresses(&filtered).iter().all(|a| a.ends_with("@grove-two.test")));
+    let target = shown[7].clone();
+    let out = appliance.cli(&["mailbox", "set", &target, "--status", "paused", "--display-name", "Zed Quigley"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(addresses(&admin.get(&format!("{url}?status=paused")).await), [target.as_str()]);
+    assert_eq!(addresses(&admin.get(&format!("{url}?q=zed+QUIG")).await), [target.as_str()], "by name, any case");
+    let local = target.split('@').next().unwrap();
+    assert_eq!(addresses(&admin.get(&format!("{url}?q={local}%40grove-one")).await), [target.as_str()], "by address");
+    let none = admin.get(&format!("{url}?q=nobody-at-all")).await;
+    assert_eq!(select_text(&none.body, "#pager-summary"), ["None"]);
+    assert!(select_text(&none.body, "#mailboxes tbody td").join(" ").contains("No mailboxes match"));
+    // Hostile or odd parameters fall back to the defaults.
+    let odd = admin.get(&format!("{url}?sort=address%3BDROP+TABLE+mailboxes&page=999&status=bogus")).await;
+    assert_eq!(odd.status, 200);
+    assert_eq!(select_text(&odd.body, "#pager-summary"), ["51–63 of 63"], "past the end is the last page");
+
+    // Export selected with nothing ticked says so instead of exporting everything.
+    let refused = admin.post_form(&format!("{url}/export"), &first.body, &[("format", "instantly")]).await;
+    assert_eq!(refused.status, 422);
+    assert!(select_text(&refused.body, "#mailbox-error")[0].contains("Select the mailboxes to export"));
+    assert!(!refused.content_type.starts_with("text/csv"));
+}

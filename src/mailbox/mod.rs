@@ -110,6 +110,46 @@ pub fn list(conn: &Connection, workspace: i64, domain: Option<i64>) -> rusqlite:
     stmt.query_map((workspace, domain), from_row)?.collect()
 }
 
+/// A search of a workspace's mailboxes for one page of the list.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Part of the address or display name, in any case; empty: all.
+    pub text: String,
+    pub domain: Option<i64>,
+    pub status: Option<Status>,
+    /// `ORDER BY` text from the list's declared columns ([`SORT_COLUMNS`]).
+    pub order_by: String,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// The mailbox list's sortable columns: URL name and SQL expression.
+pub const SORT_COLUMNS: &[(&str, &str)] = &[
+    ("address", "address"),
+    ("name", "display_name COLLATE NOCASE"),
+    ("domain", "(SELECT name FROM domains WHERE domains.id = mailboxes.domain_id)"),
+    ("limit", "daily_limit"),
+    ("status", "status"),
+    ("created", "created_at"),
+];
+
+/// One page of mailboxes matching `search`, and how many match over all pages.
+pub fn search(conn: &Connection, workspace: i64, search: &Search) -> rusqlite::Result<(Vec<Mailbox>, i64)> {
+    const MATCHES: &str = "workspace_id = ?1 AND (?2 IS NULL OR domain_id = ?2) AND (?3 IS NULL OR status = ?3) \
+        AND (?4 = '' OR instr(lower(address), lower(?4)) > 0 OR instr(lower(display_name), lower(?4)) > 0)";
+    let status = search.status.map(Status::as_str);
+    let filter = (workspace, search.domain, status, search.text.trim());
+    let total = conn
+        .prepare_cached(&format!("SELECT count(*) FROM mailboxes WHERE {MATCHES}"))?
+        .query_row(filter, |row| row.get(0))?;
+    let order_by = if search.order_by.is_empty() { "address ASC" } else { &search.order_by };
+    let mut stmt =
+        conn.prepare_cached(&format!("{SELECT} WHERE {MATCHES} ORDER BY {order_by}, id LIMIT ?5 OFFSET ?6"))?;
+    let (w, d, st, text) = filter;
+    let rows = stmt.query_map((w, d, st, text, search.limit, search.offset), from_row)?.collect::<Result<_, _>>()?;
+    Ok((rows, total))
+}
+
 /// Mailboxes of a workspace by id; ids of other workspaces are silently absent.
 pub fn by_ids(conn: &Connection, workspace: i64, ids: &[i64]) -> rusqlite::Result<Vec<Mailbox>> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE workspace_id = ?1 AND id = ?2"))?;

@@ -3,6 +3,7 @@
 
 mod assets;
 pub mod client;
+pub mod listing;
 pub mod session;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::mailbox::create::{self, Credential};
 use crate::mailbox::export::{self, ExportFormat};
 use crate::mailbox::{self, Changes, Mailbox, Status};
+use crate::web::listing::{self, Listing};
 use crate::web::session::{CsrfForm, Ctx, Session};
 use crate::web::ui::domains::show_page;
 use crate::web::{WebResult, render};
@@ -82,6 +83,9 @@ struct ListPage {
     ctx: Ctx,
     domains: Vec<Domain>,
     domain_filter: i64,
+    status_filter: String,
+    statuses: [Status; 3],
+    listing: Listing,
     mailboxes: Vec<Mailbox>,
     error: Option<String>,
     warnings: Vec<String>,
@@ -95,22 +99,63 @@ impl ListPage {
     fn domain_name(&self, id: &i64) -> &str {
         self.domains.iter().find(|d| d.id == *id).map_or("", |d| d.display_name.as_str())
     }
+
+    /// Whether the list shows a subset (a search or a filter), for what the empty table says.
+    fn filtered(&self) -> bool {
+        !self.listing.search().is_empty() || self.domain_filter != 0 || !self.status_filter.is_empty()
+    }
 }
 
+/// The mailbox list's query: the shared list parameters, a domain and a status.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct ListQuery {
     domain: Option<i64>,
+    status: String,
+    q: String,
+    sort: String,
+    dir: String,
+    page: u32,
 }
 
-async fn list_page(app: &App, session: &Session, ws: i64, domain: Option<i64>) -> WebResult<ListPage> {
+async fn list_page(app: &App, session: &Session, ws: i64, query: ListQuery) -> WebResult<ListPage> {
     let (_, ctx) = session.in_workspace(app, ws, "mailboxes").await?;
-    let (domains, mailboxes) = app
+    let status = query.status.trim().parse::<Status>().ok();
+    let mut filters = Vec::new();
+    if let Some(domain) = query.domain {
+        filters.push(("domain", domain.to_string()));
+    }
+    if let Some(status) = status {
+        filters.push(("status", status.as_str().to_string()));
+    }
+    let shared = listing::ListQuery { q: query.q, sort: query.sort, dir: query.dir, page: query.page };
+    let mut listing = Listing::new(shared, filters, mailbox::SORT_COLUMNS);
+    let mut search = mailbox::Search {
+        text: listing.search().to_string(),
+        domain: query.domain,
+        status,
+        order_by: listing.order_by(),
+        ..Default::default()
+    };
+    // The count decides the page, so a page past the end shows the last one.
+    let counted = search.clone();
+    listing.total = app.store.read(move |conn| mailbox::search(conn, ws, &counted).map(|(_, total)| total)).await?;
+    (search.limit, search.offset) = listing.limit_offset();
+    let (domains, (mailboxes, _)) = app
         .store
-        .read(move |conn| Ok::<_, Error>((domains::list(conn, ws)?, mailbox::list(conn, ws, domain)?)))
+        .read(move |conn| Ok::<_, Error>((domains::list(conn, ws)?, mailbox::search(conn, ws, &search)?)))
         .await?;
-    let warnings = app.config.deployment_warnings();
-    Ok(ListPage { ctx, domains, domain_filter: domain.unwrap_or_default(), mailboxes, error: None, warnings })
+    Ok(ListPage {
+        ctx,
+        domains,
+        domain_filter: query.domain.unwrap_or_default(),
+        status_filter: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        statuses: Status::ALL,
+        listing,
+        mailboxes,
+        error: None,
+        warnings: app.config.deployment_warnings(),
+    })
 }
 
 pub async fn list(
@@ -119,7 +164,7 @@ pub async fn list(
     Path(ws): Path<i64>,
     Query(query): Query<ListQuery>,
 ) -> WebResult {
-    Ok(render(StatusCode::OK, &list_page(&app, &session, ws, query.domain).await?))
+    Ok(render(StatusCode::OK, &list_page(&app, &session, ws, query).await?))
 }
 
 /// What to export: selected mailbox ids, or every mailbox of a domain, or all.
@@ -153,6 +198,11 @@ pub async fn export_selected(
     Path(ws): Path<i64>,
     CsrfForm(query): CsrfForm<ExportQuery>,
 ) -> WebResult {
+    if query.id.is_empty() {
+        let mut page = list_page(&app, &session, ws, ListQuery::default()).await?;
+        page.error = Some("Select the mailboxes to export: tick them in the list first.".into());
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
     export(State(app), session, Path(ws), Query(query)).await
 }
 
@@ -200,7 +250,7 @@ pub async fn reset_passwords(
 ) -> WebResult {
     let (access, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
     if form.id.is_empty() {
-        let mut page = list_page(&app, &session, ws, None).await?;
+        let mut page = list_page(&app, &session, ws, ListQuery::default()).await?;
         page.error = Some("Select at least one mailbox.".into());
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
