@@ -395,6 +395,18 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
     assert_eq!(rows[0][header.iter().position(|h| h == "max_email_per_day").unwrap()], "25");
     assert_eq!(rows[0][header.iter().position(|h| h == "warmup_enabled").unwrap()], "TRUE");
 
+    // The mailbox page: what each status means, the connection settings, the sending numbers.
+    let page = admin.get(&edit_url).await;
+    let meanings = select_text(&page.body, "#status-choice label");
+    assert_eq!(meanings.len(), 3, "{meanings:?}");
+    assert!(meanings[1].starts_with("warming") && meanings[1].contains("Warmup Enabled TRUE"), "{meanings:?}");
+    assert!(meanings[2].starts_with("paused") && meanings[2].contains("Sends nothing"), "{meanings:?}");
+    let settings = select_text(&page.body, "#connection-settings tbody td");
+    assert_eq!(settings[..3], ["mail.grove.test", "587", "STARTTLS"], "{settings:?}");
+    assert_eq!(settings[4..7], ["mail.grove.test", "993", "SSL/TLS"], "{settings:?}");
+    assert!(settings[3].contains('@') && settings[3] == settings[7], "the address is the username: {settings:?}");
+    assert_eq!(select_text(&page.body, "#sent-today"), ["0 of 25"]);
+
     // A renamed mailbox exports its new name in both formats.
     let second = &ids[1];
     let edit_url = format!("/w/{ws}/mailboxes/{second}");

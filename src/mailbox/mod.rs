@@ -40,6 +40,21 @@ pub enum Status {
 impl Status {
     pub const ALL: [Status; 3] = [Status::Active, Status::Warming, Status::Paused];
 
+    /// What the status means, in a sentence for the place where it is chosen.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Status::Active => "Sends up to its daily limit; exports tell the sequencer to run no warmup on it.",
+            Status::Warming => {
+                "Being warmed up: sends up to its daily limit as an active mailbox does, and exports tell \
+                 Instantly and Smartlead to run their warmup on it (Warmup Enabled TRUE, 20 warmup emails a \
+                 day, 2 more each day)."
+            }
+            Status::Paused => {
+                "Sends nothing: submission refuses its mail until it is set active again. It still receives mail."
+            }
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Active => "active",
@@ -400,6 +415,14 @@ pub fn export_rows(mailboxes: &[Mailbox]) -> Vec<export::ExportRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_warming_meaning_names_what_exports_ask_for() {
+        let meaning = Status::Warming.meaning();
+        assert!(meaning.contains(&format!("{} warmup emails a day", export::WARMUP_DAILY_LIMIT)), "{meaning}");
+        assert!(meaning.contains(&format!("{} more each day", export::WARMUP_DAILY_INCREMENT)), "{meaning}");
+        assert!(create::may_send(Status::Warming) && !create::may_send(Status::Paused));
+    }
 
     #[test]
     fn exported_names_follow_the_display_name() {

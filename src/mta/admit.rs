@@ -98,6 +98,22 @@ pub fn local_day(zone: Tz, now: i64) -> String {
     format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day())
 }
 
+/// Recipients the mailbox has sent to on its workspace's day of `now`.
+fn counted_today(conn: &Connection, mailbox_id: i64, zone: Tz, now: i64) -> rusqlite::Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT count FROM send_counts WHERE mailbox_id = ?1 AND day = ?2")?
+        .query_row((mailbox_id, local_day(zone, now)), |row| row.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Recipients the mailbox has sent to today (in its workspace's time zone), against its daily
+/// limit: what the next [`admit`] counts.
+pub fn sent_today(conn: &Connection, mailbox_id: i64, now: i64) -> Result<(i64, i64), AdmitError> {
+    let mailbox = sending(conn, mailbox_id)?;
+    Ok((counted_today(conn, mailbox_id, mailbox.time_zone, now)?, mailbox.daily_limit))
+}
+
 /// Whether the mailbox may send to `recipients` and `adding` recipients in all now (see the
 /// module doc), without counting anything.
 pub fn check(conn: &Connection, mailbox_id: i64, recipients: &[&str], adding: i64, now: i64) -> Result<(), AdmitError> {
@@ -121,11 +137,7 @@ fn check_settings(
             return Err(Refusal::Suppressed { recipient: recipient.trim().to_string(), why }.into());
         }
     }
-    let sent_today: i64 = conn
-        .prepare_cached("SELECT count FROM send_counts WHERE mailbox_id = ?1 AND day = ?2")?
-        .query_row((mailbox_id, local_day(mailbox.time_zone, now)), |row| row.get(0))
-        .optional()?
-        .unwrap_or(0);
+    let sent_today = counted_today(conn, mailbox_id, mailbox.time_zone, now)?;
     if sent_today + adding > mailbox.daily_limit {
         return Err(Refusal::DailyLimit {
             limit: mailbox.daily_limit,

@@ -208,7 +208,7 @@ pub fn counts(conn: &Connection, workspace: Option<i64>) -> rusqlite::Result<Cou
     let by_status = grouped(
         conn,
         "SELECT '', status, local, count(*) FROM queue WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY 2, 3",
-        workspace,
+        [workspace],
     )?
     .pop()
     .map(|all| all.counts)
@@ -217,7 +217,7 @@ pub fn counts(conn: &Connection, workspace: Option<i64>) -> rusqlite::Result<Cou
         conn,
         "SELECT coalesce(CAST(mailbox_id AS TEXT), ''), status, local, count(*) FROM queue \
          WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY 1, 2, 3",
-        workspace,
+        [workspace],
     )?;
     let ids: Vec<i64> = by_mailbox.iter().filter_map(|group| group.label.parse().ok()).collect();
     let addresses = crate::mailbox::addresses_of(conn, ids)?;
@@ -228,16 +228,22 @@ pub fn counts(conn: &Connection, workspace: Option<i64>) -> rusqlite::Result<Cou
     let by_domain = grouped(
         conn,
         "SELECT domain, status, local, count(*) FROM queue WHERE (?1 IS NULL OR workspace_id = ?1) GROUP BY 1, 2, 3",
-        workspace,
+        [workspace],
     )?;
     Ok(Counts { by_status, by_mailbox, by_domain })
 }
 
+/// Counts of one mailbox's rows in a workspace's queue, by status.
+pub fn mailbox_counts(conn: &Connection, workspace: i64, mailbox_id: i64) -> rusqlite::Result<StatusCounts> {
+    let sql = "SELECT '', status, local, count(*) FROM queue WHERE workspace_id = ?1 AND mailbox_id = ?2 GROUP BY 2, 3";
+    Ok(grouped(conn, sql, (workspace, mailbox_id))?.pop().map(|all| all.counts).unwrap_or_default())
+}
+
 /// Runs a `(label, status, local, count)` query and folds it into groups, busiest first.
-fn grouped(conn: &Connection, sql: &str, workspace: Option<i64>) -> rusqlite::Result<Vec<GroupCounts>> {
+fn grouped(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<GroupCounts>> {
     let mut groups: std::collections::BTreeMap<String, StatusCounts> = std::collections::BTreeMap::new();
     let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map([workspace], |row| {
+    let rows = stmt.query_map(params, |row| {
         Ok((row.get::<_, String>(0)?, row.get::<_, QueueStatus>(1)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?))
     })?;
     for row in rows {

@@ -16,6 +16,8 @@ use crate::error::Error;
 use crate::mailbox::create::{self, Credential};
 use crate::mailbox::export::{self, ExportFormat};
 use crate::mailbox::{self, Changes, Mailbox, Status};
+use crate::mta::admit;
+use crate::mta::queue::{self, StatusCounts};
 use crate::web::listing::{self, Listing};
 use crate::web::session::{CsrfForm, Ctx, Session};
 use crate::web::ui::domains::show_page;
@@ -317,12 +319,48 @@ struct EditPage {
     status: String,
     statuses: [Status; 3],
     error: Option<String>,
+    /// Where a mail client or sequencer connects.
+    server: export::ServerSettings,
+    /// Recipients sent to today, in the workspace's time zone.
+    sent_today: i64,
+    /// Its queue rows by status.
+    counts: StatusCounts,
 }
 
 impl EditPage {
     fn created(&self) -> String {
         format_unix(self.mailbox.created_at)
     }
+}
+
+/// The mailbox page with the form showing `form` (the stored values when `None`).
+async fn edit_page(app: &App, ctx: Ctx, ws: i64, id: i64, form: Option<EditForm>) -> WebResult<EditPage> {
+    let now = app.clock.unix();
+    let (mailbox, sent_today, counts) = app
+        .store
+        .read(move |conn| {
+            let mailbox = mailbox::get(conn, ws, id)?;
+            let (sent, _) = admit::sent_today(conn, id, now).map_err(|e| Error::Internal(e.to_string()))?;
+            Ok::<_, Error>((mailbox, sent, queue::mailbox_counts(conn, ws, id)?))
+        })
+        .await?;
+    let form = form.unwrap_or_else(|| EditForm {
+        display_name: mailbox.display_name.clone(),
+        daily_limit: mailbox.daily_limit.to_string(),
+        status: mailbox.status.to_string(),
+    });
+    Ok(EditPage {
+        ctx,
+        display_name: form.display_name,
+        daily_limit: form.daily_limit,
+        status: form.status,
+        statuses: Status::ALL,
+        mailbox,
+        error: None,
+        server: mailbox::server_settings(&app.config),
+        sent_today,
+        counts,
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -335,17 +373,7 @@ pub struct EditForm {
 
 pub async fn edit_form(State(app): State<App>, session: Session, Path((ws, id)): Path<(i64, i64)>) -> WebResult {
     let (_, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
-    let mailbox = app.store.read(move |conn| mailbox::get(conn, ws, id)).await?;
-    let page = EditPage {
-        ctx,
-        display_name: mailbox.display_name.clone(),
-        daily_limit: mailbox.daily_limit.to_string(),
-        status: mailbox.status.to_string(),
-        statuses: Status::ALL,
-        mailbox,
-        error: None,
-    };
-    Ok(render(StatusCode::OK, &page))
+    Ok(render(StatusCode::OK, &edit_page(&app, ctx, ws, id, None).await?))
 }
 
 pub async fn edit_submit(
@@ -356,23 +384,15 @@ pub async fn edit_submit(
 ) -> WebResult {
     let (access, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
     let mailbox = app.store.read(move |conn| mailbox::get(conn, ws, id)).await?;
-    let changes = parse_changes(&form);
-    let result = match changes {
+    let result = match parse_changes(&form) {
         Ok(changes) => mailbox::update(&app, &access, id, changes).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/w/{ws}/mailboxes?domain={}", mailbox.domain_id)).into_response()),
         Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
-            let page = EditPage {
-                ctx,
-                mailbox,
-                display_name: form.display_name,
-                daily_limit: form.daily_limit,
-                status: form.status,
-                statuses: Status::ALL,
-                error: Some(e.to_string()),
-            };
+            let mut page = edit_page(&app, ctx, ws, id, Some(form)).await?;
+            page.error = Some(e.to_string());
             Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e.into()),
