@@ -15,8 +15,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     config.default_base_url(bound);
     let app = App::open(config).await?;
-    crate::tls::ensure_certificate(&app.config)?;
-    crate::tls::server_config(&app.config)?;
+    crate::tls::ensure_certificate(&app.config, app.clock.unix())?;
+    let certificates = crate::tls::Certificates::load(&app.config)?;
+    let tls = certificates.server_config();
     tracing::info!(address = %bound, data_dir = %app.config.data_dir.display(), "admin UI listening");
     println!("InboxGrove admin UI on {}", app.config.http.base_url);
     for warning in app.config.deployment_warnings() {
@@ -27,8 +28,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         println!("Create the first admin (this link works once): {link}");
     }
     // Mail listeners and workers start here (SMTP submission and inbound, the delivery queue, IMAP).
-    crate::smtp::start(&app).await?;
-    crate::imap::start(&app).await?;
+    crate::smtp::start(&app, tls.clone()).await?;
+    crate::imap::start(&app, tls).await?;
+    crate::tls::start_renewal(&app, certificates);
     crate::mta::deliver::start(&app)?;
     let stopping = app.clone();
     crate::web::serve(app.clone(), listener, async move {

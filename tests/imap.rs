@@ -401,6 +401,12 @@ ok(M.store('1', '+FLAGS', '(\\Deleted)'))
 assert ok(M.expunge()) == [b'1']
 assert ok(M.select('INBOX')) == [b'1']
 
+# The appliance's own Sent copy is seen: what the mailbox sent is not unread.
+ok(M.select('Sent', readonly=True))
+flags = joined(ok(M.fetch('1', '(FLAGS)')))
+assert '\\Seen' in flags, flags
+ok(M.select('INBOX'))
+
 # APPEND to Sent: the appliance's own copy is not duplicated; a new message is added.
 sent = open(os.environ['SENT_FILE'], 'rb').read()
 appended = ok(M.append('Sent', '(\\Seen)', None, sent))

@@ -51,9 +51,10 @@ pub enum Security {
 }
 
 /// Binds the IMAP listeners (printing where they listen) and starts their accept loops. A bind
-/// failure fails startup, naming the config key.
-pub async fn start(app: &App) -> anyhow::Result<()> {
-    let tls = TlsAcceptor::from(crate::tls::server_config(&app.config)?);
+/// failure fails startup, naming the config key. `tls` is the listeners' shared certificate
+/// (see [`crate::tls::Certificates`]).
+pub async fn start(app: &App, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()> {
+    let tls = TlsAcceptor::from(tls);
     let starttls = crate::smtp::bind(&app.config.imap.listen, "imap.listen").await?;
     let implicit = crate::smtp::bind(&app.config.imap.listen_tls, "imap.listen_tls").await?;
     let (starttls_at, implicit_at) = (starttls.local_addr()?, implicit.local_addr()?);

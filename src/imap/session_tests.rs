@@ -17,7 +17,7 @@ use crate::listener::testing::until_closed;
 async fn listener() -> (tempfile::TempDir, SocketAddr) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
-    crate::tls::ensure_certificate(&config).expect("certificate");
+    crate::tls::ensure_certificate(&config, crate::clock::Clock::default().unix()).expect("certificate");
     let app = App::open(config).await.expect("open app");
     let tls = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&app.config).expect("tls"));
     let listening = Listening {

@@ -144,15 +144,29 @@ pub fn deliver(
     raw: &[u8],
     now: i64,
 ) -> Result<(i64, i64)> {
+    deliver_flagged(tx, announcer, mailbox_id, folder, raw, "", now)
+}
+
+/// [`deliver`] with the flags the message starts with (space-separated, e.g. `\Seen` for the
+/// copy of what the mailbox itself sent).
+pub fn deliver_flagged(
+    tx: &Transaction,
+    announcer: &Announcer,
+    mailbox_id: i64,
+    folder: &str,
+    raw: &[u8],
+    flags: &str,
+    now: i64,
+) -> Result<(i64, i64)> {
     ensure_standard_folders(tx, mailbox_id, now)?;
     let folder_id = folder_id(tx, mailbox_id, folder)?.ok_or(Error::NotFound)?;
     let uid = take_uid(tx, folder_id)?;
     let size = i64::try_from(raw.len()).map_err(|_| Error::Internal("message too large".into()))?;
     tx.prepare_cached(
         "INSERT INTO mail (folder_id, uid, flags, message_id, size, body, received_at) \
-         VALUES (?1, ?2, '', ?3, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute((folder_id, uid, message_id_of(raw), size, raw, now))?;
+    .execute((folder_id, uid, flags, message_id_of(raw), size, raw, now))?;
     announcer.announce(mailbox_id);
     Ok((folder_id, uid))
 }

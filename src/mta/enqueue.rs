@@ -159,8 +159,8 @@ fn bounce_unknown(
 /// Files a copy of what a mailbox sent in its Sent folder when the workspace keeps such copies
 /// (`workspaces.file_sent_copies`, on by default). Bounce notices (an empty reverse path) are
 /// not something the mailbox sent. The copy is the first body: per-recipient bodies differ only
-/// in their List-Unsubscribe headers. An IMAP client that APPENDs the same message to Sent finds
-/// it by Message-ID and leaves one copy.
+/// in their List-Unsubscribe headers. The copy is `\Seen`: the mailbox wrote it. An IMAP client
+/// that APPENDs the same message to Sent finds it by Message-ID and leaves one copy.
 fn file_sent_copy(tx: &Transaction, prepared: &Prepared, now: i64) -> Result<()> {
     let (Some(mailbox), Some(body)) = (prepared.mailbox_id, prepared.bodies.first()) else {
         return Ok(());
@@ -169,7 +169,8 @@ fn file_sent_copy(tx: &Transaction, prepared: &Prepared, now: i64) -> Result<()>
         return Ok(());
     }
     if crate::workspaces::files_sent_copies(tx, prepared.workspace_id)? {
-        mailstore::deliver(tx, &prepared.receiving.announcer, mailbox, "Sent", &body.raw, now)?;
+        let announcer = &prepared.receiving.announcer;
+        mailstore::deliver_flagged(tx, announcer, mailbox, "Sent", &body.raw, "\\Seen", now)?;
     }
     Ok(())
 }
@@ -292,6 +293,7 @@ mod tests {
                 let sent = mailstore::list(tx, 1, "Sent")?;
                 assert_eq!(sent.len(), 1, "the sender's Sent folder has one copy");
                 assert_eq!(sent[0].message_id, prepared.message_id);
+                assert_eq!(sent[0].flags, "\\Seen", "what the mailbox sent is not unread");
                 let rows: Vec<(String, String, QueueStatus, bool, i64)> = tx
                     .prepare("SELECT recipient, domain, status, local, message_id FROM queue ORDER BY id")?
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?

@@ -38,9 +38,10 @@ use submission::Submission;
 pub const MAX_SESSIONS: usize = 500;
 
 /// Binds the inbound and submission listeners (printing where they listen) and starts their accept loops.
-/// A bind failure fails startup, naming the config key.
-pub async fn start(app: &App) -> anyhow::Result<()> {
-    let tls = TlsAcceptor::from(crate::tls::server_config(&app.config)?);
+/// A bind failure fails startup, naming the config key. `tls` is the listeners' shared
+/// certificate (see [`crate::tls::Certificates`]).
+pub async fn start(app: &App, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<()> {
+    let tls = TlsAcceptor::from(tls);
     let starttls = bind(&app.config.smtp.submission, "smtp.submission").await?;
     let implicit = bind(&app.config.smtp.submissions, "smtp.submissions").await?;
     let inbound = bind(&app.config.smtp.inbound, "smtp.inbound").await?;

@@ -6,6 +6,7 @@ mod audit;
 mod domains;
 mod mailboxes;
 mod queue;
+mod settings;
 mod unsubscribe;
 mod workspaces;
 
@@ -21,6 +22,7 @@ pub fn routes() -> Router<App> {
         .route("/login", get(account::login_form).post(account::login_submit))
         .route("/logout", post(account::logout))
         .route("/invite/{token}", get(account::invite_form).post(account::invite_submit))
+        .route("/settings", get(settings::show))
         .route("/workspaces", get(workspaces::list).post(workspaces::create))
         .route("/w/{ws}", get(workspaces::enter))
         .route("/w/{ws}/members", get(workspaces::members).post(workspaces::invite))
