@@ -2,6 +2,10 @@
 //! a user reaches a workspace's objects only through a membership. Roles, strongest first:
 //! owner (everything, including members and invites), admin (everything but granting ownership),
 //! member (creates and edits domains and mailboxes), viewer (reads only).
+//!
+//! Managing people follows one rule, shared by the UI and the CLI: admins invite, re-role and
+//! remove everyone but owners; only an owner grants, takes away or revokes ownership; and the last
+//! owner can be neither removed nor demoted, so a workspace always has someone who can manage it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -272,23 +276,57 @@ pub fn update(
     list_all(tx)?.into_iter().find(|w| w.id == id).ok_or(Error::NotFound)
 }
 
+/// The rule for managing someone with `role`: admins manage everyone but owners; only an owner
+/// touches an owner (or makes one).
+fn require_manager_of(access: &Access, role: Role) -> Result<()> {
+    access.workspace.role.require(Role::Admin)?;
+    if role == Role::Owner {
+        access.workspace.role.require(Role::Owner)?;
+    }
+    Ok(())
+}
+
+/// Finds `email` among the workspace's members, checks the caller may manage them, and refuses
+/// to take the workspace's last owner away (`is_leaving`: the change ends their ownership).
+fn managed_member(tx: &Transaction, access: &Access, email: &str, is_leaving: bool) -> Result<Member> {
+    access.workspace.role.require(Role::Admin)?;
+    let email = users::normalize_email(email)?;
+    let all = members(tx, access.workspace.id)?;
+    let member = all.iter().find(|m| m.email == email).cloned().ok_or(Error::NotFound)?;
+    require_manager_of(access, member.role)?;
+    let owners = all.iter().filter(|m| m.role == Role::Owner).count();
+    if member.role == Role::Owner && is_leaving && owners == 1 {
+        return Err(Error::invalid("member", format!("{email} is the last owner; make someone else owner first.")));
+    }
+    Ok(member)
+}
+
 /// Ends `email`'s membership of the workspace, with an audit entry. Only an owner removes an
 /// owner, and the last owner stays.
 pub fn remove_member(tx: &Transaction, access: &Access, email: &str, now: i64) -> Result<Member> {
-    access.workspace.role.require(Role::Admin)?;
+    let member = managed_member(tx, access, email, true)?;
     let workspace = access.workspace.id;
-    let email = users::normalize_email(email)?;
-    let all = members(tx, workspace)?;
-    let member = all.iter().find(|m| m.email == email).cloned().ok_or(Error::NotFound)?;
-    if member.role == Role::Owner {
-        access.workspace.role.require(Role::Owner)?;
-        if all.iter().filter(|m| m.role == Role::Owner).count() == 1 {
-            return Err(Error::invalid("member", format!("{email} is the last owner; make someone else owner first.")));
-        }
-    }
     tx.execute("DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2", (workspace, member.user_id))?;
-    audit::record(tx, Some(workspace), &access.actor, "member.remove", &email, member.role.as_str(), now)?;
+    audit::record(tx, Some(workspace), &access.actor, "member.remove", &member.email, member.role.as_str(), now)?;
     Ok(member)
+}
+
+/// Gives `email` the role `role`, with an audit entry ("admin → member"); the same role is no
+/// change. Only an owner grants or takes away ownership, and the last owner stays an owner.
+pub fn change_role(tx: &Transaction, access: &Access, email: &str, role: Role, now: i64) -> Result<Member> {
+    let member = managed_member(tx, access, email, role != Role::Owner)?;
+    require_manager_of(access, role)?;
+    if member.role == role {
+        return Ok(member);
+    }
+    let workspace = access.workspace.id;
+    tx.execute(
+        "UPDATE memberships SET role = ?1 WHERE workspace_id = ?2 AND user_id = ?3",
+        (role.as_str(), workspace, member.user_id),
+    )?;
+    let detail = format!("{} → {}", member.role, role);
+    audit::record(tx, Some(workspace), &access.actor, "member.role_change", &member.email, &detail, now)?;
+    Ok(Member { role, ..member })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -311,10 +349,7 @@ pub fn members(conn: &Connection, workspace: i64) -> rusqlite::Result<Vec<Member
 
 /// Creates an invite link token for `email` with `role`. Only an owner may invite an owner.
 pub fn invite(tx: &Transaction, access: &Access, email: &str, role: Role, now: i64) -> Result<String> {
-    access.workspace.role.require(Role::Admin)?;
-    if role == Role::Owner {
-        access.workspace.role.require(Role::Owner)?;
-    }
+    require_manager_of(access, role)?;
     let email = users::normalize_email(email)?;
     let token = random_token();
     tx.execute(
@@ -332,6 +367,81 @@ pub fn invite(tx: &Transaction, access: &Access, email: &str, role: Role, now: i
     )?;
     audit::record(tx, Some(access.workspace.id), &access.actor, "member.invite", &email, role.as_str(), now)?;
     Ok(token)
+}
+
+/// An invite not yet used, revoked or expired, as the members page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingInvite {
+    pub id: i64,
+    pub email: String,
+    pub role: Role,
+    /// The inviter's email; `None` when that account is gone.
+    pub invited_by: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The workspace's pending invites, newest first.
+pub fn pending_invites(conn: &Connection, workspace: i64, now: i64) -> rusqlite::Result<Vec<PendingInvite>> {
+    conn.prepare_cached(
+        "SELECT i.id, i.email, i.role, u.email, i.created_at, i.expires_at FROM invites i \
+         LEFT JOIN users u ON u.id = i.created_by \
+         WHERE i.workspace_id = ?1 AND i.used_at IS NULL AND i.expires_at > ?2 ORDER BY i.created_at DESC, i.id DESC",
+    )?
+    .query_map((workspace, now), |row| {
+        Ok(PendingInvite {
+            id: row.get(0)?,
+            email: row.get(1)?,
+            role: role_from_sql(row.get(2)?)?,
+            invited_by: row.get(3)?,
+            created_at: row.get(4)?,
+            expires_at: row.get(5)?,
+        })
+    })?
+    .collect()
+}
+
+/// Withdraws a pending invite: its link stops working at once. The invite row is deleted (the
+/// audit entry keeps the record); an owner invite needs an owner to revoke it.
+pub fn revoke_invite(tx: &Transaction, access: &Access, invite: i64, now: i64) -> Result<PendingInvite> {
+    access.workspace.role.require(Role::Admin)?;
+    let pending = pending_invites(tx, access.workspace.id, now)?;
+    let found = pending.into_iter().find(|i| i.id == invite).ok_or(Error::NotFound)?;
+    require_manager_of(access, found.role)?;
+    tx.execute("DELETE FROM invites WHERE id = ?1 AND workspace_id = ?2", (invite, access.workspace.id))?;
+    audit::record(
+        tx,
+        Some(access.workspace.id),
+        &access.actor,
+        "member.invite_revoke",
+        &found.email,
+        found.role.as_str(),
+        now,
+    )?;
+    Ok(found)
+}
+
+/// Why an invite link does not open: what the page for a dead link says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadInvite {
+    Used,
+    Expired,
+    /// Revoked, or never issued: the appliance cannot tell these apart.
+    Unknown,
+}
+
+/// Why the invite link `token` no longer works (call it when [`find_invite`] found nothing).
+pub fn dead_invite(conn: &Connection, token: &str, now: i64) -> rusqlite::Result<DeadInvite> {
+    let state: Option<(Option<i64>, i64)> = conn
+        .query_row("SELECT used_at, expires_at FROM invites WHERE token_hash = ?1", [token_hash(token)], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    Ok(match state {
+        Some((Some(_), _)) => DeadInvite::Used,
+        Some((None, expires_at)) if expires_at <= now => DeadInvite::Expired,
+        _ => DeadInvite::Unknown,
+    })
 }
 
 /// A live invite: what the invite page shows.

@@ -16,3 +16,8 @@ document.addEventListener("change", (event) => {
   const form = all.closest("form");
   form.querySelectorAll(`input[type=checkbox][name="${all.dataset.selectAll}"]`).forEach((box) => { box.checked = all.checked; });
 });
+// Destructive forms ask once, naming what will be lost.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});

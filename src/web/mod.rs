@@ -1,4 +1,5 @@
-//! The web edge: the router shared by `serve` and the tests, error pages, the CSRF cookie layer,
+//! The web edge: the router shared by `serve` and the tests, error pages (inside the app's
+//! navigation for a signed-in visitor), the CSRF cookie layer,
 //! and the embedded static assets. Handlers live in `ui/`, one file per area.
 
 mod assets;
@@ -33,6 +34,7 @@ pub fn router(app: App) -> Router {
         .merge(assets::routes())
         .merge(ui::routes())
         .fallback(|| async { WebError(Error::NotFound) })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), error_layout))
         .layer(axum::middleware::from_fn_with_state(app.clone(), session::csrf_cookie_layer))
         .with_state(app)
 }
@@ -91,11 +93,50 @@ pub fn render(status: StatusCode, template: &impl Template) -> Response {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {
+    ctx: session::Ctx,
     title: &'static str,
     message: String,
 }
 
-/// An error leaving a handler: rendered as a plain page with the right status.
+/// What an error page says, kept on its response so [`error_layout`] can render it again inside
+/// the signed-in user's navigation.
+#[derive(Clone)]
+struct ErrorShown {
+    title: &'static str,
+    message: String,
+}
+
+/// An error page with the plain layout (the header without navigation); [`error_layout`] gives
+/// it the workspace navigation when the visitor is signed in.
+pub fn error_page(status: StatusCode, title: &'static str, message: String) -> Response {
+    let shown = ErrorShown { title, message: message.clone() };
+    let mut response = render(status, &ErrorPage { ctx: session::Ctx::anonymous(""), title, message });
+    response.extensions_mut().insert(shown);
+    response
+}
+
+/// Re-renders error pages for a signed-in visitor with the app's layout: their workspaces, and
+/// the workspace's sections when the URL is inside one they belong to.
+async fn error_layout(
+    State(app): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let csrf = request.extensions().get::<session::CsrfToken>().map(|t| t.0.clone()).unwrap_or_default();
+    let session_token = session::cookie(request.headers(), session::SESSION_COOKIE);
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let (Some(shown), Some(token)) = (response.extensions().get::<ErrorShown>().cloned(), session_token) else {
+        return response;
+    };
+    let Some(ctx) = session::signed_in_ctx(&app, token, csrf, &path).await else { return response };
+    let (mut parts, _) = response.into_parts();
+    let page = render(parts.status, &ErrorPage { ctx, title: shown.title, message: shown.message });
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, page.into_body())
+}
+
+/// An error leaving a handler: rendered as an error page with the right status.
 #[derive(Debug)]
 pub struct WebError(pub Error);
 
@@ -120,6 +161,6 @@ impl IntoResponse for WebError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The error was logged.".to_string())
             }
         };
-        render(status, &ErrorPage { title, message })
+        error_page(status, title, message)
     }
 }

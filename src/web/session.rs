@@ -213,9 +213,51 @@ impl<T: DeserializeOwned> FromRequest<App> for CsrfForm<T> {
 }
 
 fn forbidden_form() -> Response {
-    let page = super::ErrorPage {
-        title: "Form expired",
-        message: "This form's security token did not match. Go back, reload the page and try again.".into(),
+    super::error_page(
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form's security token did not match. Go back, reload the page and try again.".into(),
+    )
+}
+
+/// The workspace and section a path such as `/w/3/domains/7` is in.
+fn workspace_section(path: &str) -> Option<(i64, &'static str)> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    if parts.next() != Some("w") {
+        return None;
+    }
+    let ws = parts.next()?.parse().ok()?;
+    let section = match parts.next() {
+        Some("domains") => "domains",
+        Some("mailboxes" | "credentials") => "mailboxes",
+        Some("queue") => "queue",
+        Some("members" | "invites") => "members",
+        Some("audit") => "audit",
+        _ => "",
     };
-    super::render(StatusCode::FORBIDDEN, &page)
+    Some((ws, section))
+}
+
+/// The page context of the user signed in with session `token` at `path` (the workspace only
+/// when they belong to it); `None` for no valid session.
+pub async fn signed_in_ctx(app: &App, token: String, csrf: String, path: &str) -> Option<Ctx> {
+    let now = app.clock.unix();
+    let place = workspace_section(path);
+    let found = app
+        .store
+        .read(move |conn| {
+            let Some(user) = sessions::lookup(conn, &token, now)? else { return Ok::<_, Error>(None) };
+            Ok(Some((user.email.clone(), workspaces::list_for_user(conn, user.user_id)?)))
+        })
+        .await;
+    let (email, workspaces) = match found {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::warn!(error = %e, "no navigation on an error page");
+            return None;
+        }
+    };
+    let current = place.and_then(|(ws, _)| workspaces.iter().find(|w| w.id == ws).cloned());
+    let section = if current.is_some() { place.map_or("", |(_, section)| section) } else { "" };
+    Some(Ctx { csrf, user: Some(email), workspaces, current, section })
 }

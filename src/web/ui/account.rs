@@ -35,10 +35,62 @@ pub struct SetupForm {
     workspace: String,
 }
 
+/// The page for a setup or invite link that no longer opens: why, and the way to sign in. It
+/// answers 404, as an unknown link does.
+#[derive(Template)]
+#[template(path = "account/dead_link.html")]
+struct DeadLinkPage {
+    ctx: Ctx,
+    title: &'static str,
+    message: &'static str,
+}
+
+fn dead_link(visitor: &Visitor, title: &'static str, message: &'static str) -> Response {
+    render(StatusCode::NOT_FOUND, &DeadLinkPage { ctx: Ctx::anonymous(&visitor.csrf), title, message })
+}
+
+/// A setup link that does not open: used when an account exists, otherwise replaced by a newer
+/// one (each start prints a fresh link).
+async fn dead_setup_link(app: &App, visitor: &Visitor) -> WebResult {
+    let accounts = app.store.read(users::count).await.map_err(Error::from)?;
+    Ok(if accounts > 0 {
+        dead_link(visitor, "This setup link was already used", "The appliance is set up. Sign in with your account.")
+    } else {
+        dead_link(
+            visitor,
+            "This setup link is no longer valid",
+            "Use the newest setup link the appliance printed when it started, or sign in if you have an account.",
+        )
+    })
+}
+
+/// An invite link that does not open: used, expired, or revoked (or never issued).
+async fn dead_invite_link(app: &App, visitor: &Visitor, token: String) -> WebResult {
+    let now = app.clock.unix();
+    let why = app.store.read(move |conn| workspaces::dead_invite(conn, &token, now)).await.map_err(Error::from)?;
+    Ok(match why {
+        workspaces::DeadInvite::Used => dead_link(
+            visitor,
+            "This invite link was already used",
+            "An invite link works once. If you accepted it, sign in with that account.",
+        ),
+        workspaces::DeadInvite::Expired => dead_link(
+            visitor,
+            "This invite link has expired",
+            "Invite links are valid for 7 days. Ask the person who invited you for a new one.",
+        ),
+        workspaces::DeadInvite::Unknown => dead_link(
+            visitor,
+            "This invite link is no longer valid",
+            "It may have been revoked. Ask the person who invited you for a new one, or sign in.",
+        ),
+    })
+}
+
 pub async fn setup_form(State(app): State<App>, visitor: Visitor, Path(token): Path<String>) -> WebResult {
     let check = token.clone();
     if !app.store.read(move |conn| users::setup_token_valid(conn, &check)).await.map_err(Error::from)? {
-        return Err(Error::NotFound.into());
+        return dead_setup_link(&app, &visitor).await;
     }
     let page = SetupPage {
         ctx: Ctx::anonymous(&visitor.csrf),
@@ -58,7 +110,7 @@ pub async fn setup_submit(
 ) -> WebResult {
     match users::complete_setup(&app, token.clone(), &form.email, form.password, &form.workspace).await {
         Ok(session) => Ok(start_session(&app, &session, "/")),
-        Err(Error::NotFound) => Err(Error::NotFound.into()),
+        Err(Error::NotFound) => dead_setup_link(&app, &visitor).await,
         Err(e) if e.is_user_error() => {
             let page = SetupPage {
                 ctx: Ctx::anonymous(&visitor.csrf),
@@ -145,13 +197,9 @@ pub struct InviteForm {
     password: String,
 }
 
-async fn find_invite(app: &App, token: &str) -> WebResult<workspaces::Invite> {
+async fn find_invite(app: &App, token: &str) -> WebResult<Option<workspaces::Invite>> {
     let (token, now) = (token.to_string(), app.clock.unix());
-    app.store
-        .read(move |conn| workspaces::find_invite(conn, &token, now))
-        .await
-        .map_err(Error::from)?
-        .ok_or_else(|| Error::NotFound.into())
+    Ok(app.store.read(move |conn| workspaces::find_invite(conn, &token, now)).await.map_err(Error::from)?)
 }
 
 fn invite_page(visitor: &Visitor, token: String, invite: &workspaces::Invite, error: Option<String>) -> InvitePage {
@@ -167,7 +215,7 @@ fn invite_page(visitor: &Visitor, token: String, invite: &workspaces::Invite, er
 }
 
 pub async fn invite_form(State(app): State<App>, visitor: Visitor, Path(token): Path<String>) -> WebResult {
-    let invite = find_invite(&app, &token).await?;
+    let Some(invite) = find_invite(&app, &token).await? else { return dead_invite_link(&app, &visitor, token).await };
     Ok(render(StatusCode::OK, &invite_page(&visitor, token, &invite, None)))
 }
 
@@ -179,9 +227,10 @@ pub async fn invite_submit(
     Path(token): Path<String>,
     CsrfForm(form): CsrfForm<InviteForm>,
 ) -> WebResult {
-    let invite = find_invite(&app, &token).await?;
+    let Some(invite) = find_invite(&app, &token).await? else { return dead_invite_link(&app, &visitor, token).await };
     match accept(&app, &visitor, &invite, form.password).await {
         Ok(session) => Ok(start_session(&app, &session, &format!("/w/{}", invite.workspace_id))),
+        Err(Error::NotFound) => dead_invite_link(&app, &visitor, token).await,
         Err(e) if e.is_user_error() => {
             Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &invite_page(&visitor, token, &invite, Some(e.to_string()))))
         }
