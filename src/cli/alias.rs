@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{access_for_address, cli_access, find_domain, print_list};
+use super::{access_for_address, find_domain, list_scope, print_list};
 use crate::aliases;
 use crate::app::App;
 use crate::error::Error;
@@ -73,14 +73,7 @@ pub async fn run(app: App, command: AliasCommand) -> anyhow::Result<()> {
             eprintln!("alias {} removed", alias.address);
         }
         AliasCommand::List { domain, workspace, json } => {
-            let access = match &domain {
-                Some(domain) => access_for_address(&app, workspace, domain).await?,
-                None => cli_access(&app, workspace).await?,
-            };
-            let domain_id = match domain {
-                Some(name) => Some(find_domain(&app, &access, name).await?.id),
-                None => None,
-            };
+            let (access, domain_id) = list_scope(&app, workspace, domain).await?;
             let ws = access.workspace.id;
             let list = app.store.read(move |conn| aliases::list(conn, ws, domain_id)).await?;
             // The text form stays tab-separated lines (scripts read it), and says "none" on stderr.

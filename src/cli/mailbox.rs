@@ -4,7 +4,7 @@
 
 use clap::Subcommand;
 
-use super::{access_for_address, cli_access, find_domain, print_bytes, print_json, print_list, text_table};
+use super::{access_for_address, cli_access, find_domain, list_scope, print_bytes, print_json, print_list, text_table};
 use crate::app::App;
 use crate::error::Error;
 use crate::mailbox::create::{self, Issued};
@@ -102,14 +102,7 @@ pub enum MailboxCommand {
 pub async fn run(app: App, command: MailboxCommand) -> anyhow::Result<()> {
     match command {
         MailboxCommand::List { domain, workspace, json } => {
-            let access = match &domain {
-                Some(domain) => access_for_address(&app, workspace, domain).await?,
-                None => cli_access(&app, workspace).await?,
-            };
-            let domain_id = match domain {
-                Some(name) => Some(find_domain(&app, &access, name).await?.id),
-                None => None,
-            };
+            let (access, domain_id) = list_scope(&app, workspace, domain).await?;
             let ws = access.workspace.id;
             let list = app.store.read(move |conn| mailbox::list(conn, ws, domain_id)).await?;
             print_list(&list, json, table)?;

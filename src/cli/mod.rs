@@ -212,6 +212,19 @@ async fn access_for_address(app: &App, workspace: Option<String>, address: &str)
     cli_access(app, owner.map(|id| id.to_string())).await
 }
 
+/// The workspace for a list that may be narrowed to one domain (by name), and that domain's id:
+/// the domain's own workspace when one is named, else `--workspace` (or the only one).
+async fn list_scope(
+    app: &App,
+    workspace: Option<String>,
+    domain: Option<String>,
+) -> anyhow::Result<(Access, Option<i64>)> {
+    let Some(name) = domain else { return Ok((cli_access(app, workspace).await?, None)) };
+    let access = access_for_address(app, workspace, &name).await?;
+    let id = find_domain(app, &access, name).await?.id;
+    Ok((access, Some(id)))
+}
+
 async fn find_domain(app: &App, access: &Access, name: String) -> anyhow::Result<domains::Domain> {
     let ws = access.workspace.id;
     let shown = name.clone();
