@@ -1,11 +1,15 @@
-//! End to end in headless Chromium, clicked as a person would: first-run setup, add a domain,
-//! read its DNS records, create 50 mailboxes, download the one-time Instantly CSV, and find the
-//! 50 mailboxes on the list page. Then the domain's settings: pick a source address among
-//! `[delivery] source_ips` and back to automatic, add an alias to two mailboxes, be refused an
-//! alias that is a mailbox (error shown, typed values kept), set the catch-all, remove the alias,
-//! and switch the List-Unsubscribe setting of the queue page. Every result the pages claim is
-//! checked again in the database or through the CLI. A PNG of every page and state lands in
-//! `target/test-output/browser/`.
+//! End to end in headless Chromium, clicked as a person would: first-run setup, add a domain
+//! (the page warns that the hostname is not public), read its DNS records, create 50 mailboxes,
+//! download the Instantly and the Smartlead file with the passwords from the same one-time page,
+//! and find the 50 mailboxes on the list page. Then the domain's settings: pick a source address
+//! among `[delivery] source_ips` and back to automatic, add an alias to two mailboxes, be refused
+//! an alias that is a mailbox (error shown, typed values kept), set the catch-all, remove the
+//! alias, and switch the List-Unsubscribe setting of the queue page. Then rename a mailbox and
+//! export again (the names follow); invite someone and revoke it, invite a colleague who joins,
+//! change their role, and open the used invite link; search and page the mailbox list; and give
+//! the workspace a long name and look at the pages 390 px wide (no page scrolls sideways, the
+//! header fits). Every result the pages claim is checked again in the database, the downloaded
+//! files or through the CLI. A PNG of every page and state lands in `target/test-output/browser/`.
 //!
 //! Needs `chromedriver` and `chromium` (Debian: chromium-driver, chromium); skipped when they are
 //! missing unless INBOXGROVE_REQUIRE_PEERS=1 (tests/run installs them and sets it).
@@ -33,7 +37,13 @@ const PICKED_IP: &str = "127.0.0.22";
 /// The longest any single page or download may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// The longest all the steps together may take.
-const WALK_TIMEOUT: Duration = Duration::from_secs(150);
+const WALK_TIMEOUT: Duration = Duration::from_secs(300);
+/// A phone's viewport width, in CSS pixels.
+const PHONE_WIDTH: u32 = 390;
+/// The colleague invited, who joins the workspace.
+const COLLEAGUE: &str = "colleague@elsewhere.test";
+/// A workspace name of the longest length allowed (80 characters).
+const LONG_NAME: &str = "Grove Outreach and Partners International Cold Email Operations, Nordic Division";
 
 /// A chromedriver on a loopback port; killed (with any browser it left behind) when dropped.
 struct Driver {
@@ -192,6 +202,10 @@ async fn walk_through(walk: Walk, setup_link: String, downloads: PathBuf) {
     source_address(&walk, &domain_page).await;
     aliases_and_catch_all(&walk, &mailboxes).await;
     queue_settings(&walk).await;
+    rename_and_export(&walk, &downloads, mailboxes[4]).await;
+    team(&walk).await;
+    search_and_page(&walk, mailboxes[9]).await;
+    long_name_and_phone_width(&walk, &domain_page).await;
 }
 
 /// Setup, a domain, 50 mailboxes and their CSV; returns the addresses and passwords created.
@@ -232,6 +246,11 @@ async fn first_run(walk: &Walk, setup_link: &str, downloads: &Path) -> BTreeMap<
     for wanted in ["MX", "SPF", "DKIM", "DMARC", "Tracking"] {
         assert!(purposes.iter().any(|p| p == wanted), "the DNS table has a {wanted} row; it has {purposes:?}");
     }
+    let banner = text_of(client, ".warning").await;
+    assert!(
+        banner.contains("not a public name") && banner.contains("Set hostname"),
+        "the domain page warns about the hostname and names the setting: {banner:?}"
+    );
     screenshot(client, shots, "3-domain").await;
     count.clear().await.expect("clear count");
     count.send_keys(&COUNT.to_string()).await.expect("type count");
@@ -250,12 +269,18 @@ async fn first_run(walk: &Walk, setup_link: &str, downloads: &Path) -> BTreeMap<
         assert!(password.len() >= 12, "{address} has a strong password, got {password:?}");
     }
     screenshot(client, shots, "4-created").await;
+    // Both sequencers' files, with the passwords, from the same page.
     click(client, "#download-instantly").await;
     let csv_path = wait_for_download(downloads).await;
     assert_eq!(csv_path.file_name().and_then(|n| n.to_str()), Some("instantly-credentials.csv"));
-    let downloaded = read_instantly_csv(&csv_path);
+    let downloaded = csv_columns(&csv_path, "Email", "IMAP Password");
     assert_eq!(downloaded.len(), COUNT, "{COUNT} data rows in the CSV");
     assert_eq!(downloaded, shown, "the CSV has the addresses and passwords the page showed");
+    click(client, "#download-smartlead").await;
+    let csv_path = wait_for_download(downloads).await;
+    assert_eq!(csv_path.file_name().and_then(|n| n.to_str()), Some("smartlead-credentials.csv"));
+    assert_eq!(csv_columns(&csv_path, "from_email", "password"), shown, "Smartlead's file has the passwords too");
+    assert_eq!(csv_columns(&csv_path, "from_email", "imap_password"), shown, "and the IMAP passwords");
 
     // 5. The mailbox list, reached through the navigation bar.
     click(client, "nav.sections a[href$='/mailboxes']").await;
@@ -396,6 +421,236 @@ async fn queue_settings(walk: &Walk) {
             screenshot(client, &walk.shots, "12-queue-settings").await;
         }
     }
+}
+
+/// 13. Rename a mailbox, then export the page again: both sequencers' names follow the new name
+/// (and the passwords, shown once, are no longer in the files).
+async fn rename_and_export(walk: &Walk, downloads: &Path, address: &str) {
+    let client = &walk.client;
+    click_through(client, "nav.sections a[href$='/mailboxes']").await;
+    wait_for(client, "#select-all").await;
+    follow(client, Locator::LinkText(address)).await;
+    wait_for(client, "input[name=display_name]").await;
+    assert_eq!(text_of(client, "h1").await, address);
+    type_into(client, "input[name=display_name]", "Rosalind Okafor-Quist").await;
+    click_through(client, "main form button[type=submit]").await;
+    wait_for(client, "#select-all").await;
+    let row = format!("//table[@id='mailboxes']//tr[td/a[normalize-space()='{address}']]/td[3]");
+    let shown = client.find(Locator::XPath(&row)).await.expect("the renamed row").text().await.expect("text");
+    assert_eq!(shown, "Rosalind Okafor-Quist", "the list shows the new name");
+    screenshot(client, &walk.shots, "13-renamed").await;
+
+    click(client, "#select-all").await;
+    click(client, "#export-instantly").await;
+    let instantly = read_csv(&wait_for_download(downloads).await);
+    let ours = instantly.iter().find(|r| r["Email"] == address).expect("the renamed mailbox is exported");
+    assert_eq!((ours["First Name"].as_str(), ours["Last Name"].as_str()), ("Rosalind", "Okafor-Quist"));
+    assert!(instantly.iter().all(|r| r["IMAP Password"].is_empty()), "passwords are not exported again");
+    click(client, "#export-smartlead").await;
+    let smartlead = read_csv(&wait_for_download(downloads).await);
+    let ours = smartlead.iter().find(|r| r["from_email"] == address).expect("the renamed mailbox is exported");
+    assert_eq!(ours["from_name"], "Rosalind Okafor-Quist");
+    assert_eq!(smartlead.len(), instantly.len(), "the same mailboxes in both files");
+}
+
+/// 14–17. The members page: invite and revoke; invite a colleague who joins through the link;
+/// change their role; the used link then says so and offers sign-in.
+async fn team(walk: &Walk) {
+    let client = &walk.client;
+    click_through(client, "nav.sections a[href$='/members']").await;
+    wait_for(client, "#invites").await;
+
+    // 14. Invite, listed as pending, revoked (after the confirmation), and its link is dead.
+    let revoked_link = invite(client, "pending@elsewhere.test", "member").await;
+    let pending = client.source().await.expect("page source");
+    assert_eq!(common::select_text(&pending, "#invites td.email"), ["pending@elsewhere.test"]);
+    assert_eq!(common::select_text(&pending, "#invites td.role"), ["member"]);
+    screenshot(client, &walk.shots, "14-invited").await;
+    confirm_through(client, "#invites form.revoke-invite button", "Revoke the invite for pending@elsewhere.test").await;
+    wait_for(client, "#invites").await;
+    assert_eq!(text_of(client, "#invites tbody").await, "No pending invites. Invite someone below.");
+    assert_eq!(
+        query_db::<i64>(&walk.data, "SELECT count(*) FROM audit_log WHERE action = ?1", "member.invite_revoke").await,
+        1
+    );
+    screenshot(client, &walk.shots, "15-revoked").await;
+
+    // 15. A colleague is invited as viewer and joins (signed out, in the same browser).
+    let link = invite(client, COLLEAGUE, "viewer").await;
+    click_through(client, "header form[action='/logout'] button").await;
+    client.goto(&revoked_link).await.expect("open the revoked link");
+    wait_for(client, ".dead-link").await;
+    let said = text_of(client, ".dead-link").await;
+    assert!(said.contains("no longer valid"), "the revoked link says it no longer works: {said}");
+    client.goto(&link).await.expect("open the invite link");
+    wait_for(client, "input[name=password]").await;
+    assert!(text_of(client, "main").await.contains(COLLEAGUE), "the invite names the address");
+    type_into(client, "input[name=password]", common::PASSWORD).await;
+    click_through(client, "main form button[type=submit]").await;
+    wait_for(client, "nav.sections").await;
+    assert!(text_of(client, "header").await.contains(WORKSPACE), "the colleague is in the workspace");
+    click_through(client, "header form[action='/logout'] button").await;
+
+    // 16. Back as the owner: the colleague is a viewer; make them a member.
+    wait_for(client, "#login-submit").await;
+    type_into(client, "input[name=email]", EMAIL).await;
+    type_into(client, "input[name=password]", common::PASSWORD).await;
+    click_through(client, "#login-submit").await;
+    wait_for(client, "nav.sections").await;
+    click_through(client, "nav.sections a[href$='/members']").await;
+    wait_for(client, "#members").await;
+    let row = format!("//table[@id='members']//tr[td[@class='email' and normalize-space()='{COLLEAGUE}']]");
+    let role = client.find(Locator::XPath(&format!("{row}/td[@class='role']"))).await.expect("the colleague's row");
+    assert_eq!(role.text().await.expect("role"), "viewer");
+    let select = client.find(Locator::XPath(&format!("{row}//select[@name='role']"))).await.expect("role select");
+    select.select_by_label("member").await.expect("pick member");
+    follow(client, Locator::XPath(&format!("{row}//form[contains(@class,'change-role')]//button"))).await;
+    wait_for(client, "#members").await;
+    let role = client.find(Locator::XPath(&format!("{row}/td[@class='role']"))).await.expect("the colleague's row");
+    assert_eq!(role.text().await.expect("role"), "member", "the page shows the new role");
+    let stored: String = query_db(
+        &walk.data,
+        "SELECT m.role FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.email = ?1",
+        COLLEAGUE,
+    )
+    .await;
+    assert_eq!(stored, "member", "the database has the new role");
+    assert_eq!(
+        query_db::<i64>(&walk.data, "SELECT count(*) FROM audit_log WHERE action = ?1", "member.role_change").await,
+        1
+    );
+    screenshot(client, &walk.shots, "16-role-changed").await;
+
+    // 17. The used invite link: it says it was used and offers sign-in.
+    client.goto(&link).await.expect("open the used link");
+    wait_for(client, ".dead-link").await;
+    let said = text_of(client, ".dead-link").await;
+    assert!(said.contains("used"), "the page says the link was used: {said}");
+    screenshot(client, &walk.shots, "17-used-invite").await;
+    click_through(client, ".dead-link a.sign-in").await;
+    wait_for(client, "nav.sections").await;
+}
+
+/// Fills in the invite form and returns the one-time link the page shows.
+async fn invite(client: &Client, email: &str, role: &str) -> String {
+    type_into(client, "form[action$='/members'] input[name=email]", email).await;
+    pick(client, "form[action$='/members'] select[name=role]", role).await;
+    click_through(client, "form[action$='/members'] button[type=submit]").await;
+    wait_for(client, "#invite-link").await;
+    let link = text_of(client, "#invite-link").await;
+    let path = link.find("/invite/").map(|at| &link[at..]).unwrap_or_else(|| panic!("an invite link: {link}"));
+    client.current_url().await.expect("url").join(path).expect("the link on this origin").to_string()
+}
+
+/// Clicks a button whose form asks for confirmation, checks the question, accepts it, and waits
+/// for the next page.
+async fn confirm_through(client: &Client, css: &str, question: &str) {
+    let old = client.find(Locator::Css("html")).await.expect("the current page");
+    click(client, css).await;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let asked = loop {
+        if let Ok(text) = client.get_alert_text().await {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "clicking `{css}` asked nothing within {STEP_TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(asked.contains(question), "the confirmation names what is lost: {asked:?}");
+    client.accept_alert().await.expect("accept the confirmation");
+    while old.tag_name().await.is_ok() {
+        assert!(Instant::now() < deadline, "confirming `{css}` did not lead to another page within {STEP_TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// 18. More mailboxes than a page holds (five more from the CLI): page through them, then search.
+async fn search_and_page(walk: &Walk, wanted: &str) {
+    let client = &walk.client;
+    let data = walk.data.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        common::cli(&data, &["mailbox", "add", "--domain", DOMAIN, "--count", "5"], None)
+    })
+    .await
+    .expect("the CLI ran");
+    assert!(output.status.success(), "mailbox add: {}", String::from_utf8_lossy(&output.stderr));
+    let total: i64 = query_db(&walk.data, "SELECT count(*) FROM mailboxes WHERE address LIKE '%@' || ?1", DOMAIN).await;
+    assert!(total > 50, "more than a page: {total}");
+
+    click_through(client, "nav.sections a[href$='/mailboxes']").await;
+    wait_for(client, "#pager-summary").await;
+    assert_eq!(text_of(client, "#pager-summary").await, format!("1–50 of {total}"));
+    let first = common::select_text(&client.source().await.expect("source"), "#mailboxes tbody td:nth-child(2)");
+    assert_eq!(first.len(), 50);
+    click_through(client, "#pager-next").await;
+    wait_for(client, "#pager-summary").await;
+    assert_eq!(text_of(client, "#pager-summary").await, format!("51–{total} of {total}"));
+    let second = common::select_text(&client.source().await.expect("source"), "#mailboxes tbody td:nth-child(2)");
+    assert_eq!(second.len(), usize::try_from(total - 50).expect("a count"));
+    assert!(second.iter().all(|a| !first.contains(a)), "no mailbox on both pages");
+    screenshot(client, &walk.shots, "18-page-two").await;
+
+    let local = wanted.split('@').next().expect("an address");
+    type_into(client, "#mailbox-search", local).await;
+    click_through(client, "#mailbox-filters button[type=submit]").await;
+    wait_for(client, "#pager-summary").await;
+    let found = common::select_text(&client.source().await.expect("source"), "#mailboxes tbody td:nth-child(2)");
+    assert_eq!(found, [wanted], "the search finds the mailbox");
+    assert_eq!(text_of(client, "#pager-summary").await, "1–1 of 1");
+    assert_eq!(field_value(client, "#mailbox-search").await, local, "the search stays in the box");
+    screenshot(client, &walk.shots, "19-search").await;
+}
+
+/// 19–20. An 80-character workspace name keeps the header on one line; at a phone's width no page
+/// scrolls sideways, the header's items are all on screen, and wide tables scroll in their box.
+async fn long_name_and_phone_width(walk: &Walk, domain_page: &str) {
+    let client = &walk.client;
+    let base = client.current_url().await.expect("url");
+    let ws = base.path().split('/').nth(2).expect("a workspace path").to_string();
+    let header_height = "return document.querySelector('header.top').getBoundingClientRect().height;";
+    let before = client.execute(header_height, vec![]).await.expect("header height");
+    let data = walk.data.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        common::cli(&data, &["workspace", "set", WORKSPACE, "--name", LONG_NAME], None)
+    })
+    .await
+    .expect("the CLI ran");
+    assert!(output.status.success(), "workspace set: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(LONG_NAME.chars().count(), 80);
+
+    let pages = [
+        format!("/w/{ws}/domains"),
+        domain_page.to_string(),
+        format!("/w/{ws}/mailboxes"),
+        format!("/w/{ws}/members"),
+        format!("/w/{ws}/queue"),
+        format!("/w/{ws}/audit"),
+    ];
+    client.goto(&pages[2]).await.expect("open the mailbox list");
+    wait_for(client, ".workspace-name").await;
+    screenshot(client, &walk.shots, "20-long-name").await;
+    let after = client.execute(header_height, vec![]).await.expect("header height");
+    assert_eq!(after, before, "a long name does not make the header wrap");
+    let name = client.find(Locator::Css(".workspace-name")).await.expect("the name");
+    assert_eq!(name.attr("title").await.expect("title").as_deref(), Some(LONG_NAME), "the full name is its title");
+
+    client.set_window_size(PHONE_WIDTH, 1000).await.expect("phone width");
+    let width = client.execute("return window.innerWidth;", vec![]).await.expect("width");
+    assert!(width.as_u64().is_some_and(|w| w <= u64::from(PHONE_WIDTH)), "the viewport is a phone's: {width}");
+    let overflow = "const w = document.documentElement.clientWidth;
+        const out = [...document.querySelectorAll('header.top .brand, header.top nav, header.top .who')]
+            .filter(e => { const r = e.getBoundingClientRect(); return r.left < 0 || r.right > w + 1; })
+            .map(e => e.className || e.tagName);
+        return { page: document.documentElement.scrollWidth - w, header: out };";
+    for (i, page) in pages.iter().enumerate() {
+        let url = base.join(page).expect("a page url");
+        client.goto(url.as_str()).await.expect("open the page");
+        wait_for(client, "header.top").await;
+        let measured = client.execute(overflow, vec![]).await.expect("measure");
+        assert_eq!(measured["page"], json!(0), "{page} does not scroll sideways at {PHONE_WIDTH} px: {measured}");
+        assert_eq!(measured["header"], json!([]), "{page}: the header's items are on screen: {measured}");
+        screenshot_at(client, &walk.shots, &format!("21-phone-{i}"), PHONE_WIDTH).await;
+    }
+    client.set_window_size(1280, 1000).await.expect("back to desktop width");
 }
 
 /// Waits (bounded) for an element of the next page.
@@ -539,6 +794,11 @@ async fn stored_list_unsubscribe(data: &Path) -> bool {
 
 /// Saves a PNG of the whole page (the window is stretched to the page's height for the shot).
 async fn screenshot(client: &Client, dir: &Path, name: &str) {
+    screenshot_at(client, dir, name, 1280).await;
+}
+
+/// [`screenshot`] with the window `width` CSS pixels wide; the window is that wide afterwards.
+async fn screenshot_at(client: &Client, dir: &Path, name: &str, width: u32) {
     let height = client
         .execute(
             "return Math.ceil(document.documentElement.scrollHeight + window.outerHeight - window.innerHeight);",
@@ -549,21 +809,35 @@ async fn screenshot(client: &Client, dir: &Path, name: &str) {
         .and_then(|v| v.as_u64())
         .unwrap_or(1000);
     let height = u32::try_from(height.clamp(1000, 8000)).expect("clamped height fits");
-    let _ = client.set_window_size(1280, height).await;
+    let _ = client.set_window_size(width, height).await;
     let png = client.screenshot().await.expect("screenshot");
-    let _ = client.set_window_size(1280, 1000).await;
+    let _ = client.set_window_size(width, 1000).await;
     assert!(png.starts_with(b"\x89PNG"), "screenshot is a PNG");
     let path = dir.join(format!("{name}.png"));
     std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     println!("screenshot: {}", path.display());
 }
 
-/// Polls the download directory until one finished `.csv` file is there.
+/// Polls the download directory until one finished `.csv` file is there, and moves it out of the
+/// way (into `done/`) so that the next download is the only one again.
 async fn wait_for_download(dir: &Path) -> PathBuf {
+    let arrived = arrived_download(dir).await;
+    let done = dir.join("done");
+    std::fs::create_dir_all(&done).expect("create done/");
+    let kept = done.join(arrived.file_name().expect("a file name"));
+    std::fs::rename(&arrived, &kept).expect("move the download");
+    kept
+}
+
+async fn arrived_download(dir: &Path) -> PathBuf {
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
-        let names: Vec<PathBuf> =
-            std::fs::read_dir(dir).expect("read download dir").filter_map(Result::ok).map(|e| e.path()).collect();
+        let names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("read download dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
         let finished: Vec<&PathBuf> = names.iter().filter(|p| p.extension().is_some_and(|x| x == "csv")).collect();
         let partial = names.iter().any(|p| p.extension().is_some_and(|x| x == "crdownload"));
         if let [only] = finished.as_slice()
@@ -582,19 +856,26 @@ async fn wait_for_download(dir: &Path) -> PathBuf {
     }
 }
 
-/// The Email and IMAP Password columns of an Instantly CSV.
-fn read_instantly_csv(path: &Path) -> BTreeMap<String, String> {
+/// The rows of a CSV file, each as header → value.
+fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
     let mut reader = csv::Reader::from_path(path).expect("open the CSV");
     let headers = reader.headers().expect("a header row").clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name} column in {headers:?}"))
-    };
-    let (email, password) = (column("Email"), column("IMAP Password"));
-    let mut rows = BTreeMap::new();
-    for record in reader.records() {
-        let record = record.expect("a CSV row");
-        let previous = rows.insert(record[email].to_string(), record[password].to_string());
-        assert!(previous.is_none(), "{} appears twice in the CSV", &record[email]);
+    reader
+        .records()
+        .map(|record| {
+            let record = record.expect("a CSV row");
+            headers.iter().zip(record.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()
+        })
+        .collect()
+}
+
+/// Two columns of a CSV file as key → value; a key may appear only once.
+fn csv_columns(path: &Path, key: &str, value: &str) -> BTreeMap<String, String> {
+    let mut columns = BTreeMap::new();
+    for row in read_csv(path) {
+        let cell = |name: &str| row.get(name).unwrap_or_else(|| panic!("no {name} column in {row:?}")).clone();
+        let previous = columns.insert(cell(key), cell(value));
+        assert!(previous.is_none(), "{} appears twice in {}", cell(key), path.display());
     }
-    rows
+    columns
 }
