@@ -423,8 +423,8 @@ async fn queue_settings(walk: &Walk) {
     }
 }
 
-/// 13. Rename a mailbox, then export the page again: both sequencers' names follow the new name
-/// (and the passwords, shown once, are no longer in the files).
+/// Step 13: rename a mailbox, then export the page again. Both sequencers' names follow the
+/// new name, and the passwords, shown once, are no longer in the files.
 async fn rename_and_export(walk: &Walk, downloads: &Path, address: &str) {
     let client = &walk.client;
     click_through(client, "nav.sections a[href$='/mailboxes']").await;
