@@ -11,10 +11,10 @@ pub enum Error {
     #[error("{message}")]
     Invalid { field: Option<&'static str>, message: String },
     /// The object does not exist, or belongs to a workspace the caller cannot see.
-    #[error("not found")]
+    #[error("Not found.")]
     NotFound,
     /// The caller's role does not allow this.
-    #[error("your role in this workspace does not allow this")]
+    #[error("Your role in this workspace does not allow this.")]
     Forbidden,
     /// The change collides with existing data (e.g. a duplicate domain).
     #[error("{0}")]

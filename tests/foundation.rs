@@ -690,3 +690,233 @@ async fn the_mailbox_list_searches_sorts_filters_and_pages() {
     assert!(select_text(&refused.body, "#mailbox-error")[0].contains("Select the mailboxes to export"));
     assert!(!refused.content_type.starts_with("text/csv"));
 }
+
+/// Creates an invite link on the members page of `ws`; returns the page it answered with.
+async fn invite(browser: &Browser, ws: i64, email: &str, role: &str) -> common::Page {
+    let members = browser.get(&format!("/w/{ws}/members")).await;
+    browser.post_form(&format!("/w/{ws}/members"), &members.body, &[("email", email), ("role", role)]).await
+}
+
+/// The invite link shown on the page an invite answered with.
+fn invite_link(page: &common::Page) -> String {
+    select_text(&page.body, "#invite-link").pop().unwrap_or_else(|| panic!("no invite link shown:\n{}", page.body))
+}
+
+/// Accepts an invite link in a new browser, choosing a password for the new account.
+async fn accept_invite(appliance: &Appliance, link: &str) -> Browser {
+    let browser = appliance.browser();
+    let form = browser.get(link).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let joined = browser.post_form(link, &form.body, &[("password", "a new member password")]).await;
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    assert!(joined.url.contains("/w/"), "accepting lands in the workspace, got {}", joined.url);
+    browser
+}
+
+/// Posts one of the members page's per-member forms (change role, remove) as `browser`.
+async fn manage_member(browser: &Browser, ws: i64, what: &str, fields: &[(&str, &str)]) -> common::Page {
+    let members = browser.get(&format!("/w/{ws}/members")).await;
+    browser.post_form(&format!("/w/{ws}/members/{what}"), &members.body, fields).await
+}
+
+/// The (target, detail) of the audit entries of `ws` with exactly the action `action`.
+async fn audit_entries(browser: &Browser, ws: i64, action: &str) -> Vec<(String, String)> {
+    let audit = browser.get(&format!("/w/{ws}/audit?action={action}")).await;
+    assert_eq!(audit.status, 200, "{}", audit.body);
+    let doc = scraper::Html::parse_document(&audit.body);
+    let rows = scraper::Selector::parse("tbody tr").expect("selector");
+    let cells = scraper::Selector::parse("td").expect("selector");
+    doc.select(&rows)
+        .map(|row| row.select(&cells).map(|c| c.text().collect::<String>().trim().to_string()).collect::<Vec<_>>())
+        .filter(|cells| cells.len() == 5 && cells[2] == action)
+        .map(|cells| (cells[3].clone(), cells[4].clone()))
+        .collect()
+}
+
+/// The role the members page shows for `email`.
+fn role_shown(page: &common::Page, email: &str) -> Option<String> {
+    let emails = select_text(&page.body, "#members td.email");
+    let roles = select_text(&page.body, "#members td.role");
+    emails.iter().position(|e| e == email).map(|index| roles[index].clone())
+}
+
+#[tokio::test]
+async fn an_invite_is_listed_until_revoked_and_its_link_then_dies() {
+    let appliance = Appliance::start();
+    let owner = appliance.setup_admin(ADMIN).await;
+    let ws = workspace_of(&owner.get("/").await.url);
+
+    let invited = invite(&owner, ws, "gone@acme.test", "member").await;
+    assert_eq!(invited.status, 200, "{}", invited.body);
+    let link = invite_link(&invited);
+    assert_eq!(select_text(&invited.body, "#invites td.email"), ["gone@acme.test"], "listed as pending");
+    assert_eq!(select_text(&invited.body, "#invites td.role"), ["member"]);
+
+    let revoke = select_attr(&invited.body, "form.revoke-invite", "action").remove(0);
+    let revoked = owner.post_form(&revoke, &invited.body, &[]).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_eq!(select_text(&revoked.body, ".notice"), ["The invite for gone@acme.test was revoked."]);
+    assert!(select_text(&revoked.body, "#invites td.email").is_empty(), "no longer pending");
+
+    let dead = appliance.browser().get(&link).await;
+    assert_eq!(dead.status, 404);
+    assert_eq!(select_text(&dead.body, ".dead-link h1"), ["This invite link is no longer valid"]);
+    assert!(select_text(&dead.body, ".dead-link [role=alert]")[0].contains("It may have been revoked"));
+    assert_eq!(select_attr(&dead.body, ".dead-link a.sign-in", "href"), ["/login"]);
+    let late = appliance.browser();
+    let login = late.get("/login").await;
+    let refused = late.post_form(&link, &login.body, &[("password", "a new member password")]).await;
+    assert_eq!(refused.status, 404, "a revoked link cannot be accepted either");
+
+    assert_eq!(
+        audit_entries(&owner, ws, "member.invite_revoke").await,
+        [("gone@acme.test".to_string(), "member".to_string())]
+    );
+    // Revoking it again finds nothing.
+    assert_eq!(owner.post_form(&revoke, &invited.body, &[]).await.status, 404);
+}
+
+#[tokio::test]
+async fn members_change_role_and_are_removed_and_the_last_owner_stays() {
+    let appliance = Appliance::start();
+    let owner = appliance.setup_admin(ADMIN).await;
+    let ws = workspace_of(&owner.get("/").await.url);
+    let second = accept_invite(&appliance, &invite_link(&invite(&owner, ws, "second@acme.test", "member").await)).await;
+    assert_eq!(second.get(&format!("/w/{ws}/domains")).await.status, 200);
+
+    // The owner makes the member an admin.
+    let changed = manage_member(&owner, ws, "role", &[("email", "second@acme.test"), ("role", "admin")]).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(select_text(&changed.body, ".notice"), ["second@acme.test is now admin."]);
+    assert_eq!(role_shown(&changed, "second@acme.test").as_deref(), Some("admin"));
+    assert_eq!(
+        audit_entries(&owner, ws, "member.role_change").await,
+        [("second@acme.test".to_string(), "member → admin".to_string())]
+    );
+
+    // The last owner can be neither demoted nor removed; the page says why.
+    let message = format!("{ADMIN} is the last owner; make someone else owner first.");
+    let demoted = manage_member(&owner, ws, "role", &[("email", ADMIN), ("role", "admin")]).await;
+    assert_eq!(demoted.status, 422, "{}", demoted.body);
+    assert_eq!(select_text(&demoted.body, ".error"), [message.as_str()]);
+    assert_eq!(role_shown(&demoted, ADMIN).as_deref(), Some("owner"), "the members page, re-rendered");
+    let removed = manage_member(&owner, ws, "remove", &[("email", ADMIN)]).await;
+    assert_eq!(removed.status, 422, "{}", removed.body);
+    assert_eq!(select_text(&removed.body, ".error"), [message.as_str()]);
+    assert_eq!(role_shown(&removed, ADMIN).as_deref(), Some("owner"));
+
+    // The owner removes the admin, who loses access at once.
+    let removed = manage_member(&owner, ws, "remove", &[("email", "second@acme.test")]).await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(select_text(&removed.body, ".notice"), ["second@acme.test is no longer a member."]);
+    assert_eq!(role_shown(&removed, "second@acme.test"), None);
+    assert_eq!(
+        audit_entries(&owner, ws, "member.remove").await,
+        [("second@acme.test".to_string(), "admin".to_string())]
+    );
+    for url in [format!("/w/{ws}/domains"), format!("/w/{ws}/members")] {
+        assert_eq!(second.get(&url).await.status, 404, "{url} after removal");
+    }
+    let page = second.get("/workspaces").await;
+    let gone = second.post_form(&format!("/w/{ws}/members/remove"), &page.body, &[("email", ADMIN)]).await;
+    assert_eq!(gone.status, 404, "a removed member cannot manage either");
+}
+
+#[tokio::test]
+async fn an_admin_cannot_grant_ownership_and_a_viewer_or_member_cannot_manage() {
+    let appliance = Appliance::start();
+    let owner = appliance.setup_admin(ADMIN).await;
+    let ws = workspace_of(&owner.get("/").await.url);
+    let admin = accept_invite(&appliance, &invite_link(&invite(&owner, ws, "admin@acme.test", "admin").await)).await;
+    let viewer = accept_invite(&appliance, &invite_link(&invite(&owner, ws, "viewer@acme.test", "viewer").await)).await;
+    let member = accept_invite(&appliance, &invite_link(&invite(&owner, ws, "member@acme.test", "member").await)).await;
+
+    // An admin is offered no owner role, and forcing it is refused.
+    let page = admin.get(&format!("/w/{ws}/members")).await;
+    let offered = select_attr(&page.body, "form.change-role option", "value");
+    assert!(!offered.is_empty() && !offered.contains(&"owner".to_string()), "{offered:?}");
+    let forced = manage_member(&admin, ws, "role", &[("email", "viewer@acme.test"), ("role", "owner")]).await;
+    assert_eq!(forced.status, 403, "{}", forced.body);
+    assert!(select_text(&forced.body, ".error")[0].contains("Your role in this workspace does not allow this"));
+    assert_eq!(invite(&admin, ws, "boss@acme.test", "owner").await.status, 403);
+    let demote_owner = manage_member(&admin, ws, "role", &[("email", ADMIN), ("role", "viewer")]).await;
+    assert_eq!(demote_owner.status, 403);
+    assert_eq!(manage_member(&admin, ws, "remove", &[("email", ADMIN)]).await.status, 403);
+    // What an admin may do: re-role a viewer.
+    let promoted = manage_member(&admin, ws, "role", &[("email", "viewer@acme.test"), ("role", "member")]).await;
+    assert_eq!(promoted.status, 200, "{}", promoted.body);
+    let demoted = manage_member(&admin, ws, "role", &[("email", "viewer@acme.test"), ("role", "viewer")]).await;
+    assert_eq!(demoted.status, 200, "{}", demoted.body);
+    let owners: Vec<String> = select_text(&owner.get(&format!("/w/{ws}/members")).await.body, "#members td.role")
+        .into_iter()
+        .filter(|role| role == "owner")
+        .collect();
+    assert_eq!(owners.len(), 1, "still one owner");
+
+    // Viewers and members see the members page but no forms, and every POST is refused.
+    let pending = invite(&owner, ws, "later@acme.test", "viewer").await;
+    let revoke = select_attr(&pending.body, "form.revoke-invite", "action").remove(0);
+    for (name, browser) in [("viewer", &viewer), ("member", &member)] {
+        let page = browser.get(&format!("/w/{ws}/members")).await;
+        assert_eq!(page.status, 200, "{name}");
+        assert!(select_attr(&page.body, "form[method=post][action*='/members']", "action").is_empty(), "{name}");
+        let attempts = [
+            manage_member(browser, ws, "role", &[("email", "admin@acme.test"), ("role", "viewer")]).await,
+            manage_member(browser, ws, "remove", &[("email", "admin@acme.test")]).await,
+            invite(browser, ws, "friend@acme.test", "viewer").await,
+            browser.post_form(&revoke, &page.body, &[]).await,
+        ];
+        for attempt in &attempts {
+            assert_eq!(attempt.status, 403, "{name}: {}", attempt.url);
+        }
+    }
+    let page = owner.get(&format!("/w/{ws}/members")).await;
+    assert_eq!(role_shown(&page, "admin@acme.test").as_deref(), Some("admin"), "nothing changed");
+    assert_eq!(select_text(&page.body, "#invites td.email"), ["later@acme.test"]);
+    assert!(audit_entries(&owner, ws, "member.invite").await.iter().all(|(target, _)| target != "friend@acme.test"));
+}
+
+#[tokio::test]
+async fn dead_links_and_error_pages() {
+    let appliance = Appliance::start();
+    let setup = appliance.setup_link.clone().expect("a setup link");
+    let owner = appliance.setup_admin(ADMIN).await;
+    let ws = workspace_of(&owner.get("/").await.url);
+
+    // A used setup link and a used invite link say so, with a way to sign in.
+    let used_setup = appliance.browser().get(&setup).await;
+    assert_eq!(used_setup.status, 404);
+    assert_eq!(select_text(&used_setup.body, ".dead-link h1"), ["This setup link was already used"]);
+    assert_eq!(select_attr(&used_setup.body, ".dead-link a.sign-in", "href"), ["/login"]);
+    let link = invite_link(&invite(&owner, ws, "viewer@acme.test", "viewer").await);
+    let viewer = accept_invite(&appliance, &link).await;
+    let used_invite = appliance.browser().get(&link).await;
+    assert_eq!(used_invite.status, 404);
+    assert_eq!(select_text(&used_invite.body, ".dead-link h1"), ["This invite link was already used"]);
+    assert!(select_text(&used_invite.body, ".dead-link [role=alert]")[0].contains("sign in with that account"));
+    assert_eq!(select_attr(&used_invite.body, ".dead-link a.sign-in", "href"), ["/login"]);
+
+    // Signed in, a 404 and a 403 inside a workspace keep the app's navigation.
+    let sections = [format!("/w/{ws}/domains"), format!("/w/{ws}/mailboxes"), format!("/w/{ws}/queue")];
+    let missing = owner.get(&format!("/w/{ws}/mailboxes/999999")).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(select_text(&missing.body, ".error-page h1"), ["Not found"]);
+    let links = select_attr(&missing.body, "nav.sections a", "href");
+    assert!(sections.iter().all(|s| links.contains(s)), "{links:?}");
+    assert!(links.contains(&format!("/w/{ws}/audit")), "an owner's navigation: {links:?}");
+    assert_eq!(select_text(&missing.body, ".who .user"), [ADMIN]);
+    let denied = viewer.get(&format!("/w/{ws}/audit")).await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(select_text(&denied.body, ".error-page h1"), ["Not allowed"]);
+    let links = select_attr(&denied.body, "nav.sections a", "href");
+    assert!(sections.iter().all(|s| links.contains(s)), "{links:?}");
+    assert!(!links.contains(&format!("/w/{ws}/audit")), "a viewer's navigation has no audit log: {links:?}");
+    assert_eq!(select_text(&denied.body, ".who .user"), ["viewer@acme.test"]);
+
+    // Signed out, a 404 is the plain page.
+    let stranger = appliance.browser().get("/no-such-page").await;
+    assert_eq!(stranger.status, 404);
+    assert_eq!(select_text(&stranger.body, ".error-page h1"), ["Not found"]);
+    assert!(select_attr(&stranger.body, "nav.sections a", "href").is_empty(), "{}", stranger.body);
+    assert!(select_text(&stranger.body, ".who").is_empty(), "no user menu");
+}
