@@ -68,6 +68,52 @@ pub fn list(conn: &Connection, workspace: i64) -> rusqlite::Result<Vec<Domain>> 
     stmt.query_map([workspace], from_row)?.map(|domain| counted(conn, domain?)).collect()
 }
 
+/// A search of a workspace's domains for one page of the list.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Part of the name, in either form and any case; empty: all.
+    pub text: String,
+    /// `ORDER BY` text from the list's declared columns ([`SORT_COLUMNS`]).
+    pub order_by: String,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// The domain list's sortable columns: URL name and SQL expression.
+pub const SORT_COLUMNS: &[(&str, &str)] = &[
+    ("name", "d.name"),
+    ("mailboxes", "(SELECT count(*) FROM mailboxes WHERE mailboxes.domain_id = d.id)"),
+    ("dkim", "k.algorithm"),
+    ("created", "d.created_at"),
+];
+
+const MATCHES: &str = "d.workspace_id = ?1 AND (?2 = '' OR instr(d.name, ?2) > 0 OR instr(d.name, ?3) > 0)";
+
+/// The search text as typed (lowercase) and in ASCII form, so "bücher" finds `xn--bcher-kva.test`.
+fn search_terms(text: &str) -> (String, String) {
+    let typed = text.trim().to_lowercase();
+    let ascii = normalize_domain(&typed).unwrap_or_else(|_| typed.clone());
+    (typed, ascii)
+}
+
+/// How many domains match `search`, over all pages.
+pub fn count_matching(conn: &Connection, workspace: i64, search: &Search) -> rusqlite::Result<i64> {
+    let (typed, ascii) = search_terms(&search.text);
+    conn.prepare_cached(&format!("SELECT count(*) FROM domains d WHERE {MATCHES}"))?
+        .query_row((workspace, typed, ascii), |row| row.get(0))
+}
+
+/// One page of domains matching `search`, with their mailbox counts.
+pub fn search(conn: &Connection, workspace: i64, search: &Search) -> rusqlite::Result<Vec<Domain>> {
+    let order_by = if search.order_by.is_empty() { "d.name ASC" } else { &search.order_by };
+    let mut stmt =
+        conn.prepare_cached(&format!("{SELECT} WHERE {MATCHES} ORDER BY {order_by}, d.id LIMIT ?4 OFFSET ?5"))?;
+    let (typed, ascii) = search_terms(&search.text);
+    stmt.query_map((workspace, typed, ascii, search.limit, search.offset), from_row)?
+        .map(|domain| counted(conn, domain?))
+        .collect()
+}
+
 /// Whether `name` (ASCII, lowercase) is a domain of this appliance, in any workspace.
 pub fn is_local(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM domains WHERE name = ?1)")?.query_row([name], |row| row.get(0))

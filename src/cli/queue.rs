@@ -41,11 +41,16 @@ pub async fn run(app: App, command: QueueCommand) -> anyhow::Result<()> {
     match command {
         QueueCommand::List { status, json } => {
             let status = status.as_deref().map(str::parse::<QueueStatus>).transpose()?;
+            // A chunk per read, so a long queue does not hold one reader for long.
+            const CHUNK: i64 = 500;
             let mut rows = Vec::new();
-            for page in 0.. {
-                let (chunk, more) = app.store.read(move |conn| queue::list(conn, None, status, page)).await?;
+            loop {
+                let search =
+                    queue::Search { status, limit: CHUNK, offset: i64::try_from(rows.len())?, ..Default::default() };
+                let chunk = app.store.read(move |conn| queue::search(conn, None, &search)).await?;
+                let last = i64::try_from(chunk.len())? < CHUNK;
                 rows.extend(chunk);
-                if !more {
+                if last {
                     break;
                 }
             }

@@ -148,21 +148,23 @@ pub const SORT_COLUMNS: &[(&str, &str)] = &[
     ("created", "created_at"),
 ];
 
-/// One page of mailboxes matching `search`, and how many match over all pages.
-pub fn search(conn: &Connection, workspace: i64, search: &Search) -> rusqlite::Result<(Vec<Mailbox>, i64)> {
-    const MATCHES: &str = "workspace_id = ?1 AND (?2 IS NULL OR domain_id = ?2) AND (?3 IS NULL OR status = ?3) \
-        AND (?4 = '' OR instr(lower(address), lower(?4)) > 0 OR instr(lower(display_name), lower(?4)) > 0)";
-    let status = search.status.map(Status::as_str);
-    let filter = (workspace, search.domain, status, search.text.trim());
-    let total = conn
-        .prepare_cached(&format!("SELECT count(*) FROM mailboxes WHERE {MATCHES}"))?
-        .query_row(filter, |row| row.get(0))?;
+const MATCHES: &str = "workspace_id = ?1 AND (?2 IS NULL OR domain_id = ?2) AND (?3 IS NULL OR status = ?3) \
+    AND (?4 = '' OR instr(lower(address), lower(?4)) > 0 OR instr(lower(display_name), lower(?4)) > 0)";
+
+/// How many mailboxes match `search`, over all pages.
+pub fn count_matching(conn: &Connection, workspace: i64, search: &Search) -> rusqlite::Result<i64> {
+    conn.prepare_cached(&format!("SELECT count(*) FROM mailboxes WHERE {MATCHES}"))?
+        .query_row((workspace, search.domain, search.status.map(Status::as_str), search.text.trim()), |row| row.get(0))
+}
+
+/// One page of mailboxes matching `search`.
+pub fn search(conn: &Connection, workspace: i64, search: &Search) -> rusqlite::Result<Vec<Mailbox>> {
     let order_by = if search.order_by.is_empty() { "address ASC" } else { &search.order_by };
     let mut stmt =
         conn.prepare_cached(&format!("{SELECT} WHERE {MATCHES} ORDER BY {order_by}, id LIMIT ?5 OFFSET ?6"))?;
-    let (w, d, st, text) = filter;
-    let rows = stmt.query_map((w, d, st, text, search.limit, search.offset), from_row)?.collect::<Result<_, _>>()?;
-    Ok((rows, total))
+    let status = search.status.map(Status::as_str);
+    let params = (workspace, search.domain, status, search.text.trim(), search.limit, search.offset);
+    stmt.query_map(params, from_row)?.collect()
 }
 
 /// Mailboxes of a workspace by id; ids of other workspaces are silently absent.

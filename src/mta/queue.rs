@@ -19,9 +19,6 @@ use crate::mta::QueueStatus;
 use crate::mta::bounce::BounceClass;
 use crate::workspaces::{Access, Role};
 
-/// Rows per page of the queue list.
-pub const PAGE_SIZE: u32 = 100;
-
 /// One recipient of one message, as the queue pages show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueRow {
@@ -93,28 +90,53 @@ pub fn check_status(status: &str) -> Result<Option<QueueStatus>> {
     }
 }
 
-/// One page of rows, newest first, optionally of one status; and whether another page follows.
-pub fn list(
-    conn: &Connection,
-    workspace: Option<i64>,
-    status: Option<QueueStatus>,
-    page: u32,
-) -> rusqlite::Result<(Vec<QueueRow>, bool)> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT} WHERE (?1 IS NULL OR q.workspace_id = ?1) AND (?2 IS NULL OR q.status = ?2) \
-         ORDER BY q.id DESC LIMIT ?3 OFFSET ?4"
-    ))?;
-    let offset = i64::from(page) * i64::from(PAGE_SIZE);
-    let mut rows =
-        stmt.query_map((workspace, status, PAGE_SIZE + 1, offset), from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    let page_len = usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
-    let more = rows.len() > page_len;
-    rows.truncate(page_len);
+/// A search of the queue for one page of rows.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Part of the recipient or the envelope sender, in any case; empty: all.
+    pub text: String,
+    pub status: Option<QueueStatus>,
+    /// `ORDER BY` text from the list's declared columns ([`SORT_COLUMNS`]); empty: newest first.
+    pub order_by: String,
+    /// Rows to read; negative: all.
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// The queue list's sortable columns: URL name and SQL expression.
+pub const SORT_COLUMNS: &[(&str, &str)] = &[
+    ("id", "q.id"),
+    ("status", "q.status"),
+    ("recipient", "q.recipient"),
+    ("from", "m.mail_from COLLATE NOCASE"),
+    ("subject", "m.subject COLLATE NOCASE"),
+    ("attempts", "q.attempts"),
+    ("next", "q.next_attempt_at"),
+];
+
+const MATCHES: &str = "(?1 IS NULL OR q.workspace_id = ?1) AND (?2 IS NULL OR q.status = ?2) \
+    AND (?3 = '' OR instr(lower(q.recipient), lower(?3)) > 0 OR instr(lower(m.mail_from), lower(?3)) > 0)";
+
+/// How many rows match `search`, over all pages.
+pub fn count_matching(conn: &Connection, workspace: Option<i64>, search: &Search) -> rusqlite::Result<i64> {
+    conn.prepare_cached(&format!(
+        "SELECT count(*) FROM queue q JOIN messages m ON m.id = q.message_id WHERE {MATCHES}"
+    ))?
+    .query_row((workspace, search.status, search.text.trim()), |row| row.get(0))
+}
+
+/// One page of rows matching `search`, with their sending mailbox's address.
+pub fn search(conn: &Connection, workspace: Option<i64>, search: &Search) -> rusqlite::Result<Vec<QueueRow>> {
+    let order_by = if search.order_by.is_empty() { "q.id DESC" } else { &search.order_by };
+    let mut stmt =
+        conn.prepare_cached(&format!("{SELECT} WHERE {MATCHES} ORDER BY {order_by}, q.id DESC LIMIT ?4 OFFSET ?5"))?;
+    let params = (workspace, search.status, search.text.trim(), search.limit, search.offset);
+    let mut rows = stmt.query_map(params, from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     let addresses = crate::mailbox::addresses_of(conn, rows.iter().filter_map(|row| row.mailbox_id))?;
     for row in &mut rows {
         row.mailbox = row.mailbox_id.and_then(|id| addresses.get(&id).cloned());
     }
-    Ok((rows, more))
+    Ok(rows)
 }
 
 /// One row; `NotFound` when it does not exist or belongs to another workspace.
@@ -372,13 +394,24 @@ mod tests {
         store
             .write(|tx| {
                 seed(tx)?;
-                let (rows, more) = list(tx, Some(1), None, 0)?;
-                assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [3, 2, 1]);
-                assert!(!more);
+                let all = Search { limit: -1, ..Search::default() };
+                let rows = search(tx, Some(1), &all)?;
+                assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [3, 2, 1], "newest first");
                 assert_eq!(rows[0].subject, "Hello");
                 assert_eq!(rows[0].mailbox.as_deref(), Some("ann@a.test"));
-                assert_eq!(list(tx, Some(1), Some(QueueStatus::Deferred), 0)?.0.len(), 1);
-                assert_eq!(list(tx, None, None, 0)?.0.len(), 4);
+                let deferred = Search { status: Some(QueueStatus::Deferred), ..all.clone() };
+                assert_eq!((search(tx, Some(1), &deferred)?.len(), count_matching(tx, Some(1), &deferred)?), (1, 1));
+                assert_eq!((search(tx, None, &all)?.len(), count_matching(tx, None, &all)?), (4, 4));
+                let to_x = Search { text: "X.TEST".into(), order_by: "q.recipient ASC".into(), ..all.clone() };
+                let found = search(tx, Some(1), &to_x)?;
+                assert_eq!(
+                    found.iter().map(|r| r.recipient.as_str()).collect::<Vec<_>>(),
+                    ["bob@x.test", "dan@x.test"]
+                );
+                let from_ann = Search { text: "ann@".into(), ..all.clone() };
+                assert_eq!(count_matching(tx, Some(1), &from_ann)?, 3, "by sender");
+                let second = search(tx, Some(1), &Search { limit: 2, offset: 2, ..all.clone() })?;
+                assert_eq!(second.iter().map(|r| r.id).collect::<Vec<_>>(), [1], "the second page of two");
                 assert!(matches!(get(tx, Some(1), 4), Err(Error::NotFound)));
                 assert_eq!(get(tx, None, 4)?.recipient, "eve@z.test");
 

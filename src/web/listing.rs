@@ -3,8 +3,11 @@
 //!
 //! A page declares its sortable columns as URL names mapped to SQL expressions
 //! ([`Listing::order_by`] only ever returns one of those, never text from the URL), keeps its own
-//! filters in [`Listing::filters`] so every link carries them, and renders
-//! `templates/pager.html` with a `listing` in scope.
+//! filters in [`Listing::filters`] so every link carries them, reads its rows with
+//! [`Listing::read_page`] (count the matches, clamp the page to them, read that page), and renders
+//! `templates/pager.html` with a `listing` in scope. A list is ascending unless the query says
+//! `dir=desc`; one that reads newest first declares [`Listing::descending_by_default`], and then
+//! its links say `dir=asc` for the other way round.
 
 use serde::Deserialize;
 
@@ -19,7 +22,7 @@ pub struct ListQuery {
     pub q: String,
     /// A column's URL name.
     pub sort: String,
-    /// `desc` for descending; anything else ascending.
+    /// `desc` or `asc`; anything else is the list's default direction.
     pub dir: String,
     /// From 1; 0 or absent is the first page, past the last is the last.
     pub page: u32,
@@ -36,6 +39,8 @@ pub struct Listing {
     /// Rows matching the search and filters, over all pages.
     pub total: i64,
     pub per_page: u32,
+    /// The direction when the query names none.
+    default_descending: bool,
 }
 
 impl Listing {
@@ -44,7 +49,12 @@ impl Listing {
         filters: Vec<(&'static str, String)>,
         columns: &'static [(&'static str, &'static str)],
     ) -> Listing {
-        Listing { query, filters, columns, total: 0, per_page: PER_PAGE }
+        Listing { query, filters, columns, total: 0, per_page: PER_PAGE, default_descending: false }
+    }
+
+    /// The same list, descending when the query names no direction (newest first).
+    pub fn descending_by_default(self) -> Listing {
+        Listing { default_descending: true, ..self }
     }
 
     /// The search text, trimmed.
@@ -58,7 +68,24 @@ impl Listing {
     }
 
     pub fn descending(&self) -> bool {
-        self.query.dir == "desc"
+        match self.query.dir.as_str() {
+            "desc" => true,
+            "asc" => false,
+            _ => self.default_descending,
+        }
+    }
+
+    /// The `dir` a link or form carries for this direction; none for the default one.
+    pub fn dir_param(&self) -> Option<&'static str> {
+        self.dir_for(self.descending())
+    }
+
+    fn dir_for(&self, descending: bool) -> Option<&'static str> {
+        match (descending, self.default_descending) {
+            (true, false) => Some("desc"),
+            (false, true) => Some("asc"),
+            _ => None,
+        }
     }
 
     /// `ORDER BY` text: the sort column's SQL expression and direction.
@@ -76,6 +103,19 @@ impl Listing {
     /// The page shown, from 1.
     pub fn page(&self) -> u32 {
         self.query.page.clamp(1, self.pages())
+    }
+
+    /// Counts the matches into [`Listing::total`], which clamps the page (past the end is the
+    /// last page), then reads the page shown with its `LIMIT` and `OFFSET`. Call both in one read
+    /// so the count and the rows agree.
+    pub fn read_page<T, E>(
+        &mut self,
+        count: impl FnOnce() -> Result<i64, E>,
+        read: impl FnOnce(i64, i64) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.total = count()?;
+        let (limit, offset) = self.limit_offset();
+        read(limit, offset)
     }
 
     /// `LIMIT` and `OFFSET` of the page shown.
@@ -101,8 +141,8 @@ impl Listing {
             pairs.push(("q", self.search().to_string()));
         }
         pairs.push(("sort", sort.to_string()));
-        if descending {
-            pairs.push(("dir", "desc".into()));
+        if let Some(dir) = self.dir_for(descending) {
+            pairs.push(("dir", dir.into()));
         }
         if page > 1 {
             pairs.push(("page", page.to_string()));
@@ -123,7 +163,7 @@ impl Listing {
     /// template's own text.
     pub fn header(&self, column: &str, label: &str) -> String {
         let sorted = self.sort() == column;
-        let descending = sorted && !self.descending();
+        let descending = if sorted { !self.descending() } else { self.default_descending };
         let (aria, mark) = match (sorted, self.descending()) {
             (false, _) => ("", ""),
             (true, false) => (" aria-sort=\"ascending\"", " ▲"),
@@ -188,6 +228,32 @@ mod tests {
              data-sort=\"address\">Email ▲</a></th>"
         );
         assert!(listing("", "address", "", 1, 1).header("created", "Created").ends_with(">Created</a></th>"));
+    }
+
+    #[test]
+    fn a_list_may_be_descending_by_default() {
+        let newest = |dir: &str| listing("", "", dir, 1, 120).descending_by_default();
+        assert_eq!((newest("").descending(), newest("").dir_param()), (true, None));
+        assert_eq!(newest("").order_by(), "address DESC");
+        assert_eq!(newest("").next().as_deref(), Some("?domain=3&sort=address&page=2"));
+        assert_eq!((newest("asc").order_by(), newest("asc").dir_param()), ("address ASC".into(), Some("asc")));
+        assert_eq!(newest("asc").next().as_deref(), Some("?domain=3&sort=address&dir=asc&page=2"));
+        assert!(newest("").header("address", "When").contains("sort=address&amp;dir=asc\""));
+        assert!(newest("asc").header("address", "When").contains("sort=address\""));
+        assert!(newest("").header("created", "Created").contains("sort=created\""), "another column starts descending");
+        assert_eq!(listing("", "", "asc", 1, 1).dir_param(), None, "asc is the usual default");
+    }
+
+    #[test]
+    fn read_page_counts_then_reads_the_clamped_page() {
+        let mut past_the_end = listing("", "", "", 9, 120);
+        let read = past_the_end.read_page(|| Ok::<_, ()>(120), |limit, offset| Ok((limit, offset)));
+        assert_eq!(read, Ok((50, 100)), "the last page");
+        assert_eq!((past_the_end.total, past_the_end.summary().as_str()), (120, "101–120 of 120"));
+        let mut small = Listing { per_page: 10, ..listing("", "", "", 2, 0) };
+        assert_eq!(small.read_page(|| Ok::<_, ()>(15), |limit, offset| Ok((limit, offset))), Ok((10, 10)));
+        let failed = small.read_page(|| Err("count failed"), |_, _| Ok(()));
+        assert_eq!(failed, Err("count failed"));
     }
 
     #[test]

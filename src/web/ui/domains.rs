@@ -5,6 +5,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
+use axum_extra::extract::Query;
 use serde::Deserialize;
 
 use crate::app::App;
@@ -14,6 +15,7 @@ use crate::dns::records::DnsRecord;
 use crate::domains::{self, Domain};
 use crate::error::Error;
 use crate::mailbox::{self, Mailbox};
+use crate::web::listing::{ListQuery, Listing};
 use crate::web::session::{CsrfForm, Ctx, Session};
 use crate::web::{WebResult, render};
 
@@ -21,6 +23,7 @@ use crate::web::{WebResult, render};
 #[template(path = "domains/list.html")]
 struct ListPage {
     ctx: Ctx,
+    listing: Listing,
     domains: Vec<Domain>,
     name: String,
     dkim: String,
@@ -41,14 +44,31 @@ pub struct AddForm {
     dkim: String,
 }
 
-async fn list_page(app: &App, session: &Session, ws: i64) -> WebResult<ListPage> {
+async fn list_page(app: &App, session: &Session, ws: i64, query: ListQuery) -> WebResult<ListPage> {
     let (_, ctx) = session.in_workspace(app, ws, "domains").await?;
-    let domains = app.store.read(move |conn| domains::list(conn, ws)).await.map_err(Error::from)?;
-    Ok(ListPage { ctx, domains, name: String::new(), dkim: "rsa".into(), error: None })
+    let mut listing = Listing::new(query, Vec::new(), domains::SORT_COLUMNS);
+    let search =
+        domains::Search { text: listing.search().to_string(), order_by: listing.order_by(), ..Default::default() };
+    let (listing, domains) = app
+        .store
+        .read(move |conn| {
+            let domains = listing.read_page(
+                || domains::count_matching(conn, ws, &search),
+                |limit, offset| domains::search(conn, ws, &domains::Search { limit, offset, ..search.clone() }),
+            )?;
+            Ok::<_, Error>((listing, domains))
+        })
+        .await?;
+    Ok(ListPage { ctx, listing, domains, name: String::new(), dkim: "rsa".into(), error: None })
 }
 
-pub async fn list(State(app): State<App>, session: Session, Path(ws): Path<i64>) -> WebResult {
-    Ok(render(StatusCode::OK, &list_page(&app, &session, ws).await?))
+pub async fn list(
+    State(app): State<App>,
+    session: Session,
+    Path(ws): Path<i64>,
+    Query(query): Query<ListQuery>,
+) -> WebResult {
+    Ok(render(StatusCode::OK, &list_page(&app, &session, ws, query).await?))
 }
 
 pub async fn add(
@@ -65,7 +85,7 @@ pub async fn add(
     match result {
         Ok(domain) => Ok(Redirect::to(&format!("/w/{ws}/domains/{}", domain.id)).into_response()),
         Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
-            let mut page = list_page(&app, &session, ws).await?;
+            let mut page = list_page(&app, &session, ws, ListQuery::default()).await?;
             page.name = form.name;
             page.dkim = form.dkim;
             page.error = Some(e.to_string());

@@ -132,20 +132,22 @@ async fn list_page(app: &App, session: &Session, ws: i64, query: ListQuery) -> W
     }
     let shared = listing::ListQuery { q: query.q, sort: query.sort, dir: query.dir, page: query.page };
     let mut listing = Listing::new(shared, filters, mailbox::SORT_COLUMNS);
-    let mut search = mailbox::Search {
+    let search = mailbox::Search {
         text: listing.search().to_string(),
         domain: query.domain,
         status,
         order_by: listing.order_by(),
         ..Default::default()
     };
-    // The count decides the page, so a page past the end shows the last one.
-    let counted = search.clone();
-    listing.total = app.store.read(move |conn| mailbox::search(conn, ws, &counted).map(|(_, total)| total)).await?;
-    (search.limit, search.offset) = listing.limit_offset();
-    let (domains, (mailboxes, _)) = app
+    let (listing, domains, mailboxes) = app
         .store
-        .read(move |conn| Ok::<_, Error>((domains::list(conn, ws)?, mailbox::search(conn, ws, &search)?)))
+        .read(move |conn| {
+            let mailboxes = listing.read_page(
+                || mailbox::count_matching(conn, ws, &search),
+                |limit, offset| mailbox::search(conn, ws, &mailbox::Search { limit, offset, ..search.clone() }),
+            )?;
+            Ok::<_, Error>((listing, domains::list(conn, ws)?, mailboxes))
+        })
         .await?;
     Ok(ListPage {
         ctx,

@@ -1,5 +1,5 @@
 //! The outbound queue page: counts by status, by sending mailbox and by destination domain, the
-//! rows (filtered by status, paginated), one row with its events, "retry now" and "cancel"
+//! rows (searched by recipient or sender, filtered by status, sorted, a page at a time), one row with its events, "retry now" and "cancel"
 //! (members and above; viewers only look), and the workspace's mail settings (owners and admins).
 
 use askama::Template;
@@ -16,6 +16,7 @@ use crate::events::Event;
 use crate::mta::QueueStatus;
 use crate::mta::queue::{self, Counts, QueueRow};
 use crate::mta::unsubscribe;
+use crate::web::listing::{self, Listing};
 use crate::web::session::{CsrfForm, Ctx, Session};
 use crate::web::{WebResult, render};
 
@@ -24,11 +25,10 @@ use crate::web::{WebResult, render};
 struct ListPage {
     ctx: Ctx,
     counts: Counts,
+    listing: Listing,
     rows: Vec<QueueRow>,
     statuses: [QueueStatus; 7],
     status: String,
-    page: u32,
-    more: bool,
     list_unsubscribe: bool,
 }
 
@@ -50,15 +50,20 @@ impl ListPage {
         }
     }
 
-    fn page_link(&self, page: u32) -> String {
-        format!("?status={}&page={page}", self.status)
+    /// Whether the list shows a subset (a search or a status), for what the empty table says.
+    fn filtered(&self) -> bool {
+        !self.listing.search().is_empty() || !self.status.is_empty()
     }
 }
 
+/// The queue page's query: the shared list parameters and a status.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct ListQuery {
     status: String,
+    q: String,
+    sort: String,
+    dir: String,
     page: u32,
 }
 
@@ -70,25 +75,32 @@ pub async fn list(
 ) -> WebResult {
     let (_, ctx) = session.in_workspace(&app, ws, "queue").await?;
     let status = queue::check_status(&query.status)?;
-    let (page, wanted) = (query.page, status);
-    let (counts, (rows, more), list_unsubscribe) = app
+    let filters = status.map(|s| ("status", s.to_string())).into_iter().collect();
+    let shared = listing::ListQuery { q: query.q, sort: query.sort, dir: query.dir, page: query.page };
+    let mut listing = Listing::new(shared, filters, queue::SORT_COLUMNS).descending_by_default();
+    let search = queue::Search {
+        text: listing.search().to_string(),
+        status,
+        order_by: listing.order_by(),
+        ..Default::default()
+    };
+    let (counts, listing, rows, list_unsubscribe) = app
         .store
         .read(move |conn| {
-            Ok::<_, Error>((
-                queue::counts(conn, Some(ws))?,
-                queue::list(conn, Some(ws), wanted, page)?,
-                unsubscribe::enabled(conn, ws)?,
-            ))
+            let rows = listing.read_page(
+                || queue::count_matching(conn, Some(ws), &search),
+                |limit, offset| queue::search(conn, Some(ws), &queue::Search { limit, offset, ..search.clone() }),
+            )?;
+            Ok::<_, Error>((queue::counts(conn, Some(ws))?, listing, rows, unsubscribe::enabled(conn, ws)?))
         })
         .await?;
     let page = ListPage {
         ctx,
         counts,
+        listing,
         rows,
         statuses: QueueStatus::ALL,
         status: status.map(|s| s.to_string()).unwrap_or_default(),
-        page,
-        more,
         list_unsubscribe,
     };
     Ok(render(StatusCode::OK, &page))
