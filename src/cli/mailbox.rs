@@ -149,6 +149,9 @@ pub async fn run(app: App, command: MailboxCommand) -> anyhow::Result<()> {
         }
         MailboxCommand::ResetPassword { email, format } => {
             let (access, found) = mailbox_access(&app, &email).await?;
+            if format != "plain" && !found.sends_campaigns() {
+                anyhow::bail!("{} is a role mailbox, never exported to a sequencer; use --format plain", found.address);
+            }
             let issued = create::reset_passwords(&app, &access, vec![found.id]).await?;
             print_credentials(&app, &issued, &format)?;
             eprintln!("{}: new password set; the old one no longer works", found.address);
@@ -174,6 +177,9 @@ fn print_credentials(app: &App, issued: &Issued, format: &str) -> anyhow::Result
     let senders: Vec<Mailbox> = issued.mailboxes.iter().filter(|m| m.sends_campaigns()).cloned().collect();
     if senders.is_empty() {
         anyhow::bail!("Role mailboxes are never exported to a sequencer; use --format plain");
+    }
+    if senders.len() < issued.mailboxes.len() {
+        eprintln!("role mailboxes are left out of the sequencer file");
     }
     let mut rows = mailbox::export_rows(&senders);
     for row in &mut rows {
