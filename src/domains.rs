@@ -79,7 +79,10 @@ impl RoleChoice {
 }
 
 fn not_in_workspace() -> Error {
-    Error::invalid("role_mailbox", "Choose a mailbox of this workspace for role mail, or a dedicated postmaster mailbox.")
+    Error::invalid(
+        "role_mailbox",
+        "Choose a mailbox of this workspace for role mail, or a dedicated postmaster mailbox.",
+    )
 }
 
 const SELECT: &str = "SELECT d.id, d.name, d.created_at, k.selector, k.algorithm, k.public_key, d.source_ip, \
@@ -148,7 +151,13 @@ pub fn find_by_name(conn: &Connection, workspace: i64, name: &str) -> Result<Dom
 
 /// Adds a domain to the workspace with a fresh DKIM key, its role mail going where `role`
 /// says (a dedicated role mailbox is created in the same write).
-pub async fn add(app: &App, access: &Access, input: &str, algorithm: DkimAlgorithm, role: RoleChoice) -> Result<Domain> {
+pub async fn add(
+    app: &App,
+    access: &Access,
+    input: &str,
+    algorithm: DkimAlgorithm,
+    role: RoleChoice,
+) -> Result<Domain> {
     access.workspace.role.require(Role::Member)?;
     let name = normalize_domain(input).map_err(|e| Error::invalid("name", e.to_string()))?;
     let workspace = access.workspace.id;
@@ -158,8 +167,10 @@ pub async fn add(app: &App, access: &Access, input: &str, algorithm: DkimAlgorit
         .read(move |conn| {
             chosen_mailbox(conn, workspace, &choice)?;
             Ok::<_, Error>(
-                conn.query_row("SELECT workspace_id FROM domains WHERE name = ?1", [lookup], |row| row.get::<_, i64>(0))
-                    .optional()?,
+                conn.query_row("SELECT workspace_id FROM domains WHERE name = ?1", [lookup], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .optional()?,
             )
         })
         .await?;
@@ -264,7 +275,10 @@ fn route_role_mail(
         Some(mailbox) => mailbox,
         None => dedicated_mailbox(tx, workspace, id, name, role_hash.unwrap_or_default(), now)?,
     };
-    tx.execute("UPDATE domains SET role_mailbox_id = ?1 WHERE id = ?2 AND workspace_id = ?3", (mailbox, id, workspace))?;
+    tx.execute(
+        "UPDATE domains SET role_mailbox_id = ?1 WHERE id = ?2 AND workspace_id = ?3",
+        (mailbox, id, workspace),
+    )?;
     let address = crate::mailbox::get(tx, workspace, mailbox)?.address;
     let kind = if *role == RoleChoice::Dedicated { " (dedicated)" } else { "" };
     Ok(format!("role mail to {address}{kind}"))
@@ -277,7 +291,7 @@ fn dedicated_mailbox(tx: &Connection, workspace: i64, id: i64, name: &str, hash:
         Some(existing) if crate::mailbox::get(tx, workspace, existing)?.role => Ok(existing),
         Some(_) => Err(Error::invalid(
             "role_mailbox",
-            format!("{address} is an ordinary mailbox: choose it from the list to send role mail there."),
+            format!("There is already an ordinary mailbox {address}: choose it from the list to send role mail there."),
         )),
         None => crate::mailbox::insert_role_mailbox(tx, workspace, id, name, hash, now),
     }

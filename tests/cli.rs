@@ -132,7 +132,10 @@ fn lists_and_shows_print_json_and_say_so_when_empty() {
 
     let roles = json_lines(&ok(&cli(&data, &["mailbox", "list", "--json"], None)));
     assert_eq!(roles.len(), 1, "only the role mailbox: {roles:?}");
-    assert_eq!((roles[0]["address"].as_str(), roles[0]["role"].as_bool()), (Some("postmaster@cli-grove.test"), Some(true)));
+    assert_eq!(
+        (roles[0]["address"].as_str(), roles[0]["role"].as_bool()),
+        (Some("postmaster@cli-grove.test"), Some(true))
+    );
     assert_eq!(ok(&cli(&data, &["alias", "list", "--json"], None)), "");
     assert_eq!(ok(&cli(&data, &["queue", "list", "--json"], None)), "");
     let members = json_lines(&ok(&cli(&data, &["member", "list", "--json"], None)));

@@ -710,8 +710,7 @@ async fn the_mailbox_list_searches_sorts_filters_and_pages() {
 /// The id of the mailbox at `address`, and whether it is a role mailbox, from the database.
 fn mailbox_row(appliance: &Appliance, address: &str) -> Option<(i64, bool)> {
     let conn = rusqlite::Connection::open(appliance.data_dir().join("inboxgrove.db")).expect("open the database");
-    conn.query_row("SELECT id, role FROM mailboxes WHERE address = ?1", [address], |r| Ok((r.get(0)?, r.get(1)?)))
-        .ok()
+    conn.query_row("SELECT id, role FROM mailboxes WHERE address = ?1", [address], |r| Ok((r.get(0)?, r.get(1)?))).ok()
 }
 
 /// Where the alias page says each role address of the domain at `domain_url` is delivered.

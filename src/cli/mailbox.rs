@@ -150,7 +150,10 @@ pub async fn run(app: App, command: MailboxCommand) -> anyhow::Result<()> {
         MailboxCommand::ResetPassword { email, format } => {
             let (access, found) = mailbox_access(&app, &email).await?;
             if format != "plain" && !found.sends_campaigns() {
-                anyhow::bail!("{} is a role mailbox, never exported to a sequencer; use --format plain", found.address);
+                anyhow::bail!(
+                    "The mailbox {} is a role mailbox, never exported to a sequencer; use --format plain",
+                    found.address
+                );
             }
             let issued = create::reset_passwords(&app, &access, vec![found.id]).await?;
             print_credentials(&app, &issued, &format)?;
@@ -179,7 +182,7 @@ fn print_credentials(app: &App, issued: &Issued, format: &str) -> anyhow::Result
         anyhow::bail!("Role mailboxes are never exported to a sequencer; use --format plain");
     }
     if senders.len() < issued.mailboxes.len() {
-        eprintln!("role mailboxes are left out of the sequencer file");
+        eprintln!("Role mailboxes are left out of the sequencer file");
     }
     let mut rows = mailbox::export_rows(&senders);
     for row in &mut rows {

@@ -173,7 +173,9 @@ pub fn insert_role_mailbox(
         (workspace, domain_id, ROLE_MAILBOX_LOCAL_PART, &address, password_hash, DEFAULT_DAILY_LIMIT, now),
     )?;
     if inserted == 0 {
-        return Err(Error::Conflict(format!("{address} already exists; choose it as the role mailbox instead.")));
+        return Err(Error::Conflict(format!(
+            "The address {address} is already taken: choose that mailbox for role mail instead."
+        )));
     }
     Ok(tx.last_insert_rowid())
 }

@@ -51,10 +51,8 @@ pub struct AddForm {
 
 async fn list_page(app: &App, session: &Session, ws: i64) -> WebResult<ListPage> {
     let (_, ctx) = session.in_workspace(app, ws, "domains").await?;
-    let (domains, mailboxes) = app
-        .store
-        .read(move |conn| Ok::<_, Error>((domains::list(conn, ws)?, mailbox::list(conn, ws, None)?)))
-        .await?;
+    let (domains, mailboxes) =
+        app.store.read(move |conn| Ok::<_, Error>((domains::list(conn, ws)?, mailbox::list(conn, ws, None)?))).await?;
     Ok(ListPage {
         ctx,
         domains,
