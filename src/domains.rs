@@ -6,6 +6,12 @@
 //! A domain may be given an egress address (`source_ip`): one of `[delivery] source_ips`, which
 //! delivery binds to before connecting; NULL means automatic (a stable hash of the domain over
 //! the configured addresses, see `mta::deliver::session`).
+//!
+//! Role mail (`postmaster@`, `abuse@`, `dmarc-reports@`, see `mailbox::resolve` rule 7) goes to
+//! the domain's role mailbox (`role_mailbox_id`), chosen when the domain is added: by default a
+//! dedicated `postmaster@DOMAIN` mailbox marked as a role mailbox, created in the same write as
+//! the domain (its password hash, like the DKIM key, is made before the write), or an existing
+//! mailbox of the workspace. An admin can point it at another mailbox later.
 
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
@@ -36,10 +42,51 @@ pub struct Domain {
     pub dkim_public_key: String,
     /// The assigned egress address; `None`: automatic.
     pub source_ip: Option<String>,
+    /// The mailbox chosen for role mail; `None` (domains from before the choice, or the mailbox
+    /// was removed): the fallbacks of `mailbox::resolve` rule 7.
+    pub role_mailbox_id: Option<i64>,
+    /// That mailbox's address.
+    pub role_mailbox: Option<String>,
 }
 
-const SELECT: &str = "SELECT d.id, d.name, d.created_at, k.selector, k.algorithm, k.public_key, d.source_ip \
-    FROM domains d JOIN dkim_keys k ON k.domain_id = d.id AND k.active = 1";
+/// Where a domain's role mail goes, as chosen when adding it or on its page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleChoice {
+    /// A dedicated `postmaster@DOMAIN` role mailbox (made when missing).
+    Dedicated,
+    /// An existing mailbox of the workspace, by id.
+    Mailbox(i64),
+    /// An existing mailbox of the workspace, by address (the command line).
+    Address(String),
+}
+
+impl RoleChoice {
+    /// A form's value: "dedicated" (or empty) or a mailbox id.
+    pub fn from_form(input: &str) -> Result<RoleChoice> {
+        match input.trim() {
+            "" | "dedicated" => Ok(RoleChoice::Dedicated),
+            id => id.parse().map(RoleChoice::Mailbox).map_err(|_| not_in_workspace()),
+        }
+    }
+
+    /// A command line's value: "dedicated" or a mailbox address.
+    pub fn from_cli(input: Option<&str>) -> RoleChoice {
+        match input.map(str::trim) {
+            None | Some("" | "dedicated") => RoleChoice::Dedicated,
+            Some(address) => RoleChoice::Address(address.to_lowercase()),
+        }
+    }
+}
+
+fn not_in_workspace() -> Error {
+    Error::invalid(
+        "role_mailbox",
+        "Choose a mailbox of this workspace for role mail, or a dedicated postmaster mailbox.",
+    )
+}
+
+const SELECT: &str = "SELECT d.id, d.name, d.created_at, k.selector, k.algorithm, k.public_key, d.source_ip, \
+    d.role_mailbox_id, d.workspace_id FROM domains d JOIN dkim_keys k ON k.domain_id = d.id AND k.active = 1";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
     let name: String = row.get(1)?;
@@ -53,19 +100,29 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
         dkim_algorithm: row.get(4)?,
         dkim_public_key: row.get(5)?,
         source_ip: row.get(6)?,
+        role_mailbox_id: row.get(7)?,
+        role_mailbox: None,
     })
 }
 
-/// The domain with its mailbox count filled in.
-fn counted(conn: &Connection, mut domain: Domain) -> rusqlite::Result<Domain> {
+/// The domain with its mailbox count and role mailbox address filled in.
+fn counted(conn: &Connection, workspace: i64, mut domain: Domain) -> Result<Domain> {
     domain.mailbox_count = crate::mailbox::count_on_domain(conn, domain.id)?;
+    domain.role_mailbox = match domain.role_mailbox_id {
+        Some(id) => crate::mailbox::get(conn, workspace, id).ok().map(|m| m.address),
+        None => None,
+    };
+    if domain.role_mailbox.is_none() {
+        domain.role_mailbox_id = None;
+    }
     Ok(domain)
 }
 
 /// A workspace's domains, by name.
-pub fn list(conn: &Connection, workspace: i64) -> rusqlite::Result<Vec<Domain>> {
+pub fn list(conn: &Connection, workspace: i64) -> Result<Vec<Domain>> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE d.workspace_id = ?1 ORDER BY d.name"))?;
-    stmt.query_map([workspace], from_row)?.map(|domain| counted(conn, domain?)).collect()
+    let found = stmt.query_map([workspace], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    found.into_iter().map(|domain| counted(conn, workspace, domain)).collect()
 }
 
 /// A search of a workspace's domains for one page of the list.
@@ -97,21 +154,23 @@ fn search_terms(text: &str) -> (String, String) {
 }
 
 /// How many domains match `search`, over all pages.
-pub fn count_matching(conn: &Connection, workspace: i64, search: &Search) -> rusqlite::Result<i64> {
+pub fn count_matching(conn: &Connection, workspace: i64, search: &Search) -> Result<i64> {
     let (typed, ascii) = search_terms(&search.text);
-    conn.prepare_cached(&format!("SELECT count(*) FROM domains d WHERE {MATCHES}"))?
-        .query_row((workspace, typed, ascii), |row| row.get(0))
+    Ok(conn
+        .prepare_cached(&format!("SELECT count(*) FROM domains d WHERE {MATCHES}"))?
+        .query_row((workspace, typed, ascii), |row| row.get(0))?)
 }
 
 /// One page of domains matching `search`, with their mailbox counts.
-pub fn search(conn: &Connection, workspace: i64, search: &Search) -> rusqlite::Result<Vec<Domain>> {
+pub fn search(conn: &Connection, workspace: i64, search: &Search) -> Result<Vec<Domain>> {
     let order_by = if search.order_by.is_empty() { "d.name ASC" } else { &search.order_by };
     let mut stmt =
         conn.prepare_cached(&format!("{SELECT} WHERE {MATCHES} ORDER BY {order_by}, d.id LIMIT ?4 OFFSET ?5"))?;
     let (typed, ascii) = search_terms(&search.text);
-    stmt.query_map((workspace, typed, ascii, search.limit, search.offset), from_row)?
-        .map(|domain| counted(conn, domain?))
-        .collect()
+    let found = stmt
+        .query_map((workspace, typed, ascii, search.limit, search.offset), from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    found.into_iter().map(|domain| counted(conn, workspace, domain)).collect()
 }
 
 /// Whether `name` (ASCII, lowercase) is a domain of this appliance, in any workspace.
@@ -125,7 +184,7 @@ pub fn get(conn: &Connection, workspace: i64, id: i64) -> Result<Domain> {
         .query_row(&format!("{SELECT} WHERE d.workspace_id = ?1 AND d.id = ?2"), (workspace, id), from_row)
         .optional()?
         .ok_or(Error::NotFound)?;
-    Ok(counted(conn, domain)?)
+    counted(conn, workspace, domain)
 }
 
 /// One domain of a workspace by name (Unicode or ASCII form).
@@ -135,23 +194,35 @@ pub fn find_by_name(conn: &Connection, workspace: i64, name: &str) -> Result<Dom
         .query_row(&format!("{SELECT} WHERE d.workspace_id = ?1 AND d.name = ?2"), (workspace, ascii), from_row)
         .optional()?
         .ok_or(Error::NotFound)?;
-    Ok(counted(conn, domain)?)
+    counted(conn, workspace, domain)
 }
 
-/// Adds a domain to the workspace with a fresh DKIM key.
-pub async fn add(app: &App, access: &Access, input: &str, algorithm: DkimAlgorithm) -> Result<Domain> {
+/// Adds a domain to the workspace with a fresh DKIM key, its role mail going where `role`
+/// says (a dedicated role mailbox is created in the same write).
+pub async fn add(
+    app: &App,
+    access: &Access,
+    input: &str,
+    algorithm: DkimAlgorithm,
+    role: RoleChoice,
+) -> Result<Domain> {
     access.workspace.role.require(Role::Member)?;
     let name = normalize_domain(input).map_err(|e| Error::invalid("name", e.to_string()))?;
     let workspace = access.workspace.id;
-    let lookup = name.clone();
-    if let Some(owner) = app
+    let (lookup, choice) = (name.clone(), role.clone());
+    let owner = app
         .store
         .read(move |conn| {
-            conn.query_row("SELECT workspace_id FROM domains WHERE name = ?1", [lookup], |row| row.get::<_, i64>(0))
-                .optional()
+            chosen_mailbox(conn, workspace, &choice)?;
+            Ok::<_, Error>(
+                conn.query_row("SELECT workspace_id FROM domains WHERE name = ?1", [lookup], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .optional()?,
+            )
         })
-        .await?
-    {
+        .await?;
+    if let Some(owner) = owner {
         return Err(duplicate(&name, owner == workspace));
     }
     let today = app.clock.now().date_naive();
@@ -160,6 +231,7 @@ pub async fn add(app: &App, access: &Access, input: &str, algorithm: DkimAlgorit
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(|e| Error::Internal(e.to_string()))?;
     let sealed = app.keys.seal(DKIM_SEAL_CONTEXT, &key.private_pkcs8_der);
+    let role_hash = role_password_hash(&role).await?;
     let actor = access.actor.clone();
     let now = app.clock.unix();
     app.store
@@ -180,11 +252,97 @@ pub async fn add(app: &App, access: &Access, input: &str, algorithm: DkimAlgorit
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 (id, &key.selector, key.algorithm.as_str(), &sealed, &key.public_key_b64, now),
             )?;
-            let detail = format!("DKIM {} selector {}", key.algorithm.as_str(), key.selector);
+            let role_mail = route_role_mail(tx, workspace, id, &name, &role, role_hash.as_deref(), now)?;
+            let detail = format!("DKIM {} selector {}, {role_mail}", key.algorithm.as_str(), key.selector);
             audit::record(tx, Some(workspace), &actor, "domain.add", &name, &detail, now)?;
             get(tx, workspace, id)
         })
         .await
+}
+
+/// Points the domain's role mail at `role` (creating the dedicated role mailbox when it is
+/// missing), with an audit entry. Needs the admin role.
+pub async fn set_role_mailbox(app: &App, access: &Access, id: i64, role: RoleChoice) -> Result<Domain> {
+    access.workspace.role.require(Role::Admin)?;
+    let workspace = access.workspace.id;
+    let choice = role.clone();
+    app.store
+        .read(move |conn| {
+            get(conn, workspace, id)?;
+            chosen_mailbox(conn, workspace, &choice)
+        })
+        .await?;
+    let role_hash = role_password_hash(&role).await?;
+    let (actor, now) = (access.actor.clone(), app.clock.unix());
+    app.store
+        .write(move |tx| {
+            let domain = get(tx, workspace, id)?;
+            let detail = route_role_mail(tx, workspace, id, &domain.name, &role, role_hash.as_deref(), now)?;
+            audit::record(tx, Some(workspace), &actor, "domain.role_mailbox", &domain.name, &detail, now)?;
+            get(tx, workspace, id)
+        })
+        .await
+}
+
+/// The id of the existing mailbox `choice` names; `None` for a dedicated one; a user error
+/// when it is not a mailbox of the workspace.
+fn chosen_mailbox(conn: &Connection, workspace: i64, choice: &RoleChoice) -> Result<Option<i64>> {
+    let found = match choice {
+        RoleChoice::Dedicated => return Ok(None),
+        RoleChoice::Mailbox(id) => crate::mailbox::belongs_to(conn, workspace, *id)?.then_some(*id),
+        RoleChoice::Address(address) => crate::mailbox::id_in_workspace(conn, workspace, address)?,
+    };
+    found.map(Some).ok_or_else(not_in_workspace)
+}
+
+/// A hash of a password nobody is shown, for a dedicated role mailbox that may be created.
+async fn role_password_hash(role: &RoleChoice) -> Result<Option<String>> {
+    if *role != RoleChoice::Dedicated {
+        return Ok(None);
+    }
+    let hash = tokio::task::spawn_blocking(|| {
+        crate::auth::password::hash_mailbox_password(&crate::mailbox::password::generate_password())
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
+    Ok(Some(hash))
+}
+
+/// Sets `role_mailbox_id` of domain `id` as `role` says, creating the dedicated role mailbox
+/// (with `role_hash`) unless it exists; returns the audit wording ("role mail to ...").
+fn route_role_mail(
+    tx: &Connection,
+    workspace: i64,
+    id: i64,
+    name: &str,
+    role: &RoleChoice,
+    role_hash: Option<&str>,
+    now: i64,
+) -> Result<String> {
+    let mailbox = match chosen_mailbox(tx, workspace, role)? {
+        Some(mailbox) => mailbox,
+        None => dedicated_mailbox(tx, workspace, id, name, role_hash.unwrap_or_default(), now)?,
+    };
+    tx.execute(
+        "UPDATE domains SET role_mailbox_id = ?1 WHERE id = ?2 AND workspace_id = ?3",
+        (mailbox, id, workspace),
+    )?;
+    let address = crate::mailbox::get(tx, workspace, mailbox)?.address;
+    let kind = if *role == RoleChoice::Dedicated { " (dedicated)" } else { "" };
+    Ok(format!("role mail to {address}{kind}"))
+}
+
+/// The domain's dedicated role mailbox: the existing `postmaster@` role mailbox, else a new one.
+fn dedicated_mailbox(tx: &Connection, workspace: i64, id: i64, name: &str, hash: &str, now: i64) -> Result<i64> {
+    let address = format!("{}@{name}", crate::mailbox::ROLE_MAILBOX_LOCAL_PART);
+    match crate::mailbox::id_in_workspace(tx, workspace, &address)? {
+        Some(existing) if crate::mailbox::get(tx, workspace, existing)?.role => Ok(existing),
+        Some(_) => Err(Error::invalid(
+            "role_mailbox",
+            format!("There is already an ordinary mailbox {address}: choose it from the list to send role mail there."),
+        )),
+        None => crate::mailbox::insert_role_mailbox(tx, workspace, id, name, hash, now),
+    }
 }
 
 /// Assigns `input` (an address of `[delivery] source_ips`, or "auto" / empty for automatic) as

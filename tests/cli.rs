@@ -121,7 +121,8 @@ fn lists_and_shows_print_json_and_say_so_when_empty() {
     let domains = json_lines(&ok(&cli(&data, &["domain", "list", "--json"], None)));
     assert_eq!(domains.len(), 1);
     assert_eq!(domains[0]["name"], DOMAIN);
-    assert_eq!(domains[0]["mailbox_count"], 0);
+    assert_eq!(domains[0]["mailbox_count"], 1, "its dedicated role mailbox");
+    assert_eq!(domains[0]["role_mailbox"], format!("postmaster@{DOMAIN}").as_str());
     assert!(ok(&cli(&data, &["domain", "ls"], None)).contains(DOMAIN), "text table");
     let shown: serde_json::Value =
         serde_json::from_str(&ok(&cli(&data, &["domain", "show", DOMAIN, "--json"], None))).expect("one JSON object");
@@ -129,8 +130,12 @@ fn lists_and_shows_print_json_and_say_so_when_empty() {
     assert!(shown["records"].as_array().is_some_and(|r| !r.is_empty()), "{shown}");
     assert!(ok(&cli(&data, &["domain", "records", DOMAIN], None)).contains("_domainkey"), "old verb still works");
 
-    assert_eq!(ok(&cli(&data, &["mailbox", "list", "--json"], None)), "", "an empty --json list prints nothing");
-    assert_eq!(ok(&cli(&data, &["mailbox", "list"], None)), "(no mailboxes)\n");
+    let roles = json_lines(&ok(&cli(&data, &["mailbox", "list", "--json"], None)));
+    assert_eq!(roles.len(), 1, "only the role mailbox: {roles:?}");
+    assert_eq!(
+        (roles[0]["address"].as_str(), roles[0]["role"].as_bool()),
+        (Some("postmaster@cli-grove.test"), Some(true))
+    );
     assert_eq!(ok(&cli(&data, &["alias", "list", "--json"], None)), "");
     assert_eq!(ok(&cli(&data, &["queue", "list", "--json"], None)), "");
     let members = json_lines(&ok(&cli(&data, &["member", "list", "--json"], None)));
@@ -139,12 +144,19 @@ fn lists_and_shows_print_json_and_say_so_when_empty() {
 
     ok(&cli(&data, &["mailbox", "create", "--domain", DOMAIN, "--count", "3"], None));
     let mailboxes = json_lines(&ok(&cli(&data, &["mailbox", "list", "--domain", DOMAIN, "--json"], None)));
-    assert_eq!(mailboxes.len(), 3);
-    let email = mailboxes[0]["address"].as_str().expect("address").to_string();
+    assert_eq!(mailboxes.len(), 4, "three and the role mailbox");
+    let senders: Vec<_> = mailboxes.iter().filter(|m| m["role"] == false).collect();
+    assert_eq!(senders.len(), 3);
+    let email = senders[0]["address"].as_str().expect("address").to_string();
     let one: serde_json::Value =
         serde_json::from_str(&ok(&cli(&data, &["mailbox", "show", &email, "--json"], None))).expect("JSON");
     assert_eq!(one["address"], email.as_str());
     assert_eq!(one["status"], "active");
+
+    ok(&cli(&data, &["workspace", "add", "Empty", "--owner", ADMIN], None));
+    let empty = ["mailbox", "list", "--workspace", "Empty"];
+    assert_eq!(ok(&cli(&data, &[&empty[..], &["--json"]].concat(), None)), "", "an empty --json list prints nothing");
+    assert_eq!(ok(&cli(&data, &empty, None)), "(no mailboxes)\n");
 }
 
 #[test]
@@ -189,12 +201,15 @@ fn a_domain_with_mailboxes_is_not_removed_until_they_are() {
     let created = ok(&cli(&data, &["mailbox", "create", "--domain", DOMAIN, "--count", "2"], None));
     let refused = cli(&data, &["domain", "remove", DOMAIN], None);
     assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("still has 2 mailboxes"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("still has 3 mailboxes"), "two and the role mailbox: {}", stderr(&refused));
+    let postmaster = format!("postmaster@{DOMAIN}");
     for line in created.lines().skip(1) {
         let email = line.split(',').next().expect("email");
         ok(&cli(&data, &["mailbox", "remove", email], None));
     }
-    assert_eq!(audit_count(&data, "mailbox.remove"), 2);
+    assert!(stderr(&cli(&data, &["domain", "remove", DOMAIN], None)).contains("still has 1 mailboxes"));
+    ok(&cli(&data, &["mailbox", "remove", &postmaster], None));
+    assert_eq!(audit_count(&data, "mailbox.remove"), 3);
     ok(&cli(&data, &["domain", "rm", DOMAIN], None));
     assert_eq!(audit_count(&data, "domain.remove"), 1);
     assert_eq!(ok(&cli(&data, &["domain", "list"], None)), "(no domains)\n");
@@ -238,4 +253,47 @@ fn members_are_invited_with_a_link_and_the_last_owner_stays() {
     let stranger = cli(&data, &["member", "remove", "new@acme.test"], None);
     assert!(stderr(&stranger).contains("is not a member"), "an invite is not a membership: {}", stderr(&stranger));
     assert_eq!(audit_count(&data, "member.remove"), 0);
+}
+
+#[test]
+fn domain_add_sends_role_mail_to_a_chosen_mailbox_and_the_role_mailbox_is_never_exported() {
+    let (_dir, data) = with_domain();
+    let postmaster = format!("postmaster@{DOMAIN}");
+    let created = ok(&cli(&data, &["mailbox", "create", "--domain", DOMAIN, "--count", "1"], None));
+    let chosen = created.lines().nth(1).and_then(|l| l.split(',').next()).expect("email").to_string();
+
+    let added = cli(&data, &["domain", "add", "cli-second.test", "--role-mailbox", &chosen], None);
+    ok(&added);
+    assert!(stderr(&added).contains(&format!("role mail goes to {chosen}")), "{}", stderr(&added));
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&cli(&data, &["domain", "show", "cli-second.test", "--json"], None))).expect("JSON");
+    assert_eq!((shown["role_mailbox"].as_str(), shown["mailbox_count"].as_i64()), (Some(chosen.as_str()), Some(0)));
+    assert!(!cli(&data, &["mailbox", "show", "postmaster@cli-second.test"], None).status.success(), "none made");
+    let audited = rusqlite::Connection::open(data.join("inboxgrove.db"))
+        .expect("open")
+        .query_row("SELECT detail FROM audit_log WHERE action = 'domain.add' AND target = 'cli-second.test'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .expect("audited");
+    assert!(audited.ends_with(&format!("role mail to {chosen}")), "{audited}");
+
+    let unknown = cli(&data, &["domain", "add", "cli-third.test", "--role-mailbox", "nobody@elsewhere.test"], None);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("Choose a mailbox of this workspace"), "{}", stderr(&unknown));
+    assert!(!cli(&data, &["domain", "show", "cli-third.test"], None).status.success(), "not added");
+
+    let set = cli(&data, &["domain", "set", "cli-second.test", "--role-mailbox", &postmaster], None);
+    ok(&set);
+    assert!(stderr(&set).contains(&format!("role mail goes to {postmaster}")), "{}", stderr(&set));
+    assert_eq!(audit_count(&data, "domain.role_mailbox"), 1);
+
+    // The role mailbox is read over IMAP with a password from a reset, never exported.
+    let export = ok(&cli(&data, &["mailbox", "export", "--domain", DOMAIN, "--format", "smartlead"], None));
+    assert!(export.contains(&chosen) && !export.contains(&postmaster), "{export}");
+    let reset = ok(&cli(&data, &["mailbox", "reset-password", &postmaster], None));
+    assert!(reset.lines().nth(1).is_some_and(|l| l.starts_with(&format!("{postmaster},"))), "{reset}");
+    let refused = cli(&data, &["mailbox", "reset-password", &postmaster, "--format", "instantly"], None);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("never exported"), "{}", stderr(&refused));
+    assert_eq!(audit_count(&data, "mailbox.password_reset"), 1, "refused before any reset");
 }

@@ -355,8 +355,21 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
 
     // A regular export of selected mailboxes: Smartlead layout, no passwords.
     let list = admin.get(&format!("/w/{ws}/mailboxes")).await;
-    let ids = select_attr(&list.body, "input[name=id]", "value");
-    assert_eq!(ids.len(), 50);
+    assert_eq!(select_text(&list.body, "#pager-summary"), ["1–50 of 51"], "the 50 and the role mailbox");
+    let mut ids = Vec::new();
+    let mut role_rows = Vec::new();
+    let next = admin.get(&format!("/w/{ws}/mailboxes?page=2")).await;
+    for page in [&list, &next] {
+        let labels = select_attr(&page.body, "input[name=id]", "aria-label");
+        for (id, label) in select_attr(&page.body, "input[name=id]", "value").into_iter().zip(labels) {
+            if label == "Select postmaster@grove-outreach.test" {
+                role_rows.push(id);
+            } else {
+                ids.push(id);
+            }
+        }
+    }
+    assert_eq!((ids.len(), role_rows.len()), (50, 1));
     let mut fields: Vec<(&str, &str)> = ids.iter().take(10).map(|id| ("id", id.as_str())).collect();
     fields.push(("format", "smartlead"));
     let export = admin.post_form(&format!("/w/{ws}/mailboxes/export"), &list.body, &fields).await;
@@ -544,6 +557,8 @@ async fn cli_commands_backup_and_master_key() {
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     let export = appliance.cli(&["mailbox", "export", "--domain", "cli-grove.test", "--format", "instantly"], None);
     let (header, rows) = parse_csv(&String::from_utf8_lossy(&export.stdout));
+    assert_eq!(rows.len(), 5, "the role mailbox is not exported: {rows:?}");
+    assert!(rows.iter().all(|r| r[0] != "postmaster@cli-grove.test"));
     let row = rows.iter().find(|r| r[0] == email).expect("exported");
     assert_eq!(row[header.iter().position(|h| h == "Daily Limit").unwrap()], "12");
     assert_eq!(row[header.iter().position(|h| h == "IMAP Password").unwrap()], "");
@@ -560,7 +575,7 @@ async fn cli_commands_backup_and_master_key() {
     let integrity: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
     let count: i64 = copy.query_row("SELECT count(*) FROM mailboxes", [], |r| r.get(0)).unwrap();
-    assert_eq!(count, 5);
+    assert_eq!(count, 6, "the five and the role mailbox");
     let (sealed, public): (Vec<u8>, String) = copy
         .query_row("SELECT private_key_enc, public_key FROM dkim_keys", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
@@ -640,9 +655,9 @@ async fn the_mailbox_list_searches_sorts_filters_and_pages() {
     let url = format!("/w/{ws}/mailboxes");
     let addresses = |page: &common::Page| select_text(&page.body, "#mailboxes tbody td:nth-child(2)");
 
-    // 63 mailboxes: 50 on the first page, by address, and 13 on the second.
+    // 65 mailboxes (with the two role mailboxes): 50 on the first page, by address, and 15 on the second.
     let first = admin.get(&url).await;
-    assert_eq!(select_text(&first.body, "#pager-summary"), ["1–50 of 63"]);
+    assert_eq!(select_text(&first.body, "#pager-summary"), ["1–50 of 65"]);
     let shown = addresses(&first);
     assert_eq!(shown.len(), 50);
     let mut sorted = shown.clone();
@@ -650,8 +665,8 @@ async fn the_mailbox_list_searches_sorts_filters_and_pages() {
     assert_eq!(shown, sorted, "sorted by address");
     let next = select_attr(&first.body, "#pager-next", "href").remove(0);
     let second = admin.get(&format!("{url}{next}")).await;
-    assert_eq!(select_text(&second.body, "#pager-summary"), ["51–63 of 63"]);
-    assert_eq!(addresses(&second).len(), 13);
+    assert_eq!(select_text(&second.body, "#pager-summary"), ["51–65 of 65"]);
+    assert_eq!(addresses(&second).len(), 15);
     assert!(addresses(&second).iter().all(|a| !shown.contains(a)), "no row on both pages");
     assert!(select_attr(&second.body, "#pager-next", "href").is_empty(), "the last page");
 
@@ -667,8 +682,9 @@ async fn the_mailbox_list_searches_sorts_filters_and_pages() {
     // Filter by domain, by status, and search in address and name.
     let domain_two = two.url.rsplit('/').next().unwrap();
     let filtered = admin.get(&format!("{url}?domain={domain_two}")).await;
-    assert_eq!(addresses(&filtered).len(), 3);
+    assert_eq!(addresses(&filtered).len(), 4, "three and postmaster@");
     assert!(addresses(&filtered).iter().all(|a| a.ends_with("@grove-two.test")));
+    assert!(addresses(&filtered).contains(&"postmaster@grove-two.test".to_string()));
     let target = shown[7].clone();
     let out = appliance.cli(&["mailbox", "set", &target, "--status", "paused", "--display-name", "Zed Quigley"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -682,7 +698,7 @@ async fn the_mailbox_list_searches_sorts_filters_and_pages() {
     // Hostile or odd parameters fall back to the defaults.
     let odd = admin.get(&format!("{url}?sort=address%3BDROP+TABLE+mailboxes&page=999&status=bogus")).await;
     assert_eq!(odd.status, 200);
-    assert_eq!(select_text(&odd.body, "#pager-summary"), ["51–63 of 63"], "past the end is the last page");
+    assert_eq!(select_text(&odd.body, "#pager-summary"), ["51–65 of 65"], "past the end is the last page");
 
     // Export selected with nothing ticked says so instead of exporting everything.
     let refused = admin.post_form(&format!("{url}/export"), &first.body, &[("format", "instantly")]).await;
@@ -919,4 +935,117 @@ async fn dead_links_and_error_pages() {
     assert_eq!(select_text(&stranger.body, ".error-page h1"), ["Not found"]);
     assert!(select_attr(&stranger.body, "nav.sections a", "href").is_empty(), "{}", stranger.body);
     assert!(select_text(&stranger.body, ".who").is_empty(), "no user menu");
+}
+
+/// The id of the mailbox at `address`, and whether it is a role mailbox, from the database.
+fn mailbox_row(appliance: &Appliance, address: &str) -> Option<(i64, bool)> {
+    let conn = rusqlite::Connection::open(appliance.data_dir().join("inboxgrove.db")).expect("open the database");
+    conn.query_row("SELECT id, role FROM mailboxes WHERE address = ?1", [address], |r| Ok((r.get(0)?, r.get(1)?))).ok()
+}
+
+/// Where the alias page says each role address of the domain at `domain_url` is delivered.
+async fn role_routes(browser: &Browser, domain_url: &str) -> Vec<String> {
+    let page = browser.get(&format!("{domain_url}/aliases")).await;
+    select_text(&page.body, "#roles tbody tr")
+}
+
+#[tokio::test]
+async fn role_mail_goes_to_a_dedicated_postmaster_mailbox_or_a_chosen_one() {
+    let appliance = Appliance::start();
+    let admin = appliance.setup_admin(ADMIN).await;
+    let ws = workspace_of(&admin.get("/").await.url);
+
+    // The default: a dedicated postmaster@ mailbox, marked as role mail, gets every role address.
+    let form = admin.get(&format!("/w/{ws}/domains")).await;
+    assert_eq!(select_attr(&form.body, "#role-mailbox option[selected]", "value"), ["dedicated"]);
+    let first = add_domain(&admin, ws, "roles-one.test").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let (postmaster, role) = mailbox_row(&appliance, "postmaster@roles-one.test").expect("postmaster@ created");
+    assert!(role, "marked as a role mailbox");
+    let current = select_text(&first.body, "#role-mailbox-current").join(" ");
+    assert!(current.contains("postmaster@roles-one.test"), "{current}");
+    let routes = role_routes(&admin, &first.url).await;
+    assert_eq!(routes.len(), 3, "{routes:?}");
+    for (route, role) in routes.iter().zip(["postmaster", "abuse", "dmarc-reports"]) {
+        assert!(route.contains(&format!("{role}@roles-one.test")), "{routes:?}");
+        assert!(route.ends_with("postmaster@roles-one.test"), "{role}@ reaches the role mailbox: {routes:?}");
+    }
+
+    // Bulk creation neither makes nor counts it; the list tags it; no export holds it.
+    let issued = create_mailboxes(&admin, &first.url, "3").await;
+    let cells = select_text(&issued.body, "#credentials tbody td");
+    let addresses: Vec<String> = cells.chunks(2).map(|c| c[0].clone()).collect();
+    assert_eq!(addresses.len(), 3, "{cells:?}");
+    assert!(addresses.iter().all(|a| !a.starts_with("postmaster@")), "{addresses:?}");
+    let domain_id = first.url.rsplit('/').next().unwrap().to_string();
+    let list = admin.get(&format!("/w/{ws}/mailboxes?domain={domain_id}")).await;
+    let rows = select_text(&list.body, "#mailboxes tbody tr");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let tagged: Vec<&String> = rows.iter().filter(|r| r.contains("Role mail")).collect();
+    assert!(tagged.len() == 1 && tagged[0].contains("postmaster@roles-one.test"), "{rows:?}");
+    for format in ["instantly", "smartlead"] {
+        let export = admin.get(&format!("/w/{ws}/mailboxes/export?format={format}&domain={domain_id}")).await;
+        assert_eq!(export.status, 200, "{}", export.body);
+        let (_, rows) = parse_csv(&export.body);
+        assert_eq!(rows.len(), 3, "{format}: only the three that send");
+        assert!(!export.body.contains("postmaster@"), "{format}: {}", export.body);
+        let all = admin.get(&format!("/w/{ws}/mailboxes/export?format={format}")).await;
+        assert!(!all.body.contains("postmaster@") && parse_csv(&all.body).1.len() == 3, "{}", all.body);
+    }
+    let postmaster_id = postmaster.to_string();
+    let fields = [("id", postmaster_id.as_str()), ("format", "instantly")];
+    let refused = admin.post_form(&format!("/w/{ws}/mailboxes/export"), &list.body, &fields).await;
+    assert_eq!(refused.status, 422);
+    assert!(!refused.content_type.starts_with("text/csv"));
+    let error = select_text(&refused.body, "#mailbox-error").join(" ");
+    assert!(error.contains("Role mailboxes") && error.contains("never exported"), "{error}");
+
+    // An existing mailbox chosen when adding: no postmaster@ is made, role mail goes there.
+    let chosen = addresses[0].clone();
+    let (chosen_id, _) = mailbox_row(&appliance, &chosen).expect("the chosen mailbox");
+    let form = admin.get(&format!("/w/{ws}/domains")).await;
+    let chosen_value = chosen_id.to_string();
+    let fields = [("name", "roles-two.test"), ("dkim", "rsa"), ("role_mailbox", chosen_value.as_str())];
+    let second = admin.post_form(&format!("/w/{ws}/domains"), &form.body, &fields).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert!(mailbox_row(&appliance, "postmaster@roles-two.test").is_none(), "no postmaster@ made");
+    assert!(select_text(&second.body, "#role-mailbox-current").join(" ").contains(&chosen));
+    let routes = role_routes(&admin, &second.url).await;
+    assert!(routes.len() == 3 && routes.iter().all(|r| r.ends_with(&chosen)), "{routes:?}");
+
+    // Another workspace's mailbox is no choice: 422 with the form kept, nothing added or changed.
+    let workspaces = admin.get("/workspaces").await;
+    let other = workspace_of(&admin.post_form("/workspaces", &workspaces.body, &[("name", "Elsewhere")]).await.url);
+    let foreign_domain = add_domain(&admin, other, "roles-elsewhere.test").await;
+    let (foreign, _) = mailbox_row(&appliance, "postmaster@roles-elsewhere.test").expect("its own postmaster@");
+    assert!(foreign_domain.url.contains(&format!("/w/{other}/")));
+    let foreign = foreign.to_string();
+    let fields = [("name", "roles-three.test"), ("dkim", "rsa"), ("role_mailbox", foreign.as_str())];
+    let bad_add = admin.post_form(&format!("/w/{ws}/domains"), &form.body, &fields).await;
+    assert_eq!(bad_add.status, 422);
+    assert!(bad_add.body.contains("Choose a mailbox of this workspace"), "{}", bad_add.body);
+    assert_eq!(select_attr(&bad_add.body, "#domain-name", "value"), ["roles-three.test"]);
+    assert!(!admin.get(&format!("/w/{ws}/domains")).await.body.contains("roles-three.test"), "not added");
+    let action = select_attr(&second.body, "form[action$='/role-mailbox']", "action").remove(0);
+    let bad_set = admin.post_form(&action, &second.body, &[("role_mailbox", foreign.as_str())]).await;
+    assert_eq!(bad_set.status, 422);
+    let error = select_text(&bad_set.body, "#role-mailbox-error").join(" ");
+    assert!(error.contains("Choose a mailbox of this workspace"), "{error}");
+    assert!(select_text(&bad_set.body, "#role-mailbox-current").join(" ").contains(&chosen), "unchanged");
+
+    // Changed on the domain page: to the first domain's postmaster@, then to a new dedicated one.
+    let set = admin.post_form(&action, &second.body, &[("role_mailbox", postmaster_id.as_str())]).await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert!(select_text(&set.body, "#role-mailbox-current").join(" ").contains("postmaster@roles-one.test"));
+    assert_eq!(select_attr(&set.body, "#role-mailbox option[selected]", "value"), [postmaster_id.as_str()]);
+    let dedicated = admin.post_form(&action, &set.body, &[("role_mailbox", "dedicated")]).await;
+    assert_eq!(dedicated.status, 200, "{}", dedicated.body);
+    assert_eq!(mailbox_row(&appliance, "postmaster@roles-two.test").map(|(_, role)| role), Some(true));
+    let routes = role_routes(&admin, &second.url).await;
+    assert!(routes.iter().all(|r| r.ends_with("postmaster@roles-two.test")), "{routes:?}");
+    let audit = admin.get(&format!("/w/{ws}/audit?action=domain")).await;
+    let text = select_text(&audit.body, "tbody tr").join("\n");
+    assert!(text.contains(&format!("role mail to {chosen}")), "chosen when added: {text}");
+    assert!(text.contains("domain.role_mailbox") && text.contains("role mail to postmaster@roles-one.test"), "{text}");
+    assert!(text.contains("role mail to postmaster@roles-two.test (dedicated)"), "{text}");
 }

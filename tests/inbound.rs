@@ -1,6 +1,6 @@
 //! Inbound mail end to end: the real binary as the MX of its domains, driven by real peers.
 //!
-//! - swaks to the inbound port: a local mailbox (also `user+tag@` and `postmaster@`) gets 250 and
+//! - swaks to the inbound port: a local mailbox (also `user+tag@`, and `postmaster@` at the role mailbox) gets 250 and
 //!   the message is in its INBOX with `Authentication-Results` and `Received` headers; an unknown
 //!   local user gets 550 5.1.1, another domain 554 5.7.1 (never a relay), an oversize message 552;
 //!   EHLO offers STARTTLS and no AUTH, and AUTH is refused.
@@ -93,7 +93,13 @@ fn the_mx_accepts_mail_for_local_mailboxes_only() {
     }
     let first_of_domain = rig.mailboxes.iter().map(|m| m.2).min().expect("mailboxes");
     assert_eq!(first_of_domain, first, "mailboxes are listed in creation order");
-    assert_eq!(rig.folder(first, "INBOX").len(), 3, "plus-addressing and postmaster@ reach the first mailbox");
+    assert_eq!(rig.folder(first, "INBOX").len(), 2, "plus-addressing reaches the mailbox");
+    let postmaster: i64 = open(&rig.db)
+        .query_row("SELECT id FROM mailboxes WHERE address = ?1 AND role = 1", [format!("postmaster@{DOMAIN}")], |r| {
+            r.get(0)
+        })
+        .expect("the domain's role mailbox");
+    assert_eq!(rig.folder(postmaster, "INBOX").len(), 1, "postmaster@ reaches the dedicated role mailbox");
 
     let refusals = [
         (format!("nobody@{DOMAIN}"), "550 5.1.1"),
@@ -109,7 +115,7 @@ fn the_mx_accepts_mail_for_local_mailboxes_only() {
     let body = vec![big.as_str(); MAX_MESSAGE_SIZE / 100 + 100].join("\r\n");
     let (ok, log) = send_raw(&inbound, "lead@example.net", &ann, &format!("Subject: big\r\n\r\n{body}\r\n"));
     assert!(!ok && log.contains("<** 552 5.3.4"), "oversize must get 552:\n{}", &log[log.len().saturating_sub(2000)..]);
-    assert_eq!(rig.folder(first, "INBOX").len(), 3, "nothing more was stored");
+    assert_eq!(rig.folder(first, "INBOX").len(), 2, "nothing more was stored");
     assert!(rig.events("reply").is_empty(), "mail from strangers is stored, not counted as replies");
 }
 
@@ -433,7 +439,7 @@ async fn the_alias_page_adds_refuses_with_the_input_kept_removes_and_walls_off_w
     let issued = browser.post_form(&create, &added.body, &[("count", "1")]).await;
     assert_eq!(issued.status, 200, "{}", issued.body);
     let foreign: String = open(&rig.db)
-        .query_row("SELECT address FROM mailboxes WHERE workspace_id = ?1", [ws2], |r| r.get(0))
+        .query_row("SELECT address FROM mailboxes WHERE workspace_id = ?1 AND role = 0", [ws2], |r| r.get(0))
         .expect("the other workspace's mailbox");
     let refused = browser.post_form(&page_url, &page.body, &[("local_part", "partners"), ("to", &foreign)]).await;
     assert_eq!(refused.status, 422, "another workspace's mailbox is no target");

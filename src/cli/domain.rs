@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{access_for_address, cli_access, find_domain, print_json, print_list, text_table};
 use crate::app::App;
 use crate::dns::dkim::DkimAlgorithm;
-use crate::domains::{self, Domain};
+use crate::domains::{self, Domain, RoleChoice};
 
 #[derive(Subcommand)]
 pub enum DomainCommand {
@@ -45,6 +45,10 @@ pub enum DomainCommand {
         /// The DKIM key type.
         #[arg(long, default_value = "rsa", value_parser = ["rsa", "ed25519"])]
         dkim: String,
+        /// Where its role mail (postmaster@, abuse@, dmarc-reports@) goes: an existing mailbox
+        /// of the workspace, or "dedicated" (the default): a new postmaster@ mailbox.
+        #[arg(long, value_name = "ADDRESS|dedicated")]
+        role_mailbox: Option<String>,
     },
     /// Change a domain's settings.
     Set {
@@ -54,8 +58,12 @@ pub enum DomainCommand {
         #[arg(long)]
         workspace: Option<String>,
         /// The address its mail leaves from: one of `[delivery] source_ips`, or "auto".
-        #[arg(long, value_name = "IP|auto")]
-        source_ip: String,
+        #[arg(long, value_name = "IP|auto", required_unless_present = "role_mailbox")]
+        source_ip: Option<String>,
+        /// Where its role mail goes: a mailbox of the workspace, or "dedicated" (its postmaster@
+        /// role mailbox, created when missing).
+        #[arg(long, value_name = "ADDRESS|dedicated")]
+        role_mailbox: Option<String>,
     },
     /// Remove a domain that has no mailboxes left (its DKIM keys and aliases go with it).
     #[command(visible_alias = "rm")]
@@ -95,18 +103,30 @@ pub async fn run(app: App, command: DomainCommand) -> anyhow::Result<()> {
                 print!("{}", domains::records_text(&app.config, &domain));
             }
         }
-        DomainCommand::Add { name, workspace, dkim } => {
+        DomainCommand::Add { name, workspace, dkim, role_mailbox } => {
             let access = cli_access(&app, workspace).await?;
             let algorithm: DkimAlgorithm = dkim.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let domain = domains::add(&app, &access, &name, algorithm).await?;
-            eprintln!("domain {} added; publish these records:", domain.name);
+            let role = RoleChoice::from_cli(role_mailbox.as_deref());
+            let domain = domains::add(&app, &access, &name, algorithm, role).await?;
+            eprintln!(
+                "domain {} added; role mail goes to {}; publish these records:",
+                domain.name,
+                domain.role_mailbox.as_deref().unwrap_or("its first mailbox")
+            );
             print!("{}", domains::records_text(&app.config, &domain));
         }
-        DomainCommand::Set { name, workspace, source_ip } => {
+        DomainCommand::Set { name, workspace, source_ip, role_mailbox } => {
             let access = access_for_address(&app, workspace, &name).await?;
             let domain = find_domain(&app, &access, name).await?;
-            let updated = domains::set_source_ip(&app, &access, domain.id, &source_ip).await?;
-            eprintln!("{}: egress address {}", updated.name, updated.source_ip.as_deref().unwrap_or("automatic"));
+            if let Some(source_ip) = source_ip {
+                let updated = domains::set_source_ip(&app, &access, domain.id, &source_ip).await?;
+                eprintln!("{}: egress address {}", updated.name, updated.source_ip.as_deref().unwrap_or("automatic"));
+            }
+            if let Some(role_mailbox) = role_mailbox {
+                let role = RoleChoice::from_cli(Some(&role_mailbox));
+                let updated = domains::set_role_mailbox(&app, &access, domain.id, role).await?;
+                eprintln!("{}: role mail goes to {}", updated.name, updated.role_mailbox.unwrap_or_default());
+            }
         }
         DomainCommand::Remove { name, workspace } => {
             let access = access_for_address(&app, workspace, &name).await?;

@@ -54,7 +54,8 @@ pub enum MailboxCommand {
         #[arg(long, default_value = "plain", value_parser = CREDENTIAL_FORMATS)]
         format: String,
     },
-    /// Print a domain's mailboxes as CSV for a sequencer (without passwords).
+    /// Print a domain's mailboxes as CSV for a sequencer (without passwords; role mailboxes are
+    /// never exported).
     Export {
         /// The domain whose mailboxes are exported.
         #[arg(long)]
@@ -131,7 +132,7 @@ pub async fn run(app: App, command: MailboxCommand) -> anyhow::Result<()> {
             let domain = find_domain(&app, &access, domain).await?;
             let format: ExportFormat = format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             let (ws, id) = (access.workspace.id, domain.id);
-            let mailboxes = app.store.read(move |conn| mailbox::list(conn, ws, Some(id))).await?;
+            let mailboxes = app.store.read(move |conn| mailbox::senders(conn, ws, Some(id))).await?;
             let csv =
                 export::write_csv(format, &mailbox::server_settings(&app.config), &mailbox::export_rows(&mailboxes));
             print_bytes(&csv)?;
@@ -148,6 +149,12 @@ pub async fn run(app: App, command: MailboxCommand) -> anyhow::Result<()> {
         }
         MailboxCommand::ResetPassword { email, format } => {
             let (access, found) = mailbox_access(&app, &email).await?;
+            if format != "plain" && !found.sends_campaigns() {
+                anyhow::bail!(
+                    "The mailbox {} is a role mailbox, never exported to a sequencer; use --format plain",
+                    found.address
+                );
+            }
             let issued = create::reset_passwords(&app, &access, vec![found.id]).await?;
             print_credentials(&app, &issued, &format)?;
             eprintln!("{}: new password set; the old one no longer works", found.address);
@@ -161,7 +168,8 @@ pub async fn run(app: App, command: MailboxCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints just-issued passwords as `email,password` CSV (`plain`) or a sequencer's import file.
+/// Prints just-issued passwords as `email,password` CSV (`plain`) or a sequencer's import file
+/// (which leaves role mailboxes out).
 fn print_credentials(app: &App, issued: &Issued, format: &str) -> anyhow::Result<()> {
     if format == "plain" {
         let rows: Vec<(String, String)> =
@@ -169,7 +177,14 @@ fn print_credentials(app: &App, issued: &Issued, format: &str) -> anyhow::Result
         return print_bytes(&export::write_credentials_csv(&rows));
     }
     let format: ExportFormat = format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut rows = mailbox::export_rows(&issued.mailboxes);
+    let senders: Vec<Mailbox> = issued.mailboxes.iter().filter(|m| m.sends_campaigns()).cloned().collect();
+    if senders.is_empty() {
+        anyhow::bail!("Role mailboxes are never exported to a sequencer; use --format plain");
+    }
+    if senders.len() < issued.mailboxes.len() {
+        eprintln!("Role mailboxes are left out of the sequencer file");
+    }
+    let mut rows = mailbox::export_rows(&senders);
     for row in &mut rows {
         row.password = issued.credentials.iter().find(|c| c.email == row.email).map(|c| c.password.clone());
     }

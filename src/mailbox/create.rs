@@ -148,7 +148,8 @@ pub async fn reset_passwords(app: &App, access: &Access, ids: Vec<i64>) -> Resul
 }
 
 /// A credential batch of this user as export rows with their passwords, for a download in
-/// `format` (audited); `NotFound` when it is gone, expired or another user's.
+/// `format` (audited); `NotFound` when it is gone, expired or another user's. A sequencer's
+/// format leaves role mailboxes out.
 pub async fn read_batch(app: &App, access: &Access, batch_id: i64, format: &str) -> Result<Vec<ExportRow>> {
     access.workspace.role.require(Role::Member)?;
     let workspace = access.workspace.id;
@@ -178,7 +179,8 @@ pub async fn read_batch(app: &App, access: &Access, batch_id: i64, format: &str)
         .map_err(|e| Error::Internal(format!("credential batch unreadable: {e}")))?;
     let mut rows = Vec::with_capacity(credentials.len());
     for credential in credentials {
-        if let Some(mailbox) = mailboxes.iter().find(|m| m.address == credential.email) {
+        let exported = |m: &&Mailbox| format == "plain" || m.sends_campaigns();
+        if let Some(mailbox) = mailboxes.iter().filter(exported).find(|m| m.address == credential.email) {
             let mut row = super::export_rows(std::slice::from_ref(mailbox)).remove(0);
             row.password = Some(credential.password);
             rows.push(row);

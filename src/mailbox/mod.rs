@@ -94,10 +94,29 @@ pub struct Mailbox {
     pub per_minute: u32,
     pub status: Status,
     pub created_at: i64,
+    /// A role mailbox (`postmaster@`, made with its domain) receives the domain's role
+    /// addresses and is read over IMAP; it never sends campaigns ([`Mailbox::sends_campaigns`]).
+    pub role: bool,
 }
 
+impl Mailbox {
+    /// Whether this mailbox may go into a sequencer export or a campaign's rotation pool: every
+    /// mailbox but a role mailbox. The SQL form is [`SENDS_CAMPAIGNS`]; whatever chooses the
+    /// mailboxes a campaign sends from must use one of the two.
+    pub fn sends_campaigns(&self) -> bool {
+        !self.role
+    }
+}
+
+/// The condition on `mailboxes` rows that [`Mailbox::sends_campaigns`] states: the one filter
+/// for exports and rotation pools.
+pub const SENDS_CAMPAIGNS: &str = "mailboxes.role = 0";
+
+/// The local part of the dedicated role mailbox made with a domain.
+pub const ROLE_MAILBOX_LOCAL_PART: &str = "postmaster";
+
 const SELECT: &str = "SELECT id, domain_id, address, first_name, last_name, display_name, daily_limit, status, \
-    created_at, workspace_id, per_minute FROM mailboxes";
+    created_at, workspace_id, per_minute, role FROM mailboxes";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
     let status: String = row.get(7)?;
@@ -114,6 +133,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
             .map_err(|_| rusqlite::Error::InvalidColumnType(7, status, rusqlite::types::Type::Text))?,
         created_at: row.get(8)?,
         per_minute: row.get(10)?,
+        role: row.get(11)?,
     })
 }
 
@@ -123,6 +143,41 @@ pub fn list(conn: &Connection, workspace: i64, domain: Option<i64>) -> rusqlite:
         "{SELECT} WHERE workspace_id = ?1 AND (?2 IS NULL OR domain_id = ?2) ORDER BY address"
     ))?;
     stmt.query_map((workspace, domain), from_row)?.collect()
+}
+
+/// The mailboxes of a workspace (optionally of one domain) that may be exported to a sequencer
+/// or put in a rotation pool ([`SENDS_CAMPAIGNS`]), by address.
+pub fn senders(conn: &Connection, workspace: i64, domain: Option<i64>) -> rusqlite::Result<Vec<Mailbox>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE workspace_id = ?1 AND (?2 IS NULL OR domain_id = ?2) AND {SENDS_CAMPAIGNS} ORDER BY address"
+    ))?;
+    stmt.query_map((workspace, domain), from_row)?.collect()
+}
+
+/// Inserts the dedicated role mailbox `postmaster@DOMAIN` of a new domain (inside the domain's
+/// own write) with `password_hash` (of a password nobody is shown: set one with a reset to read
+/// it over IMAP); returns its id.
+pub fn insert_role_mailbox(
+    tx: &Connection,
+    workspace: i64,
+    domain_id: i64,
+    domain: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<i64> {
+    let address = format!("{ROLE_MAILBOX_LOCAL_PART}@{domain}");
+    let inserted = tx.execute(
+        "INSERT INTO mailboxes (workspace_id, domain_id, local_part, address, first_name, last_name, \
+         display_name, password_hash, daily_limit, status, role, created_at) \
+         VALUES (?1, ?2, ?3, ?4, 'Postmaster', '', 'Postmaster', ?5, ?6, 'active', 1, ?7) ON CONFLICT DO NOTHING",
+        (workspace, domain_id, ROLE_MAILBOX_LOCAL_PART, &address, password_hash, DEFAULT_DAILY_LIMIT, now),
+    )?;
+    if inserted == 0 {
+        return Err(Error::Conflict(format!(
+            "The address {address} is already taken: choose that mailbox for role mail instead."
+        )));
+    }
+    Ok(tx.last_insert_rowid())
 }
 
 /// A search of a workspace's mailboxes for one page of the list.
@@ -439,6 +494,7 @@ mod tests {
             per_minute: 0,
             status: Status::Active,
             created_at: 0,
+            role: false,
         };
         let names = |display: &str| export_names(&mailbox(display));
         assert_eq!(names("Emma Walker"), ("Emma".into(), "Walker".into()));

@@ -4,7 +4,8 @@
 //! name a line). For each mailbox a first and a last name are drawn at random, then one of seven
 //! patterns, weighted towards the most common corporate form `first.last`. A candidate is drawn
 //! again when it is already taken on the domain, already handed out in this batch, or reads as
-//! something rude where two names meet (`twatson`, `emilf`: see [`UNFORTUNATE_FRAGMENTS`]).
+//! something rude where two names meet (`twatson`, `emilf`: see [`UNFORTUNATE_FRAGMENTS`]), or
+//! is a role address (`postmaster`, `abuse`, `dmarc-reports`: those belong to role mail).
 //!
 //! Each person gets 500 tries with letters only; only when all of them collide does the generator
 //! fall back to a two-digit suffix (`emma.walker42`) for another 500 tries, and only then does it
@@ -192,6 +193,7 @@ fn is_free(candidate: &str, taken: &HashSet<String>, used: &HashSet<String>) -> 
         && !taken.contains(candidate)
         && !used.contains(candidate)
         && !UNFORTUNATE_FRAGMENTS.iter().any(|fragment| candidate.contains(fragment))
+        && !super::resolve::ROLE_LOCAL_PARTS.contains(&candidate)
 }
 
 /// A letters-only person, or None after [`PLAIN_ATTEMPTS`] collisions.
@@ -298,6 +300,20 @@ mod tests {
         }
         for person in generate_people(500, &HashSet::new()).unwrap() {
             assert!(!UNFORTUNATE_FRAGMENTS.iter().any(|f| person.local_part.contains(f)), "{}", person.local_part);
+        }
+    }
+
+    #[test]
+    fn role_local_parts_are_never_handed_out() {
+        let lists = NameLists { first: vec!["postmaster", "abuse"], last: vec!["lee"] };
+        let people = generate_from(&lists, 40, &HashSet::new()).unwrap();
+        assert_eq!(people.len(), 40);
+        for person in people {
+            assert!(
+                !crate::mailbox::resolve::ROLE_LOCAL_PARTS.contains(&person.local_part.as_str()),
+                "{}",
+                person.local_part
+            );
         }
     }
 

@@ -16,11 +16,14 @@
 //!    of the same workspace) gets it — role addresses included: a domain with a catch-all sends
 //!    everything nobody claims there.
 //! 7. Role addresses — `postmaster@`, `abuse@` and `dmarc-reports@` (the DMARC `rua` address the
-//!    published records name) — go to the domain's designated role mailbox
-//!    (`domains.role_mailbox_id`, when it is a mailbox of the same workspace), else to the
-//!    domain's first mailbox (lowest id), else to the workspace's first mailbox. To send them
-//!    elsewhere, add an alias of that name (rule 4). A workspace without any mailbox cannot
-//!    receive them (550 5.1.1).
+//!    published records name) — go to the domain's role mailbox (`domains.role_mailbox_id`,
+//!    when it is a mailbox of the same workspace). It is chosen when the domain is added: by
+//!    default a dedicated `postmaster@DOMAIN` mailbox marked as a role mailbox (`mailboxes.role`:
+//!    read over IMAP, never exported, never in a rotation pool), or an existing mailbox of the
+//!    workspace; an admin can change it on the domain page. Domains from before that choice
+//!    (or whose role mailbox was removed) fall back to the domain's first mailbox (lowest id),
+//!    else to the workspace's first mailbox. An alias of a role's name (rule 4) sends that one
+//!    elsewhere. A workspace without any mailbox cannot receive them (550 5.1.1).
 //! 8. Anything else: [`Refusal::UnknownUser`] (550 5.1.1 on the wire). A bare `postmaster` (RFC
 //!    5321 §4.5.1) is the postmaster of the host name's domain or its parent, when one is local.
 //!
@@ -188,7 +191,7 @@ fn catch_all(conn: &Connection, domain: &Domain) -> rusqlite::Result<Option<Loca
         .optional()
 }
 
-/// The mailbox that receives the domain's role addresses (module doc, rule 6).
+/// The mailbox that receives the domain's role addresses (module doc, rule 7).
 fn role_mailbox(conn: &Connection, domain: &Domain) -> rusqlite::Result<Option<Local>> {
     let mailbox: Option<i64> = conn
         .prepare_cached(
@@ -251,6 +254,31 @@ mod tests {
                 assert_eq!(resolve(tx, "postmaster@lonely.test", host)?, Err(Refusal::UnknownUser));
                 tx.execute("UPDATE domains SET role_mailbox_id = 5 WHERE id = 1", [])?;
                 assert_eq!(resolve(tx, "postmaster@grove.test", host)?, local(&[5]), "the designated mailbox");
+                Ok::<_, rusqlite::Error>(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn role_addresses_reach_the_dedicated_role_mailbox() {
+        let (_dir, store) = crate::store::open_temp();
+        store
+            .write(|tx| {
+                seed(tx);
+                tx.execute_batch(
+                    "INSERT INTO mailboxes (id, workspace_id, domain_id, local_part, address, first_name, last_name,
+                        display_name, password_hash, role, created_at) VALUES
+                       (7, 1, 2, 'postmaster', 'postmaster@empty.test', 'P', '', 'P', 'x', 1, 0);
+                     UPDATE domains SET role_mailbox_id = 7 WHERE id = 2;",
+                )?;
+                let host = "mail.grove.test";
+                for role in ["postmaster", "abuse", "Dmarc-Reports", "abuse+fbl"] {
+                    assert_eq!(resolve(tx, &format!("{role}@empty.test"), host)?, local(&[7]), "{role}");
+                }
+                assert_eq!(resolve(tx, "nobody@empty.test", host)?, Err(Refusal::UnknownUser));
+                tx.execute("DELETE FROM mailboxes WHERE id = 7", [])?;
+                assert_eq!(resolve(tx, "abuse@empty.test", host)?, local(&[3]), "the fallback once it is gone");
                 Ok::<_, rusqlite::Error>(())
             })
             .await

@@ -1,5 +1,7 @@
 //! Domains: the list with the add form, one domain's records to publish, its zone snippet, and
-//! its egress address (a select of `[delivery] source_ips` and "automatic").
+//! its egress address (a select of `[delivery] source_ips` and "automatic"), and where its role
+//! mail goes (a dedicated postmaster@ mailbox or a select of the workspace's mailboxes), chosen
+//! when adding it and changeable on its page.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -12,7 +14,7 @@ use crate::app::App;
 use crate::clock::format_unix;
 use crate::dns::dkim::DkimAlgorithm;
 use crate::dns::records::DnsRecord;
-use crate::domains::{self, Domain};
+use crate::domains::{self, Domain, RoleChoice};
 use crate::error::Error;
 use crate::mailbox::{self, Mailbox};
 use crate::web::listing::{ListQuery, Listing};
@@ -25,8 +27,12 @@ struct ListPage {
     ctx: Ctx,
     listing: Listing,
     domains: Vec<Domain>,
+    /// The workspace's mailboxes, to choose one for role mail.
+    mailboxes: Vec<Mailbox>,
     name: String,
     dkim: String,
+    /// "dedicated" or a mailbox id, as chosen.
+    role_mailbox: String,
     error: Option<String>,
 }
 
@@ -42,6 +48,8 @@ pub struct AddForm {
     name: String,
     #[serde(default)]
     dkim: String,
+    #[serde(default)]
+    role_mailbox: String,
 }
 
 async fn list_page(app: &App, session: &Session, ws: i64, query: ListQuery) -> WebResult<ListPage> {
@@ -49,17 +57,26 @@ async fn list_page(app: &App, session: &Session, ws: i64, query: ListQuery) -> W
     let mut listing = Listing::new(query, Vec::new(), domains::SORT_COLUMNS);
     let search =
         domains::Search { text: listing.search().to_string(), order_by: listing.order_by(), ..Default::default() };
-    let (listing, domains) = app
+    let (listing, domains, mailboxes) = app
         .store
         .read(move |conn| {
             let domains = listing.read_page(
                 || domains::count_matching(conn, ws, &search),
                 |limit, offset| domains::search(conn, ws, &domains::Search { limit, offset, ..search.clone() }),
             )?;
-            Ok::<_, Error>((listing, domains))
+            Ok::<_, Error>((listing, domains, mailbox::list(conn, ws, None)?))
         })
         .await?;
-    Ok(ListPage { ctx, listing, domains, name: String::new(), dkim: "rsa".into(), error: None })
+    Ok(ListPage {
+        ctx,
+        listing,
+        domains,
+        mailboxes,
+        name: String::new(),
+        dkim: "rsa".into(),
+        role_mailbox: "dedicated".into(),
+        error: None,
+    })
 }
 
 pub async fn list(
@@ -78,9 +95,10 @@ pub async fn add(
     CsrfForm(form): CsrfForm<AddForm>,
 ) -> WebResult {
     let (access, _) = session.in_workspace(&app, ws, "domains").await?;
-    let result = match form.dkim.parse::<DkimAlgorithm>() {
-        Ok(algorithm) => domains::add(&app, &access, &form.name, algorithm).await,
-        Err(e) => Err(Error::invalid("dkim", e.to_string())),
+    let choice = form.dkim.parse::<DkimAlgorithm>().map_err(|e| Error::invalid("dkim", e.to_string()));
+    let result = match choice.and_then(|algorithm| Ok((algorithm, RoleChoice::from_form(&form.role_mailbox)?))) {
+        Ok((algorithm, role)) => domains::add(&app, &access, &form.name, algorithm, role).await,
+        Err(e) => Err(e),
     };
     match result {
         Ok(domain) => Ok(Redirect::to(&format!("/w/{ws}/domains/{}", domain.id)).into_response()),
@@ -88,6 +106,7 @@ pub async fn add(
             let mut page = list_page(&app, &session, ws, ListQuery::default()).await?;
             page.name = form.name;
             page.dkim = form.dkim;
+            page.role_mailbox = form.role_mailbox;
             page.error = Some(e.to_string());
             Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
@@ -109,6 +128,11 @@ pub struct ShowPage {
     /// The selected egress address; empty: automatic.
     pub source_ip: String,
     pub source_ip_error: Option<String>,
+    /// The workspace's mailboxes, to choose one for role mail.
+    pub workspace_mailboxes: Vec<Mailbox>,
+    /// "dedicated" or a mailbox id: the selected choice for role mail.
+    pub role_mailbox: String,
+    pub role_mailbox_error: Option<String>,
     /// What keeps the records from being usable (`Config::deployment_warnings`).
     pub warnings: Vec<String>,
 }
@@ -116,12 +140,14 @@ pub struct ShowPage {
 /// The domain page, with the mailbox-creation form pre-filled.
 pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebResult<ShowPage> {
     let (_, ctx) = session.in_workspace(app, ws, "domains").await?;
-    let (domain, mailboxes) = app
+    let (domain, workspace_mailboxes) = app
         .store
-        .read(move |conn| Ok::<_, Error>((domains::get(conn, ws, id)?, mailbox::list(conn, ws, Some(id))?)))
+        .read(move |conn| Ok::<_, Error>((domains::get(conn, ws, id)?, mailbox::list(conn, ws, None)?)))
         .await?;
+    let mailboxes = workspace_mailboxes.iter().filter(|m| m.domain_id == id).cloned().collect();
     let records = domains::records(&app.config, &domain);
     let source_ip = domain.source_ip.clone().unwrap_or_default();
+    let role_mailbox = domain.role_mailbox_id.map(|id| id.to_string()).unwrap_or_default();
     Ok(ShowPage {
         ctx,
         domain,
@@ -132,6 +158,9 @@ pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebRes
         source_ips: app.config.delivery.source_ips.clone(),
         source_ip,
         source_ip_error: None,
+        workspace_mailboxes,
+        role_mailbox,
+        role_mailbox_error: None,
         warnings: app.config.deployment_warnings(),
     })
 }
@@ -160,6 +189,36 @@ pub async fn set_source_ip(
             let mut page = show_page(&app, &session, ws, id).await?;
             page.source_ip = form.source_ip;
             page.source_ip_error = Some(e.to_string());
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RoleMailboxForm {
+    #[serde(default)]
+    role_mailbox: String,
+}
+
+/// Sets where the domain's role mail goes; a bad choice re-renders the page with the error.
+pub async fn set_role_mailbox(
+    State(app): State<App>,
+    session: Session,
+    Path((ws, id)): Path<(i64, i64)>,
+    CsrfForm(form): CsrfForm<RoleMailboxForm>,
+) -> WebResult {
+    let (access, _) = session.in_workspace(&app, ws, "domains").await?;
+    let result = match RoleChoice::from_form(&form.role_mailbox) {
+        Ok(role) => domains::set_role_mailbox(&app, &access, id, role).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/w/{ws}/domains/{id}")).into_response()),
+        Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
+            let mut page = show_page(&app, &session, ws, id).await?;
+            page.role_mailbox = form.role_mailbox;
+            page.role_mailbox_error = Some(e.to_string());
             Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e.into()),

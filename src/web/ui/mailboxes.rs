@@ -171,7 +171,8 @@ pub async fn list(
     Ok(render(StatusCode::OK, &list_page(&app, &session, ws, query).await?))
 }
 
-/// What to export: selected mailbox ids, or every mailbox of a domain, or all.
+/// What to export: selected mailbox ids, or every mailbox of a domain, or all. Role mailboxes
+/// are never exported (`Mailbox::sends_campaigns`).
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct ExportQuery {
@@ -190,7 +191,11 @@ pub async fn export(
     let (access, _) = session.in_workspace(&app, ws, "mailboxes").await?;
     let format: ExportFormat =
         query.format.parse().map_err(|e: export::ExportError| Error::invalid("format", e.to_string()))?;
-    let (label, mailboxes) = select(&app, &access, query.id, query.domain).await?;
+    let (label, mut mailboxes) = select(&app, &access, query.id.clone(), query.domain).await?;
+    mailboxes.retain(Mailbox::sends_campaigns);
+    if mailboxes.is_empty() && !query.id.is_empty() {
+        return Err(only_role_mailboxes().into());
+    }
     let body = export::write_csv(format, &mailbox::server_settings(&app.config), &mailbox::export_rows(&mailboxes));
     Ok(csv_download(&format.file_name(&label), body))
 }
@@ -207,9 +212,28 @@ pub async fn export_selected(
         page.error = Some("Select the mailboxes to export: tick them in the list first.".into());
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
+    session.in_workspace(&app, ws, "mailboxes").await?;
+    let wanted = query.id.clone();
+    let found = app.store.read(move |conn| mailbox::by_ids(conn, ws, &wanted)).await?;
+    if !found.is_empty() && !found.iter().any(Mailbox::sends_campaigns) {
+        let mut page = list_page(&app, &session, ws, ListQuery::default()).await?;
+        page.error = Some(only_role_mailboxes().to_string());
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
     export(State(app), session, Path(ws), Query(query)).await
 }
 
+/// The refusal of an export whose selection holds only role mailboxes.
+fn only_role_mailboxes() -> Error {
+    Error::invalid(
+        "id",
+        "Role mailboxes (tagged Role mail) receive the domain's role addresses and are never exported to a \
+         sequencer. Select the mailboxes that send campaigns.",
+    )
+}
+
+/// The selected mailboxes (every one of them, role mailboxes included, or `NotFound`), else the
+/// mailboxes of `domain` or the workspace that send campaigns.
 async fn select(
     app: &App,
     access: &Access,
@@ -232,9 +256,9 @@ async fn select(
             match domain {
                 Some(id) => {
                     let domain = domains::get(conn, ws, id)?;
-                    Ok((domain.name, mailbox::list(conn, ws, Some(id))?))
+                    Ok((domain.name, mailbox::senders(conn, ws, Some(id))?))
                 }
-                None => Ok(("mailboxes".to_string(), mailbox::list(conn, ws, None)?)),
+                None => Ok(("mailboxes".to_string(), mailbox::senders(conn, ws, None)?)),
             }
         })
         .await
