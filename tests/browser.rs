@@ -648,7 +648,10 @@ async fn long_name_and_phone_width(walk: &Walk, domain_page: &str) {
         const out = [...document.querySelectorAll('header.top .brand, header.top nav, header.top .who')]
             .filter(e => { const r = e.getBoundingClientRect(); return r.left < 0 || r.right > w + 1; })
             .map(e => e.className || e.tagName);
-        return { page: document.documentElement.scrollWidth - w, header: out };";
+        const wide = [...document.body.querySelectorAll('*')]
+            .filter(e => e.getBoundingClientRect().right > w + 1)
+            .slice(-3).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + e.getBoundingClientRect().width);
+        return { page: document.documentElement.scrollWidth - w, header: out, wide: wide };";
     for (i, page) in pages.iter().enumerate() {
         let url = base.join(page).expect("a page url");
         client.goto(url.as_str()).await.expect("open the page");
