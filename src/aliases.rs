@@ -234,9 +234,15 @@ pub fn role_routes(conn: &Connection, domain: &str, hostname: &str) -> Result<Ve
 fn split_address(input: &str) -> Result<(String, String)> {
     let input = input.trim();
     let Some((local, domain)) = input.rsplit_once('@') else {
-        return Err(Error::invalid("address", format!("`{input}` is not an address like sales@example.com.")));
+        if input.is_empty() {
+            return Err(Error::invalid("address", "Enter an alias."));
+        }
+        return Err(Error::invalid("address", format!("\"{input}\" is not an address like sales@example.com.")));
     };
     let local = local.to_lowercase();
+    if local.is_empty() {
+        return Err(Error::invalid("address", "Enter an alias."));
+    }
     let plain = local.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if local.is_empty()
         || local.len() > MAX_LOCAL_PART
@@ -248,8 +254,8 @@ fn split_address(input: &str) -> Result<(String, String)> {
         return Err(Error::invalid(
             "address",
             format!(
-                "`{local}` cannot be an alias: use up to {MAX_LOCAL_PART} letters, digits, dots, `_` or `-` \
-                 (no `+`: sales+anything@ already reaches sales@)."
+                "\"{local}\" cannot be an alias: use up to {MAX_LOCAL_PART} letters, digits, dots, underscores \
+                 or hyphens (no plus sign: sales+anything@ already reaches sales@)."
             ),
         ));
     }
@@ -325,6 +331,11 @@ mod tests {
             assert!(matches!(split_address(bad), Err(Error::Invalid { .. })), "{bad}");
         }
         assert!(split_address(&format!("{}@grove.test", "a".repeat(65))).is_err());
+        for empty in ["", "  ", "@grove.test"] {
+            assert_eq!(split_address(empty).unwrap_err().to_string(), "Enter an alias.", "{empty:?}");
+        }
+        let refused = split_address("a+b@grove.test").unwrap_err().to_string();
+        assert!(refused.starts_with("\"a+b\" cannot be an alias") && !refused.contains('`'), "{refused}");
     }
 
     #[tokio::test]

@@ -20,9 +20,9 @@ const CHECK_PLAINTEXT: &[u8] = b"inboxgrove master key check v1";
 pub enum CryptoError {
     #[error("INBOXGROVE_MASTER_KEY must be 64 hexadecimal digits")]
     BadEnvKey,
-    #[error("the master key file {0} is not 64 hexadecimal digits")]
+    #[error("The master key file {0} is not 64 hexadecimal digits")]
     BadKeyFile(String),
-    #[error("cannot read or create the master key file {path}: {source}")]
+    #[error("Cannot read or create the master key file {path}: {source}")]
     KeyFile { path: String, source: std::io::Error },
     #[error(
         "the master key does not match this database (it was created with another key); \
@@ -33,7 +33,7 @@ pub enum CryptoError {
         "the database exists but its master key is missing: restore master.key in the data dir or set INBOXGROVE_MASTER_KEY"
     )]
     MissingKey,
-    #[error("a sealed value could not be opened")]
+    #[error("A sealed value could not be opened")]
     Open,
 }
 

@@ -397,11 +397,11 @@ pub fn parse_source_ip(configured: &[String], input: &str) -> Result<Option<Stri
         return Ok(None);
     }
     let ip: std::net::IpAddr =
-        input.parse().map_err(|_| Error::invalid("source_ip", format!("`{input}` is not an IP address.")))?;
+        input.parse().map_err(|_| Error::invalid("source_ip", format!("\"{input}\" is not an IP address.")))?;
     if configured.is_empty() {
         return Err(Error::invalid(
             "source_ip",
-            "No source addresses are configured: list them in `[delivery] source_ips` first.",
+            "No source addresses are configured: list them in source_ips under [delivery] in the configuration first.",
         ));
     }
     if !configured.iter().any(|c| c.parse::<std::net::IpAddr>().is_ok_and(|c| c == ip)) {

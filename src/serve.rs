@@ -11,7 +11,7 @@ use crate::config::Config;
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.http.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+        .with_context(|| format!("Cannot listen on {} (http.listen)", config.http.listen))?;
     let bound = listener.local_addr()?;
     config.default_base_url(bound);
     let app = App::open(config).await?;

@@ -32,13 +32,13 @@ pub const RENEWAL_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {path}: {reason}")]
+    #[error("Cannot read {path}: {reason}")]
     Read { path: PathBuf, reason: String },
-    #[error("cannot generate a self-signed certificate: {0}")]
+    #[error("Cannot generate a self-signed certificate: {0}")]
     Generate(String),
-    #[error("cannot write {path}: {source}")]
+    #[error("Cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
-    #[error("the certificate and key do not form a usable TLS configuration: {0}")]
+    #[error("The certificate and key do not form a usable TLS configuration: {0}")]
     Config(String),
 }
 

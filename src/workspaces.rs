@@ -213,10 +213,10 @@ pub fn resolve_for_cli(conn: &Connection, wanted: Option<&str>) -> Result<i64> {
             .iter()
             .find(|(id, name)| id.to_string() == w || name.eq_ignore_ascii_case(w))
             .map(|(id, _)| *id)
-            .ok_or_else(|| Error::invalid("workspace", format!("No workspace named or numbered `{w}`."))),
+            .ok_or_else(|| Error::invalid("workspace", format!("No workspace named or numbered \"{w}\"."))),
         None => match all.as_slice() {
             [(id, _)] => Ok(*id),
-            [] => Err(Error::invalid("workspace", "There is no workspace yet: run `inboxgrove admin create` first.")),
+            [] => Err(Error::invalid("workspace", "There is no workspace yet: run \"inboxgrove admin create\" first.")),
             _ => Err(Error::invalid("workspace", "There are several workspaces: choose one with --workspace.")),
         },
     }
@@ -243,7 +243,7 @@ pub fn list_all(conn: &Connection) -> rusqlite::Result<Vec<Summary>> {
 /// Checks an IANA time zone name (e.g. `Europe/Berlin`) and returns its canonical form.
 pub fn check_time_zone(input: &str) -> Result<String> {
     input.trim().parse::<chrono_tz::Tz>().map(|zone| zone.name().to_string()).map_err(|_| {
-        Error::invalid("time_zone", format!("`{}` is not an IANA time zone such as Europe/Berlin.", input.trim()))
+        Error::invalid("time_zone", format!("\"{}\" is not an IANA time zone such as Europe/Berlin.", input.trim()))
     })
 }
 

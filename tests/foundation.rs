@@ -617,7 +617,7 @@ async fn admin_password_reset_ends_sessions_and_json_logs() {
     let missing =
         appliance.cli(&["admin", "reset-password", "--email", "nobody@acme.test"], Some("another long password\n"));
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no user"));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("No user with the email nobody@acme.test"));
     let short = appliance.cli(&["admin", "reset-password", "--email", ADMIN], Some("short\n"));
     assert!(!short.status.success());
     let reset = appliance.cli(&["admin", "reset-password", "--email", ADMIN], Some("another long password\n"));

@@ -227,7 +227,7 @@ async fn local_and_remote_routing_the_queue_page_cli_roles_and_walls() {
     let again = appliance.cli(&["queue", "cancel", &second.to_string()], None);
     assert!(!again.status.success() && stderr(&again).contains("is cancelled"), "{}", stderr(&again));
     let missing = appliance.cli(&["queue", "retry", "999999"], None);
-    assert!(!missing.status.success() && stderr(&missing).contains("no queue row 999999"), "{}", stderr(&missing));
+    assert!(!missing.status.success() && stderr(&missing).contains("No queue row 999999"), "{}", stderr(&missing));
     let cancelled_list = stdout(&appliance.cli(&["queue", "list", "--status", "cancelled"], None));
     assert!(cancelled_list.contains("dora@remote.test"), "{cancelled_list}");
 

@@ -494,5 +494,5 @@ fn a_taken_submission_port_fails_startup_naming_the_key() {
     );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("cannot listen on {address} (smtp.submission)")), "{stderr}");
+    assert!(stderr.contains(&format!("Cannot listen on {address} (smtp.submission)")), "{stderr}");
 }

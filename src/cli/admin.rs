@@ -34,7 +34,7 @@ pub async fn run(app: App, command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::ResetPassword { email } => {
             users::reset_password(&app, &email, read_password()?).await.map_err(|e| match e {
-                Error::NotFound => anyhow::anyhow!("no user with the email {email}"),
+                Error::NotFound => anyhow::anyhow!("No user with the email {email}"),
                 other => other.into(),
             })?;
             eprintln!("password changed; the user's sessions have ended");
@@ -45,11 +45,11 @@ pub async fn run(app: App, command: AdminCommand) -> anyhow::Result<()> {
 
 fn read_password() -> anyhow::Result<String> {
     let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).context("cannot read the password from standard input")?;
+    std::io::stdin().read_to_string(&mut input).context("Cannot read the password from standard input")?;
     let password = input.lines().next().unwrap_or_default().to_string();
     if password.is_empty() {
         bail!(
-            "give the password on standard input, e.g. `inboxgrove admin create --email you@example.com < password.txt`"
+            "Give the password on standard input, for example: inboxgrove admin create --email you@example.com < password.txt"
         );
     }
     Ok(password)

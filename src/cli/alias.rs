@@ -66,7 +66,7 @@ pub async fn run(app: App, command: AliasCommand) -> anyhow::Result<()> {
             let (ws, lookup) = (access.workspace.id, address.clone());
             let id =
                 app.store.read(move |conn| aliases::find_by_address(conn, ws, &lookup)).await.map_err(|e| match e {
-                    Error::NotFound => anyhow::anyhow!("no alias {address} in workspace {}", access.workspace.name),
+                    Error::NotFound => anyhow::anyhow!("No alias {address} in workspace {}", access.workspace.name),
                     other => other.into(),
                 })?;
             let alias = aliases::remove(&app, &access, id).await?;

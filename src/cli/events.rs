@@ -74,7 +74,7 @@ pub async fn run(app: App, command: EventsCommand) -> anyhow::Result<()> {
         Some(email) => {
             let (owner, found) = find_mailbox(&app, &email).await?;
             if workspace.is_some_and(|ws| ws != owner) {
-                anyhow::bail!("the mailbox {email} is not in that workspace");
+                anyhow::bail!("The mailbox {email} is not in that workspace");
             }
             Some(found.id)
         }

@@ -195,7 +195,7 @@ fn print_credentials(app: &App, issued: &Issued, format: &str) -> anyhow::Result
 pub async fn find_mailbox(app: &App, email: &str) -> anyhow::Result<(i64, mailbox::Mailbox)> {
     let lookup = email.to_string();
     app.store.read(move |conn| mailbox::find_by_address(conn, &lookup)).await.map_err(|e| match e {
-        Error::NotFound => anyhow::anyhow!("no mailbox {email}"),
+        Error::NotFound => anyhow::anyhow!("No mailbox {email}"),
         other => other.into(),
     })
 }

@@ -133,7 +133,7 @@ fn ensure_data_dir(config: &Config, file: Option<&std::path::Path>) -> anyhow::R
     if dir.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("Cannot create the data directory {}", dir.display()))?;
     let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
     let source = match file {
         Some(file) => format!("config {}", file.display()),
@@ -181,7 +181,7 @@ async fn backup(config: Config, file: PathBuf) -> anyhow::Result<()> {
         bail!("{} already exists; choose a new file", file.display());
     }
     let app = App::open(config).await?;
-    app.store.backup(file.clone()).await.with_context(|| format!("backup to {} failed", file.display()))?;
+    app.store.backup(file.clone()).await.with_context(|| format!("Backup to {} failed", file.display()))?;
     eprintln!(
         "backup written to {}; keep the master key (master.key in the data dir, or INBOXGROVE_MASTER_KEY) with it",
         file.display()
@@ -230,7 +230,7 @@ async fn find_domain(app: &App, access: &Access, name: String) -> anyhow::Result
     let shown = name.clone();
     app.store.read(move |conn| domains::find_by_name(conn, ws, &name)).await.map_err(|e| match e {
         Error::NotFound => {
-            anyhow::anyhow!("no domain {shown} in workspace {}", access.workspace.name)
+            anyhow::anyhow!("No domain {shown} in workspace {}", access.workspace.name)
         }
         other => other.into(),
     })

@@ -34,7 +34,7 @@ pub enum QueueCommand {
 pub async fn run(app: App, command: QueueCommand) -> anyhow::Result<()> {
     let not_found = |id: i64| {
         move |e: Error| match e {
-            Error::NotFound => anyhow::anyhow!("no queue row {id}"),
+            Error::NotFound => anyhow::anyhow!("No queue row {id}"),
             other => other.into(),
         }
     };

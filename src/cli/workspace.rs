@@ -65,7 +65,7 @@ pub async fn run(app: App, command: WorkspaceCommand) -> anyhow::Result<()> {
         }
         WorkspaceCommand::Set { workspace, name, time_zone, json } => {
             if name.is_none() && time_zone.is_none() {
-                anyhow::bail!("give --name or --time-zone");
+                anyhow::bail!("Give --name or --time-zone.");
             }
             let access = cli_access(&app, Some(workspace)).await?;
             let now = app.clock.unix();

@@ -192,7 +192,7 @@ fn build(config: &DnsConfig) -> Result<TokioResolver, String> {
 fn explicit_config(nameservers: &[String]) -> Result<ResolverConfig, String> {
     let mut servers = Vec::with_capacity(nameservers.len());
     for text in nameservers {
-        let address: SocketAddr = text.parse().map_err(|_| format!("`{text}` is not an ip:port address"))?;
+        let address: SocketAddr = text.parse().map_err(|_| format!("\"{text}\" is not an ip:port address"))?;
         let mut udp = ConnectionConfig::udp();
         udp.port = address.port();
         let mut tcp = ConnectionConfig::tcp();

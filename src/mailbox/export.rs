@@ -73,7 +73,7 @@ const IN_MEMORY: &str = "writing CSV into memory cannot fail";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ExportError {
-    #[error("unknown export format \"{0}\"; choose one of: instantly, smartlead")]
+    #[error("Unknown export format \"{0}\": choose instantly or smartlead.")]
     UnknownFormat(String),
 }
 

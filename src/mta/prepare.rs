@@ -223,7 +223,7 @@ fn check_recipients(recipients: &[String]) -> Result<Vec<String>> {
         let recipient = recipient.trim();
         let valid = recipient.rsplit_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
         if !valid || recipient.contains(['\r', '\n', '<', '>', ' ']) {
-            return Err(Error::invalid("recipients", format!("`{recipient}` is not an email address.")));
+            return Err(Error::invalid("recipients", format!("\"{recipient}\" is not an email address.")));
         }
         if seen.insert(recipient.to_lowercase()) {
             out.push(recipient.to_string());

@@ -64,7 +64,7 @@ pub async fn start(app: &App, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<
 
 /// Binds a listen address from the configuration; the error names the config key.
 pub async fn bind(address: &str, key: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} ({key})"))
+    TcpListener::bind(address).await.with_context(|| format!("Cannot listen on {address} ({key})"))
 }
 
 /// Runs `engine` on `listener` until shutdown, as a supervised task; `limits` caps its sessions

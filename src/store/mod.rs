@@ -54,15 +54,15 @@ pub const GROUP_LIMIT: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
+    #[error("Database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the database at {path} has schema version {found}, newer than this binary ({known}); upgrade inboxgrove")]
+    #[error("The database at {path} has schema version {found}, newer than this binary ({known}); upgrade inboxgrove")]
     TooNew { path: PathBuf, found: i64, known: i64 },
-    #[error("the database at {path} failed its integrity check: {detail}")]
+    #[error("The database at {path} failed its integrity check: {detail}")]
     Corrupt { path: PathBuf, detail: String },
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("Cannot create the data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot start the database writer thread: {0}")]
+    #[error("Cannot start the database writer thread: {0}")]
     Writer(std::io::Error),
 }
 

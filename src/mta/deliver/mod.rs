@@ -70,7 +70,7 @@ const MAX_ROUND_GAP: Duration = Duration::from_secs(1);
 
 /// Starts the delivery scheduler (supervised; it stops on shutdown).
 pub fn start(app: &App) -> anyhow::Result<()> {
-    let worker = Arc::new(Worker::new(app).context("cannot set up outbound TLS")?);
+    let worker = Arc::new(Worker::new(app).context("Cannot set up outbound TLS")?);
     warn_of_unmatched_routes(app)?;
     app.spawn_supervised("delivery", worker.run());
     Ok(())

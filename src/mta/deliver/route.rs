@@ -221,7 +221,7 @@ pub async fn direct(resolver: &Resolver, domain: &str, port: u16) -> Result<Vec<
 /// The addresses of the relay `host:port`.
 pub async fn smarthost(resolver: &Resolver, smarthost: &str) -> Result<Vec<Target>, Reply> {
     let (host, port) = split_host_port(smarthost)
-        .ok_or_else(|| Reply::local("4.3.5", format!("the smarthost `{smarthost}` is not host:port")))?;
+        .ok_or_else(|| Reply::local("4.3.5", format!("the smarthost \"{smarthost}\" is not host:port")))?;
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![Target { host: host.to_string(), ip, port }]);
     }
