@@ -144,9 +144,11 @@ pub const SORT_COLUMNS: &[(&str, &str)] = &[
     ("created", "d.created_at"),
 ];
 
-const MATCHES: &str = "d.workspace_id = ?1 AND (?2 = '' OR instr(d.name, ?2) > 0 OR instr(d.name, ?3) > 0)";
+const MATCHES: &str =
+    "d.workspace_id = ?1 AND (?2 = '' OR instr(display_domain(d.name), ?2) > 0 OR instr(d.name, ?3) > 0)";
 
-/// The search text as typed (lowercase) and in ASCII form, so "bücher" finds `xn--bcher-kva.test`.
+/// The search text as typed (lowercase), matched against names as people read them (so "büch"
+/// finds `xn--bcher-kva.test`), and in ASCII form (so "xn--bcher" does too).
 fn search_terms(text: &str) -> (String, String) {
     let typed = text.trim().to_lowercase();
     let ascii = normalize_domain(&typed).unwrap_or_else(|_| typed.clone());

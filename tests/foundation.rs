@@ -1049,3 +1049,117 @@ async fn role_mail_goes_to_a_dedicated_postmaster_mailbox_or_a_chosen_one() {
     assert!(text.contains("domain.role_mailbox") && text.contains("role mail to postmaster@roles-one.test"), "{text}");
     assert!(text.contains("role mail to postmaster@roles-two.test (dedicated)"), "{text}");
 }
+
+/// Adds domain `name` with an Ed25519 key (quick to make, for tests that add many).
+async fn add_ed25519_domain(browser: &Browser, ws: i64, name: &str) -> common::Page {
+    let form = browser.get(&format!("/w/{ws}/domains")).await;
+    browser.post_form(&format!("/w/{ws}/domains"), &form.body, &[("name", name), ("dkim", "ed25519")]).await
+}
+
+/// Follows the link (a query string) at `css` from `page` on the list at `url`.
+async fn follow_link(browser: &Browser, url: &str, page: &common::Page, css: &str) -> common::Page {
+    let link = select_attr(&page.body, css, "href");
+    assert_eq!(link.len(), 1, "one `{css}` link");
+    browser.get(&format!("{url}{}", link[0].replace("&amp;", "&"))).await
+}
+
+#[tokio::test]
+async fn the_domain_list_and_the_audit_log_search_sort_and_page() {
+    let appliance = Appliance::start();
+    let admin = appliance.setup_admin(ADMIN).await;
+    let ws = workspace_of(&admin.get("/").await.url);
+    let mut seven = String::new();
+    for n in 0..52 {
+        let added = add_ed25519_domain(&admin, ws, &format!("list-{n:02}.test")).await;
+        assert_eq!(added.status, 200, "{}", added.body);
+        if n == 7 {
+            seven = added.url.clone();
+        }
+    }
+    let unicode = add_ed25519_domain(&admin, ws, "bücher-list.test").await;
+    assert_eq!(unicode.status, 200, "{}", unicode.body);
+    assert_eq!(create_mailboxes(&admin, &seven, "2").await.status, 200);
+
+    // 53 domains: 50 on the first page by name, 3 on the second, none on both.
+    let url = format!("/w/{ws}/domains");
+    let names = |page: &common::Page| select_text(&page.body, "#domains tbody td:first-child a");
+    let first = admin.get(&url).await;
+    assert_eq!(select_text(&first.body, "h1 small"), ["(53)"]);
+    assert_eq!(select_text(&first.body, "#pager-summary"), ["1–50 of 53"]);
+    let shown = names(&first);
+    assert_eq!(shown.len(), 50);
+    assert_eq!(shown[0], "list-00.test");
+    let second = follow_link(&admin, &url, &first, "#pager-next").await;
+    assert_eq!(select_text(&second.body, "#pager-summary"), ["51–53 of 53"]);
+    assert_eq!(names(&second), ["list-50.test", "list-51.test", "bücher-list.test"], "by name as stored: xn--...");
+    assert!(names(&second).iter().all(|n| !shown.contains(n)), "no row on both pages");
+    assert!(select_attr(&second.body, "#pager-next", "href").is_empty(), "the last page");
+
+    // The name header sorts the other way round; the mailbox count sorts too.
+    let descending = follow_link(&admin, &url, &first, "th a[data-sort=name]").await;
+    assert_eq!(select_attr(&descending.body, "th[aria-sort=descending] a", "data-sort"), ["name"]);
+    let mut expected = vec!["bücher-list.test".to_string()];
+    expected.extend((3..52).rev().map(|n| format!("list-{n:02}.test")));
+    assert_eq!(names(&descending), expected, "names descending (xn--bcher-list-... last of all)");
+    let by_count = follow_link(&admin, &url, &first, "th a[data-sort=mailboxes]").await;
+    let fewest = names(&by_count);
+    assert_ne!(fewest[0], "list-07.test", "ascending: the domain with mailboxes is not first");
+    let most = follow_link(&admin, &url, &by_count, "th a[data-sort=mailboxes]").await;
+    assert_eq!(names(&most)[0], "list-07.test", "three mailboxes (two and postmaster@) come first");
+
+    // Search: a part of the name, in any case, and Unicode or ASCII form; the pager keeps it.
+    let forties = admin.get(&format!("{url}?q=LIST-4")).await;
+    assert_eq!(names(&forties), (40..50).map(|n| format!("list-{n}.test")).collect::<Vec<_>>());
+    assert_eq!(select_text(&forties.body, "#pager-summary"), ["1–10 of 10"]);
+    assert_eq!(select_attr(&forties.body, "#domain-search", "value"), ["LIST-4"]);
+    assert_eq!(names(&admin.get(&format!("{url}?q=b%C3%BCcher")).await), ["bücher-list.test"]);
+    assert_eq!(names(&admin.get(&format!("{url}?q=xn--bcher")).await), ["bücher-list.test"]);
+    let all = admin.get(&format!("{url}?q=list&sort=name&dir=desc")).await;
+    let next = select_attr(&all.body, "#pager-next", "href").remove(0);
+    assert!(next.contains("q=list") && next.contains("dir=desc") && next.contains("page=2"), "{next}");
+    let none = admin.get(&format!("{url}?q=nothing-like-this")).await;
+    assert_eq!(select_text(&none.body, "#pager-summary"), ["None"]);
+    assert!(select_text(&none.body, "#domains td").join(" ").contains("No domains match"));
+    let odd = admin.get(&format!("{url}?sort=name%3B+DROP+TABLE+domains&dir=sideways&page=99")).await;
+    assert_eq!(odd.status, 200);
+    assert_eq!(select_text(&odd.body, "#pager-summary"), ["51–53 of 53"], "past the end is the last page");
+    assert_eq!(names(&odd), names(&second), "an unknown sort is the default one");
+
+    // The audit log: newest first, 50 a page, filtered by action group and by text.
+    let audit = format!("/w/{ws}/audit");
+    let actions = |page: &common::Page| select_text(&page.body, "#audit tbody td:nth-child(3)");
+    let targets = |page: &common::Page| select_text(&page.body, "#audit tbody td:nth-child(4)");
+    let log = admin.get(&audit).await;
+    let total: i64 = select_text(&log.body, "h1 small")[0].trim_matches(['(', ')']).parse().expect("a count");
+    assert!(total >= 54, "53 domains added and the mailboxes created: {total}");
+    assert_eq!(select_text(&log.body, "#pager-summary"), [format!("1–50 of {total}")]);
+    assert_eq!(actions(&log)[0], "mailbox.create", "the newest first");
+    assert_eq!(targets(&log)[1], "xn--bcher-list-9db.test");
+    let older = follow_link(&admin, &audit, &log, "#pager-next").await;
+    assert_eq!(select_text(&older.body, "#pager-summary"), [format!("51–{total} of {total}")]);
+    assert!(targets(&older).contains(&"list-00.test".to_string()), "the oldest on the last page");
+    let oldest_first = follow_link(&admin, &audit, &log, "th a[data-sort=when]").await;
+    assert_eq!(select_attr(&oldest_first.body, "th[aria-sort=ascending] a", "data-sort"), ["when"]);
+    let first_domain = actions(&oldest_first).iter().position(|a| a == "domain.add").expect("a domain");
+    assert_eq!(targets(&oldest_first)[first_domain], "list-00.test", "oldest first");
+    let by_action = follow_link(&admin, &audit, &log, "th a[data-sort=action]").await;
+    let sorted_actions = actions(&by_action);
+    let mut expected = sorted_actions.clone();
+    expected.sort();
+    assert_eq!(sorted_actions, expected, "another column's header sorts from A to Z first");
+
+    let domains_only = admin.get(&format!("{audit}?action=domain")).await;
+    assert_eq!(select_text(&domains_only.body, "#pager-summary"), ["1–50 of 53"]);
+    assert!(actions(&domains_only).iter().all(|a| a == "domain.add"), "{:?}", actions(&domains_only));
+    let next = select_attr(&domains_only.body, "#pager-next", "href").remove(0);
+    assert!(next.contains("action=domain") && next.contains("page=2"), "the filter stays in the pager: {next}");
+    let searched = admin.get(&format!("{audit}?q=list-07")).await;
+    let mut found = actions(&searched);
+    found.sort();
+    assert_eq!(found, ["domain.add", "mailbox.create"], "{}", searched.body);
+    let literal = admin.get(&format!("{audit}?q=list_0")).await;
+    assert_eq!(select_text(&literal.body, "#pager-summary"), ["None"], "an underscore is not a wildcard");
+    let odd = admin.get(&format!("{audit}?sort=at%29+UNION+SELECT&dir=x&page=0&actor=nobody")).await;
+    assert_eq!(odd.status, 200);
+    assert_eq!(select_text(&odd.body, "#pager-summary"), ["None"]);
+}

@@ -351,3 +351,76 @@ async fn message_body(app: &App, queue_id: i64) -> String {
 async fn suppression(app: &App, ws: i64, address: &'static str) -> Option<String> {
     app.store.read(move |conn| inboxgrove::suppression::reason(conn, ws, address)).await.expect("suppression")
 }
+
+#[tokio::test]
+async fn the_queue_list_searches_sorts_filters_and_pages() {
+    let appliance = start();
+    let owner = appliance.setup_admin(ADMIN).await;
+    let ws = workspace_of(&owner.get("/").await.url);
+    let (ann, carl) = domain_and_mailboxes(&appliance);
+    let app = open_app(&appliance).await;
+
+    // 55 remote recipients in five messages (the last one from carl); all deferred.
+    let mut ids = Vec::new();
+    for batch in 0..5 {
+        let to: Vec<String> = (0..11).map(|n| format!("lead-{:02}@remote.test", batch * 11 + n)).collect();
+        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        let from = if batch == 4 { &carl } else { &ann };
+        ids.extend(send(&app, ws, from, &to, &format!("Batch {batch}")).await);
+    }
+    assert_eq!(ids.len(), 55);
+    for &id in &ids {
+        deferred_after(&app, id, 1).await;
+    }
+
+    // Newest first, 50 a page.
+    let url = format!("/w/{ws}/queue");
+    let column =
+        |page: &common::Page, n: usize| select_text(&page.body, &format!("#queue-rows tbody td:nth-child({n})"));
+    let first = owner.get(&url).await;
+    assert_eq!(select_text(&first.body, "#pager-summary"), ["1–50 of 55"]);
+    let shown = column(&first, 1);
+    assert_eq!(shown.len(), 50);
+    assert_eq!(shown[0], ids.iter().max().expect("ids").to_string(), "the newest row first");
+    let next = select_attr(&first.body, "#pager-next", "href").remove(0);
+    let second = owner.get(&format!("{url}{}", next.replace("&amp;", "&"))).await;
+    assert_eq!(select_text(&second.body, "#pager-summary"), ["51–55 of 55"]);
+    assert_eq!(column(&second, 1).len(), 5);
+    assert!(column(&second, 1).iter().all(|id| !shown.contains(id)), "no row on both pages");
+
+    // The recipient header sorts from A to Z first, then the other way round.
+    let header = select_attr(&first.body, "th a[data-sort=recipient]", "href").remove(0);
+    let ascending = owner.get(&format!("{url}{}", header.replace("&amp;", "&"))).await;
+    assert_eq!(select_attr(&ascending.body, "th[aria-sort=ascending] a", "data-sort"), ["recipient"]);
+    let expected: Vec<String> = (0..50).map(|n| format!("lead-{n:02}@remote.test")).collect();
+    assert_eq!(column(&ascending, 3), expected);
+    let header = select_attr(&ascending.body, "th a[data-sort=recipient]", "href").remove(0);
+    let descending = owner.get(&format!("{url}{}", header.replace("&amp;", "&"))).await;
+    assert_eq!(column(&descending, 3)[0], "lead-54@remote.test");
+
+    // A status filter and a search stay in the pager's links.
+    let deferred = owner.get(&format!("{url}?status=deferred")).await;
+    assert_eq!(select_text(&deferred.body, "#pager-summary"), ["1–50 of 55"]);
+    let next = select_attr(&deferred.body, "#pager-next", "href").remove(0);
+    assert!(next.contains("status=deferred") && next.contains("page=2"), "{next}");
+    let delivered = owner.get(&format!("{url}?status=delivered")).await;
+    assert_eq!(select_text(&delivered.body, "#pager-summary"), ["None"]);
+    assert!(select_text(&delivered.body, "#queue-rows td").join(" ").contains("Nothing in the queue matches"));
+    let searched = owner.get(&format!("{url}?q=remote.test")).await;
+    let next = select_attr(&searched.body, "#pager-next", "href").remove(0);
+    assert!(next.contains("q=remote.test"), "{next}");
+
+    // Search by recipient (any case) and by sender.
+    let tens = owner.get(&format!("{url}?q=LEAD-1&sort=recipient&dir=asc")).await;
+    assert_eq!(column(&tens, 3), (10..20).map(|n| format!("lead-{n}@remote.test")).collect::<Vec<_>>());
+    let from_carl = owner.get(&format!("{url}?q={}", carl.replace('@', "%40"))).await;
+    let mut to = column(&from_carl, 3);
+    to.sort();
+    assert_eq!(to, (44..55).map(|n| format!("lead-{n}@remote.test")).collect::<Vec<_>>(), "carl's message");
+
+    // Odd parameters fall back to the defaults.
+    let odd = owner.get(&format!("{url}?sort=id%3B+DELETE+FROM+queue&dir=up&page=7")).await;
+    assert_eq!(odd.status, 200);
+    assert_eq!(select_text(&odd.body, "#pager-summary"), ["51–55 of 55"]);
+    assert_eq!(column(&odd, 1), column(&second, 1));
+}

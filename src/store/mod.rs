@@ -22,7 +22,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, functions::FunctionFlags};
 use tokio::sync::oneshot;
 
 /// The migrations, in order; the position (1-based) is the schema version.
@@ -331,6 +331,13 @@ fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // display_domain(name): a stored (ASCII) domain name as people read it, for searches.
+    conn.create_scalar_function(
+        "display_domain",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(crate::dns::name::display_domain(&ctx.get::<String>(0)?)),
+    )?;
     Ok(conn)
 }
 

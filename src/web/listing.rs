@@ -159,11 +159,14 @@ impl Listing {
     }
 
     /// A sortable column header: a link that sorts by `column` (the other way round when it is
-    /// already the sort column), and `aria-sort` on the sorted one. HTML; `label` is the
-    /// template's own text.
+    /// already the sort column; the default column in the list's default direction, any other
+    /// from A to Z), and `aria-sort` on the sorted one. HTML; `label` is the template's own text.
     pub fn header(&self, column: &str, label: &str) -> String {
         let sorted = self.sort() == column;
-        let descending = if sorted { !self.descending() } else { self.default_descending };
+        let descending = match (sorted, column == self.columns[0].0) {
+            (true, _) => !self.descending(),
+            (false, default_column) => default_column && self.default_descending,
+        };
         let (aria, mark) = match (sorted, self.descending()) {
             (false, _) => ("", ""),
             (true, false) => (" aria-sort=\"ascending\"", " ▲"),
@@ -240,7 +243,10 @@ mod tests {
         assert_eq!(newest("asc").next().as_deref(), Some("?domain=3&sort=address&dir=asc&page=2"));
         assert!(newest("").header("address", "When").contains("sort=address&amp;dir=asc\""));
         assert!(newest("asc").header("address", "When").contains("sort=address\""));
-        assert!(newest("").header("created", "Created").contains("sort=created\""), "another column starts descending");
+        let other = newest("").header("created", "Created");
+        assert!(other.contains("sort=created&amp;dir=asc\""), "another column starts from A: {other}");
+        let back = listing("", "created", "", 1, 120).descending_by_default().header("address", "When");
+        assert!(back.contains("sort=address\""), "the default column starts newest first: {back}");
         assert_eq!(listing("", "", "asc", 1, 1).dir_param(), None, "asc is the usual default");
     }
 
