@@ -41,11 +41,11 @@ pub enum AliasCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Deliver a domain's mail for unknown local parts to MAILBOX, or refuse it again (`none`).
+    /// Deliver a domain's mail for unknown local parts to MAILBOX, or refuse it again ("none").
     CatchAll {
         /// The local domain.
         domain: String,
-        /// A mailbox address of the domain's workspace, or `none`.
+        /// A mailbox address of the domain's workspace, or "none".
         mailbox: String,
         /// The workspace (name or id); needed only when it is not clear.
         #[arg(long)]

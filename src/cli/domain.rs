@@ -57,7 +57,7 @@ pub enum DomainCommand {
         /// The workspace (name or id); needed only when it is not clear.
         #[arg(long)]
         workspace: Option<String>,
-        /// The address its mail leaves from: one of `[delivery] source_ips`, or "auto".
+        /// The address its mail leaves from: one of source_ips under [delivery] in the configuration, or "auto".
         #[arg(long, value_name = "IP|auto", required_unless_present = "role_mailbox")]
         source_ip: Option<String>,
         /// Where its role mail goes: a mailbox of the workspace, or "dedicated" (its postmaster@

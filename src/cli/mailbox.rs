@@ -50,7 +50,7 @@ pub enum MailboxCommand {
         /// The workspace (name or id); needed only when it is not clear.
         #[arg(long)]
         workspace: Option<String>,
-        /// plain: `email,password` CSV; instantly, smartlead: that sequencer's import file, with the passwords.
+        /// plain: "email,password" CSV; instantly, smartlead: that sequencer's import file, with the passwords.
         #[arg(long, default_value = "plain", value_parser = CREDENTIAL_FORMATS)]
         format: String,
     },
@@ -88,7 +88,7 @@ pub enum MailboxCommand {
     ResetPassword {
         /// The mailbox's address.
         email: String,
-        /// plain: `email,password` CSV; instantly, smartlead: that sequencer's import file.
+        /// plain: "email,password" CSV; instantly, smartlead: that sequencer's import file.
         #[arg(long, default_value = "plain", value_parser = CREDENTIAL_FORMATS)]
         format: String,
     },

@@ -40,7 +40,7 @@ struct Cli {
     /// when it exists, else the embedded defaults.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Data directory (overrides `data_dir`).
+    /// Data directory (overrides data_dir in the configuration).
     #[arg(long, global = true, value_name = "DIR")]
     data: Option<PathBuf>,
     #[command(subcommand)]
@@ -284,4 +284,41 @@ fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
     out.write_all(bytes)?;
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command and option has help text, and none of it shows a literal backtick.
+    #[test]
+    fn help_text_is_complete_and_plain() {
+        fn walk(command: &clap::Command, path: &str, problems: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            let about = command.get_about().map(|a| a.to_string()).unwrap_or_default();
+            if about.is_empty() && command.get_name() != "help" {
+                problems.push(format!("{path}: no help"));
+            }
+            for arg in command.get_arguments() {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if help.is_empty() && !builtin {
+                    problems.push(format!("{path} {}: no help", arg.get_id()));
+                }
+                if help.contains('`') {
+                    problems.push(format!("{path} {}: {help}", arg.get_id()));
+                }
+            }
+            if about.contains('`') {
+                problems.push(format!("{path}: {about}"));
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &path, problems);
+            }
+        }
+        let mut problems = Vec::new();
+        walk(&Cli::command(), "", &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

@@ -21,12 +21,12 @@ pub enum QueueCommand {
     },
     /// Make a queued or deferred message due now (the running appliance picks it up).
     Retry {
-        /// The queue row's id (the ID column of `queue list`).
+        /// The queue row's id (the ID column of "queue list").
         id: i64,
     },
     /// Cancel a queued or deferred message.
     Cancel {
-        /// The queue row's id (the ID column of `queue list`).
+        /// The queue row's id (the ID column of "queue list").
         id: i64,
     },
 }
