@@ -632,8 +632,8 @@ impl Config {
         let mut warnings = Vec::new();
         if !is_public_host_name(&self.hostname) {
             warnings.push(format!(
-                "The hostname is \"{}\", which is not a public name: the DNS records and exports below point \
-                 at it, and no other server can reach it. Set hostname in the config file (or \
+                "The hostname is \"{}\", which is not a public name: the DNS records and exports point at \
+                 it, and no other server can reach it. Set hostname in the config file (or \
                  INBOXGROVE_HOSTNAME) to this server's public name, e.g. mail.example.com.",
                 self.hostname
             ));

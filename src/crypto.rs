@@ -25,12 +25,12 @@ pub enum CryptoError {
     #[error("Cannot read or create the master key file {path}: {source}")]
     KeyFile { path: String, source: std::io::Error },
     #[error(
-        "the master key does not match this database (it was created with another key); \
+        "The master key does not match this database (it was created with another key); \
          set INBOXGROVE_MASTER_KEY or restore master.key in the data dir"
     )]
     WrongKey,
     #[error(
-        "the database exists but its master key is missing: restore master.key in the data dir or set INBOXGROVE_MASTER_KEY"
+        "The database exists but its master key is missing: restore master.key in the data dir or set INBOXGROVE_MASTER_KEY"
     )]
     MissingKey,
     #[error("A sealed value could not be opened")]

@@ -105,11 +105,11 @@ fn a_command_says_when_it_creates_the_data_directory_and_which_config_it_used() 
     let first = run_to_exit(&["workspace", "list"], &env);
     assert_eq!(ok(&first), "(no workspaces)\n");
     let said = stderr(&first);
-    assert!(said.contains("created data directory") && said.contains("sys-data"), "{said}");
+    assert!(said.contains("Created data directory") && said.contains("sys-data"), "{said}");
     assert!(said.contains(system.to_str().unwrap()), "names the config file: {said}");
     assert!(data.join("inboxgrove.db").exists(), "the system file's data_dir was used");
     let again = run_to_exit(&["workspace", "list"], &env);
-    assert!(!stderr(&again).contains("created data directory"), "only when it creates one: {}", stderr(&again));
+    assert!(!stderr(&again).contains("Created data directory"), "only when it creates one: {}", stderr(&again));
 }
 
 #[test]
@@ -137,6 +137,7 @@ fn lists_and_shows_print_json_and_say_so_when_empty() {
         (Some("postmaster@cli-grove.test"), Some(true))
     );
     assert_eq!(ok(&cli(&data, &["alias", "list", "--json"], None)), "");
+    assert_eq!(ok(&cli(&data, &["alias", "ls"], None)), "(no aliases)\n", "on standard output, as other lists");
     assert_eq!(ok(&cli(&data, &["queue", "list", "--json"], None)), "");
     let members = json_lines(&ok(&cli(&data, &["member", "list", "--json"], None)));
     assert_eq!(members.len(), 1);
@@ -174,12 +175,23 @@ fn mailbox_create_prints_a_sequencer_file_with_the_new_passwords() {
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r[smtp_password].len() >= 12), "passwords filled in: {file}");
     let smartlead =
-        ok(&cli(&data, &["mailbox", "create", "--domain", DOMAIN, "--count", "1", "--format", "smartlead"], None));
+        cli(&data, &["mailbox", "create", "--domain", DOMAIN, "--count", "1", "--format", "smartlead"], None);
+    assert!(
+        stderr(&smartlead).contains("warning: The hostname is"),
+        "a warning before the file: {}",
+        stderr(&smartlead)
+    );
+    let smartlead = ok(&smartlead);
     assert_eq!(smartlead.lines().count(), 2, "header and one row: {smartlead}");
     let reset = ok(&cli(&data, &["mailbox", "reset-password", &rows[0][0]], None));
     assert!(reset.starts_with("email,password\r\n") && reset.contains(&rows[0][0]), "{reset}");
     assert!(!reset.contains(&rows[0][smtp_password]), "a new password");
     assert_eq!(audit_count(&data, "mailbox.password_reset"), 1);
+    let exported = cli(&data, &["mailbox", "export", "--domain", DOMAIN, "--format", "instantly"], None);
+    assert!(stderr(&exported).contains("warning: The hostname is"), "before an export too: {}", stderr(&exported));
+    assert_eq!(ok(&exported).lines().count(), 6, "header and five mailboxes");
+    let plain = cli(&data, &["mailbox", "add", "--domain", DOMAIN, "--count", "1"], None);
+    assert!(!stderr(&plain).contains("warning:"), "plain email,password names no host: {}", stderr(&plain));
 }
 
 #[test]

@@ -30,14 +30,14 @@ pub async fn run(app: App, command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::Create { email } => {
             let user = users::create_admin(&app, &email, read_password()?).await?;
-            eprintln!("admin {} created", user.email);
+            eprintln!("Admin {} created", user.email);
         }
         AdminCommand::ResetPassword { email } => {
             users::reset_password(&app, &email, read_password()?).await.map_err(|e| match e {
                 Error::NotFound => anyhow::anyhow!("No user with the email {email}"),
                 other => other.into(),
             })?;
-            eprintln!("password changed; the user's sessions have ended");
+            eprintln!("Password changed; the user's sessions have ended");
         }
     }
     Ok(())

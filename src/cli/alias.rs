@@ -30,6 +30,7 @@ pub enum AliasCommand {
         workspace: Option<String>,
     },
     /// List aliases (of one domain, or of the workspace).
+    #[command(visible_alias = "ls")]
     List {
         /// Only the aliases of this domain.
         #[arg(long)]
@@ -59,7 +60,7 @@ pub async fn run(app: App, command: AliasCommand) -> anyhow::Result<()> {
         AliasCommand::Add { address, to, workspace } => {
             let access = access_for_address(&app, workspace, &address).await?;
             let alias = aliases::add(&app, &access, &address, &aliases::parse_targets(&to)).await?;
-            eprintln!("alias {} added: delivers to {}", alias.address, alias.targets.join(", "));
+            eprintln!("Alias {} added: delivers to {}", alias.address, alias.targets.join(", "));
         }
         AliasCommand::Remove { address, workspace } => {
             let access = access_for_address(&app, workspace, &address).await?;
@@ -70,18 +71,19 @@ pub async fn run(app: App, command: AliasCommand) -> anyhow::Result<()> {
                     other => other.into(),
                 })?;
             let alias = aliases::remove(&app, &access, id).await?;
-            eprintln!("alias {} removed", alias.address);
+            eprintln!("Alias {} removed", alias.address);
         }
         AliasCommand::List { domain, workspace, json } => {
             let (access, domain_id) = list_scope(&app, workspace, domain).await?;
             let ws = access.workspace.id;
             let list = app.store.read(move |conn| aliases::list(conn, ws, domain_id)).await?;
-            // The text form stays tab-separated lines (scripts read it), and says "none" on stderr.
+            // The text form stays tab-separated lines (scripts read it); "(no aliases)" when there
+            // are none, on standard output like every other list.
             print_list(&list, json, |list| {
                 list.iter().map(|alias| format!("{}\t{}\n", alias.address, alias.targets.join(","))).collect()
             })?;
             if list.is_empty() && !json {
-                eprintln!("(no aliases)");
+                println!("(no aliases)");
             }
         }
         AliasCommand::CatchAll { domain, mailbox, workspace } => {
@@ -90,7 +92,7 @@ pub async fn run(app: App, command: AliasCommand) -> anyhow::Result<()> {
             let mailbox = Some(mailbox).filter(|m| !m.trim().eq_ignore_ascii_case("none"));
             let shown = mailbox.clone().unwrap_or_else(|| "none (unknown users get 550 5.1.1)".into());
             let name = aliases::set_catch_all(&app, &access, found.id, mailbox).await?;
-            eprintln!("catch-all of {name}: {shown}");
+            eprintln!("Catch-all of {name}: {shown}");
         }
     }
     Ok(())

@@ -109,7 +109,7 @@ pub async fn run(app: App, command: DomainCommand) -> anyhow::Result<()> {
             let role = RoleChoice::from_cli(role_mailbox.as_deref());
             let domain = domains::add(&app, &access, &name, algorithm, role).await?;
             eprintln!(
-                "domain {} added; role mail goes to {}; publish these records:",
+                "Domain {} added; role mail goes to {}; publish these records:",
                 domain.name,
                 domain.role_mailbox.as_deref().unwrap_or("its first mailbox")
             );
@@ -132,7 +132,7 @@ pub async fn run(app: App, command: DomainCommand) -> anyhow::Result<()> {
             let access = access_for_address(&app, workspace, &name).await?;
             let domain = find_domain(&app, &access, name).await?;
             let removed = domains::remove(&app, &access, domain.id).await?;
-            eprintln!("domain {} removed; its DNS records can be deleted", removed.name);
+            eprintln!("Domain {} removed; its DNS records can be deleted", removed.name);
         }
     }
     Ok(())

@@ -4,7 +4,10 @@
 
 use clap::Subcommand;
 
-use super::{access_for_address, cli_access, find_domain, list_scope, print_bytes, print_json, print_list, text_table};
+use super::{
+    access_for_address, cli_access, find_domain, list_scope, print_bytes, print_deployment_warnings, print_json,
+    print_list, text_table,
+};
 use crate::app::App;
 use crate::error::Error;
 use crate::mailbox::create::{self, Issued};
@@ -133,6 +136,7 @@ pub async fn run(app: App, command: MailboxCommand) -> anyhow::Result<()> {
             let format: ExportFormat = format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             let (ws, id) = (access.workspace.id, domain.id);
             let mailboxes = app.store.read(move |conn| mailbox::senders(conn, ws, Some(id))).await?;
+            print_deployment_warnings(&app.config);
             let csv =
                 export::write_csv(format, &mailbox::server_settings(&app.config), &mailbox::export_rows(&mailboxes));
             print_bytes(&csv)?;
@@ -162,7 +166,7 @@ pub async fn run(app: App, command: MailboxCommand) -> anyhow::Result<()> {
         MailboxCommand::Remove { email } => {
             let (access, found) = mailbox_access(&app, &email).await?;
             let removed = mailbox::remove(&app, &access, found.id).await?;
-            eprintln!("mailbox {} removed with its mail", removed.address);
+            eprintln!("Mailbox {} removed with its mail", removed.address);
         }
     }
     Ok(())
@@ -182,8 +186,9 @@ fn print_credentials(app: &App, issued: &Issued, format: &str) -> anyhow::Result
         anyhow::bail!("Role mailboxes are never exported to a sequencer; use --format plain");
     }
     if senders.len() < issued.mailboxes.len() {
-        eprintln!("Role mailboxes are left out of the sequencer file");
+        eprintln!("Role mailboxes are left out of the sequencer file.");
     }
+    print_deployment_warnings(&app.config);
     let mut rows = mailbox::export_rows(&senders);
     for row in &mut rows {
         row.password = issued.credentials.iter().find(|c| c.email == row.email).map(|c| c.password.clone());

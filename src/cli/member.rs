@@ -58,7 +58,7 @@ pub async fn run(app: App, command: MemberCommand) -> anyhow::Result<()> {
             let shown = email.clone();
             let token = app.store.write(move |tx| workspaces::invite(tx, &access, &email, role, now)).await?;
             println!("{}/invite/{token}", app.config.http.base_url);
-            eprintln!("invite for {shown} as {role} in {name}; the link works once, for 7 days");
+            eprintln!("Invite for {shown} as {role} in {name}; the link works once, for 7 days");
         }
         MemberCommand::Remove { email, workspace } => {
             let access = cli_access(&app, workspace).await?;

@@ -107,7 +107,7 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: Cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -139,7 +139,7 @@ fn ensure_data_dir(config: &Config, file: Option<&std::path::Path>) -> anyhow::R
         Some(file) => format!("config {}", file.display()),
         None => "no config file: embedded defaults".to_string(),
     };
-    eprintln!("created data directory {} ({source})", shown.display());
+    eprintln!("Created data directory {} ({source})", shown.display());
     Ok(())
 }
 
@@ -158,10 +158,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => crate::serve::run(config).await,
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.redacted_toml());
-            eprintln!("configuration is valid");
-            for warning in config.deployment_warnings() {
-                eprintln!("warning: {warning}");
-            }
+            eprintln!("The configuration is valid.");
+            print_deployment_warnings(&config);
             Ok(())
         }
         Command::Backup { file } => backup(config, file).await,
@@ -183,7 +181,7 @@ async fn backup(config: Config, file: PathBuf) -> anyhow::Result<()> {
     let app = App::open(config).await?;
     app.store.backup(file.clone()).await.with_context(|| format!("Backup to {} failed", file.display()))?;
     eprintln!(
-        "backup written to {}; keep the master key (master.key in the data dir, or INBOXGROVE_MASTER_KEY) with it",
+        "Backup written to {}; keep the master key (master.key in the data dir, or INBOXGROVE_MASTER_KEY) with it",
         file.display()
     );
     Ok(())
@@ -270,6 +268,14 @@ fn print_list<T: Serialize>(items: &[T], json: bool, text: impl FnOnce(&[T]) -> 
     }
     print!("{out}");
     Ok(())
+}
+
+/// The configuration's deployment warnings on standard error, a "warning:" line each: by
+/// `config check`, and before a sequencer file (whose hosts and ports come from the config).
+fn print_deployment_warnings(config: &Config) {
+    for warning in config.deployment_warnings() {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// Prints one object as JSON on one line.

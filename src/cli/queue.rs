@@ -58,11 +58,11 @@ pub async fn run(app: App, command: QueueCommand) -> anyhow::Result<()> {
         }
         QueueCommand::Retry { id } => {
             let row = queue::retry_now(&app, None, id).await.map_err(not_found(id))?;
-            eprintln!("message {} to {} is due now ({})", row.id, row.recipient, row.status);
+            eprintln!("Message {} to {} is due now ({})", row.id, row.recipient, row.status);
         }
         QueueCommand::Cancel { id } => {
             let row = queue::cancel(&app, None, id).await.map_err(not_found(id))?;
-            eprintln!("message {} to {} cancelled", row.id, row.recipient);
+            eprintln!("Message {} to {} cancelled", row.id, row.recipient);
         }
     }
     Ok(())

@@ -61,7 +61,7 @@ pub async fn run(app: App, command: WorkspaceCommand) -> anyhow::Result<()> {
                     workspaces::create(tx, &name, user.id, &Actor::cli(), now)
                 })
                 .await?;
-            eprintln!("workspace {shown} (id {id}) created, owned by {owner}");
+            eprintln!("Workspace {shown} (id {id}) created, owned by {owner}");
         }
         WorkspaceCommand::Set { workspace, name, time_zone, json } => {
             if name.is_none() && time_zone.is_none() {

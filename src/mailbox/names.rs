@@ -37,8 +37,8 @@ const LAST_NAMES: &str = include_str!("last_names.txt");
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NamesError {
     #[error(
-        "could not find enough unused name-based addresses on this domain; \
-         ask for fewer mailboxes or choose the addresses yourself"
+        "Could not find enough unused name-based addresses on this domain; \
+         ask for fewer mailboxes or choose the addresses yourself."
     )]
     Exhausted,
 }

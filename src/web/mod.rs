@@ -85,7 +85,7 @@ pub fn render(status: StatusCode, template: &impl Template) -> Response {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "template failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal error: the page could not be drawn.").into_response()
         }
     }
 }
