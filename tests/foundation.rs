@@ -1163,3 +1163,25 @@ async fn the_domain_list_and_the_audit_log_search_sort_and_page() {
     assert_eq!(odd.status, 200);
     assert_eq!(select_text(&odd.body, "#pager-summary"), ["None"]);
 }
+
+#[tokio::test]
+async fn the_credentials_page_downloads_for_fifteen_minutes() {
+    let appliance = Appliance::start_with(tempfile::tempdir().expect("temp dir"), &[("INBOXGROVE_TEST_CLOCK", "1")]);
+    let admin = appliance.setup_admin(ADMIN).await;
+    let ws = workspace_of(&admin.get("/").await.url);
+    let domain = add_ed25519_domain(&admin, ws, "fifteen.test").await;
+    let issued = create_mailboxes(&admin, &domain.url, "2").await;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let batch_action = select_attr(&issued.body, "form[action*='/credentials/']", "action").remove(0);
+
+    let instantly = admin.post_form(&batch_action, &issued.body, &[("format", "instantly")]).await;
+    assert!(instantly.content_type.starts_with("text/csv"), "{}", instantly.body);
+    appliance.advance_clock(14 * 60);
+    let plain = admin.post_form(&batch_action, &issued.body, &[("format", "plain")]).await;
+    assert!(plain.content_type.starts_with("text/csv"), "still there after 14 minutes: {}", plain.body);
+    assert_eq!(parse_csv(&plain.body).1.len(), 2);
+    appliance.advance_clock(2 * 60);
+    let late = admin.post_form(&batch_action, &issued.body, &[("format", "smartlead")]).await;
+    assert_eq!(late.status, 422, "gone after 16 minutes");
+    assert!(late.body.contains("can no longer be downloaded"), "{}", late.body);
+}
