@@ -336,6 +336,15 @@ pub struct Member {
     pub role: Role,
 }
 
+/// The ids of the workspaces `email` (any case) is a member of.
+pub fn workspaces_of_member(conn: &Connection, email: &str) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.workspace_id FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE u.email = ?1 COLLATE NOCASE ORDER BY m.workspace_id",
+    )?;
+    stmt.query_map([email.trim()], |row| row.get(0))?.collect()
+}
+
 pub fn members(conn: &Connection, workspace: i64) -> rusqlite::Result<Vec<Member>> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.id, u.email, m.role FROM memberships m JOIN users u ON u.id = m.user_id \

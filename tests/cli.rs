@@ -265,6 +265,22 @@ fn members_are_invited_with_a_link_and_the_last_owner_stays() {
     let stranger = cli(&data, &["member", "remove", "new@acme.test"], None);
     assert!(stderr(&stranger).contains("is not a member"), "an invite is not a membership: {}", stderr(&stranger));
     assert_eq!(audit_count(&data, "member.remove"), 0);
+
+    // A second admin (an owner of the first workspace too) owns a second workspace. Removing
+    // someone who belongs to one workspace needs no --workspace; someone in both needs it.
+    ok(&cli(&data, &["admin", "add", "--email", "other@acme.test"], Some("another long password\n")));
+    ok(&cli(&data, &["workspace", "add", "Second", "--owner", "other@acme.test"], None));
+    let list = cli(&data, &["member", "list"], None);
+    assert!(!list.status.success() && stderr(&list).contains("--workspace"), "which one: {}", stderr(&list));
+    let both = cli(&data, &["member", "remove", "other@acme.test"], None);
+    assert!(!both.status.success() && stderr(&both).contains("--workspace"), "{}", stderr(&both));
+    let removed = cli(&data, &["member", "remove", ADMIN], None);
+    assert!(removed.status.success(), "another owner stays: {}", stderr(&removed));
+    assert!(stderr(&removed).contains(&format!("{ADMIN} (owner) is no longer a member")), "{}", stderr(&removed));
+    assert_eq!(audit_count(&data, "member.remove"), 1);
+    let members = json_lines(&ok(&cli(&data, &["member", "list", "--workspace", "1", "--json"], None)));
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0]["email"].as_str(), Some("other@acme.test"));
 }
 
 #[test]

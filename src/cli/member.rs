@@ -37,7 +37,7 @@ pub enum MemberCommand {
     Remove {
         /// The member's email.
         email: String,
-        /// The workspace (name or id); needed only when it is not clear.
+        /// The workspace (name or id); needed only when the member belongs to several.
         #[arg(long)]
         workspace: Option<String>,
     },
@@ -61,6 +61,15 @@ pub async fn run(app: App, command: MemberCommand) -> anyhow::Result<()> {
             eprintln!("Invite for {shown} as {role} in {name}; the link works once, for 7 days");
         }
         MemberCommand::Remove { email, workspace } => {
+            // Without --workspace, the one workspace the member belongs to (if only one).
+            let workspace = match workspace {
+                Some(named) => Some(named),
+                None => {
+                    let lookup = email.clone();
+                    let found = app.store.read(move |conn| workspaces::workspaces_of_member(conn, &lookup)).await?;
+                    (found.len() == 1).then(|| found[0].to_string())
+                }
+            };
             let access = cli_access(&app, workspace).await?;
             let (now, name) = (app.clock.unix(), access.workspace.name.clone());
             let shown = email.clone();
