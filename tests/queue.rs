@@ -190,7 +190,11 @@ async fn local_and_remote_routing_the_queue_page_cli_roles_and_walls() {
     assert!(page.body.contains(&format!("href=\"/w/{ws}/queue\" aria-current=\"page\">Queue")), "nav link");
     let filtered = owner.get(&format!("/w/{ws}/queue?status=delivered")).await;
     assert!(!select_text(&filtered.body, "#queue-rows td").contains(&"bob@remote.test".to_string()));
-    assert_eq!(owner.get(&format!("/w/{ws}/queue?status=bogus")).await.status, 422);
+    let bogus = owner.get(&format!("/w/{ws}/queue?status=bogus")).await;
+    assert_eq!(bogus.status, 422);
+    assert_eq!(select_text(&bogus.body, ".error-page h1").len(), 1, "the error page: {}", bogus.body);
+    let sections = select_attr(&bogus.body, "nav.sections a", "href");
+    assert!(sections.contains(&format!("/w/{ws}/queue")), "a 422 keeps the navigation: {sections:?}");
     let detail = owner.get(&format!("/w/{ws}/queue/{first}")).await;
     assert_eq!(detail.status, 200);
     let kinds = select_text(&detail.body, "#events td");
