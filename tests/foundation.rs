@@ -1101,6 +1101,12 @@ async fn the_domain_list_and_the_audit_log_search_sort_and_page() {
     let mut expected = vec!["bücher-list.test".to_string()];
     expected.extend((3..52).rev().map(|n| format!("list-{n:02}.test")));
     assert_eq!(names(&descending), expected, "names descending (xn--bcher-list-... last of all)");
+    let kept = |name: &str| select_attr(&descending.body, &format!("#domain-filters input[name={name}]"), "value");
+    assert_eq!(
+        (kept("sort"), kept("dir")),
+        (vec!["name".to_string()], vec!["desc".to_string()]),
+        "a search keeps the sort"
+    );
     let by_count = follow_link(&admin, &url, &first, "th a[data-sort=mailboxes]").await;
     let fewest = names(&by_count);
     assert_ne!(fewest[0], "list-07.test", "ascending: the domain with mailboxes is not first");
