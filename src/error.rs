@@ -57,6 +57,12 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         !matches!(self, Error::Store(_) | Error::Crypto(_) | Error::Internal(_))
     }
+
+    /// Whether a form's page re-renders with this error for the user to correct, rather than
+    /// answering a 403 or 404 page or a failure.
+    pub fn belongs_on_form(&self) -> bool {
+        self.is_user_error() && !matches!(self, Error::Forbidden | Error::NotFound)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -265,6 +265,10 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
     assert_eq!(over.status, 422);
     assert!(over.body.contains("between 1 and 500"));
     assert_eq!(select_attr(&over.body, "#mailbox-count", "value"), vec!["501"]);
+    let count_shown = |page: &common::Page| {
+        page.body.contains("<h2>Mailboxes <small>(") && select_text(&page.body, "h2 small").len() == 1
+    };
+    assert!(count_shown(&over) && select_text(&over.body, "h2 small") == ["(1)"], "postmaster@ alone");
 
     let issued = create_mailboxes(&admin, &domain_page.url, "50").await;
     assert_eq!(issued.status, 200, "{}", issued.body);
@@ -348,6 +352,8 @@ async fn fifty_mailboxes_export_column_by_column_and_passwords_only_once() {
     assert!(warnings.iter().any(|w| w.contains("mail.grove.test") && w.contains("Set hostname")), "{warnings:?}");
 
     // Once the user opens another page, the passwords are gone.
+    let counted = admin.get(&domain_page.url).await;
+    assert!(count_shown(&counted) && select_text(&counted.body, "h2 small") == ["(51)"], "the fifty and postmaster@");
     assert_eq!(admin.get(&format!("/w/{ws}/mailboxes")).await.status, 200);
     let again = admin.post_form(&batch_action, &issued.body, &[("format", "smartlead")]).await;
     assert_eq!(again.status, 422);

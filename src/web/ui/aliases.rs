@@ -86,11 +86,6 @@ fn back(ws: i64, id: i64) -> Response {
     Redirect::to(&format!("/w/{ws}/domains/{id}/aliases")).into_response()
 }
 
-/// Whether an error is the user's to correct on the page (rather than a 403/404 or a failure).
-fn shown_on_page(e: &Error) -> bool {
-    e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound)
-}
-
 pub async fn list(State(app): State<App>, session: Session, Path((ws, id)): Path<(i64, i64)>) -> WebResult {
     Ok(render(StatusCode::OK, &page(&app, &session, ws, id).await?))
 }
@@ -110,7 +105,7 @@ pub async fn add(
     };
     match aliases::add(&app, &access, &address, &aliases::parse_targets(&form.to)).await {
         Ok(_) => Ok(back(ws, id)),
-        Err(e) if shown_on_page(&e) => {
+        Err(e) if e.belongs_on_form() => {
             let mut page = page(&app, &session, ws, id).await?;
             page.local_part = form.local_part;
             page.to = form.to;
@@ -147,7 +142,7 @@ pub async fn catch_all(
     let mailbox = Some(typed.to_string()).filter(|m| !m.is_empty() && !m.eq_ignore_ascii_case("none"));
     match aliases::set_catch_all(&app, &access, id, mailbox).await {
         Ok(_) => Ok(back(ws, id)),
-        Err(e) if shown_on_page(&e) => {
+        Err(e) if e.belongs_on_form() => {
             let mut page = page(&app, &session, ws, id).await?;
             page.catch_all = form.mailbox;
             page.catch_all_error = Some(e.to_string());

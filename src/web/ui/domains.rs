@@ -102,7 +102,7 @@ pub async fn add(
     };
     match result {
         Ok(domain) => Ok(Redirect::to(&format!("/w/{ws}/domains/{}", domain.id)).into_response()),
-        Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
+        Err(e) if e.belongs_on_form() => {
             let mut page = list_page(&app, &session, ws, ListQuery::default()).await?;
             page.name = form.name;
             page.dkim = form.dkim;
@@ -120,7 +120,6 @@ pub struct ShowPage {
     pub ctx: Ctx,
     pub domain: Domain,
     pub records: Vec<DnsRecord>,
-    pub mailboxes: Vec<Mailbox>,
     pub count: String,
     pub error: Option<String>,
     /// The configured egress addresses (`[delivery] source_ips`).
@@ -144,7 +143,6 @@ pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebRes
         .store
         .read(move |conn| Ok::<_, Error>((domains::get(conn, ws, id)?, mailbox::list(conn, ws, None)?)))
         .await?;
-    let mailboxes = workspace_mailboxes.iter().filter(|m| m.domain_id == id).cloned().collect();
     let records = domains::records(&app.config, &domain);
     let source_ip = domain.source_ip.clone().unwrap_or_default();
     let role_mailbox = domain.role_mailbox_id.map(|id| id.to_string()).unwrap_or_default();
@@ -152,7 +150,6 @@ pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebRes
         ctx,
         domain,
         records,
-        mailboxes,
         count: "50".into(),
         error: None,
         source_ips: app.config.delivery.source_ips.clone(),
@@ -185,7 +182,7 @@ pub async fn set_source_ip(
     let (access, _) = session.in_workspace(&app, ws, "domains").await?;
     match domains::set_source_ip(&app, &access, id, &form.source_ip).await {
         Ok(_) => Ok(Redirect::to(&format!("/w/{ws}/domains/{id}")).into_response()),
-        Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
+        Err(e) if e.belongs_on_form() => {
             let mut page = show_page(&app, &session, ws, id).await?;
             page.source_ip = form.source_ip;
             page.source_ip_error = Some(e.to_string());
@@ -215,7 +212,7 @@ pub async fn set_role_mailbox(
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/w/{ws}/domains/{id}")).into_response()),
-        Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
+        Err(e) if e.belongs_on_form() => {
             let mut page = show_page(&app, &session, ws, id).await?;
             page.role_mailbox = form.role_mailbox;
             page.role_mailbox_error = Some(e.to_string());

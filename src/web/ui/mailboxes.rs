@@ -55,7 +55,7 @@ pub async fn create(
     };
     match result {
         Ok(issued) => Ok(issued_page(&app, ctx, "Mailboxes created", issued)),
-        Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
+        Err(e) if e.belongs_on_form() => {
             let mut page = show_page(&app, &session, ws, domain_id).await?;
             page.count = form.count;
             page.error = Some(e.to_string());
@@ -416,7 +416,7 @@ pub async fn edit_submit(
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/w/{ws}/mailboxes?domain={}", mailbox.domain_id)).into_response()),
-        Err(e) if e.is_user_error() && !matches!(e, Error::Forbidden | Error::NotFound) => {
+        Err(e) if e.belongs_on_form() => {
             let mut page = edit_page(&app, ctx, ws, id, Some(form)).await?;
             page.error = Some(e.to_string());
             Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))

@@ -148,8 +148,7 @@ async fn after_change<T>(
 ) -> WebResult {
     let (status, outcome) = match result {
         Ok(done) => (StatusCode::OK, Ok(notice(done))),
-        Err(e @ (Error::Forbidden | Error::NotFound)) => return Err(e.into()),
-        Err(e) if e.is_user_error() => (StatusCode::UNPROCESSABLE_ENTITY, Err(e.to_string())),
+        Err(e) if e.belongs_on_form() => (StatusCode::UNPROCESSABLE_ENTITY, Err(e.to_string())),
         Err(e) => return Err(e.into()),
     };
     let (_, mut page) = members_page(app, session, ws).await?;
