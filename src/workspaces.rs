@@ -6,6 +6,11 @@
 //! Managing people follows one rule, shared by the UI and the CLI: admins invite, re-role and
 //! remove everyone but owners; only an owner grants, takes away or revokes ownership; and the last
 //! owner can be neither removed nor demoted, so a workspace always has someone who can manage it.
+//!
+//! A workspace's settings (admins change them, with one audit entry per change listing what
+//! changed): its name; its time zone, whose midnight resets daily limits; the default daily
+//! limit new mailboxes get when their creator gives none; List-Unsubscribe headers on or off;
+//! and the postal address campaign footers print (CAN-SPAM).
 
 use std::fmt;
 use std::str::FromStr;
@@ -222,22 +227,66 @@ pub fn resolve_for_cli(conn: &Connection, wanted: Option<&str>) -> Result<i64> {
     }
 }
 
-/// A workspace as the command line lists it.
+/// A workspace's settings, as the command line lists them (`workspace list --json`) and the
+/// settings page shows them.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub id: i64,
     pub name: String,
     pub time_zone: String,
     pub created_at: i64,
+    /// The daily limit a new mailbox gets when its creator gives none.
+    pub default_daily_limit: u32,
+    /// Whether outgoing mail gets List-Unsubscribe headers.
+    pub list_unsubscribe: bool,
+    /// The physical postal address campaign footers carry (CAN-SPAM); empty until set.
+    pub postal_address: String,
+}
+
+const SUMMARY: &str =
+    "SELECT id, name, time_zone, created_at, default_daily_limit, list_unsubscribe, postal_address FROM workspaces";
+
+fn summary_from_row(row: &rusqlite::Row) -> rusqlite::Result<Summary> {
+    Ok(Summary {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        time_zone: row.get(2)?,
+        created_at: row.get(3)?,
+        default_daily_limit: row.get(4)?,
+        list_unsubscribe: row.get(5)?,
+        postal_address: row.get(6)?,
+    })
 }
 
 /// Every workspace, by id.
 pub fn list_all(conn: &Connection) -> rusqlite::Result<Vec<Summary>> {
-    conn.prepare_cached("SELECT id, name, time_zone, created_at FROM workspaces ORDER BY id")?
-        .query_map([], |row| {
-            Ok(Summary { id: row.get(0)?, name: row.get(1)?, time_zone: row.get(2)?, created_at: row.get(3)? })
-        })?
-        .collect()
+    conn.prepare_cached(&format!("{SUMMARY} ORDER BY id"))?.query_map([], summary_from_row)?.collect()
+}
+
+/// One workspace's settings; `NotFound` when it does not exist.
+pub fn summary(conn: &Connection, id: i64) -> Result<Summary> {
+    conn.prepare_cached(&format!("{SUMMARY} WHERE id = ?1"))?
+        .query_row([id], summary_from_row)
+        .optional()?
+        .ok_or(Error::NotFound)
+}
+
+/// The daily limit a new mailbox of the workspace gets when its creator gives none; `NotFound`
+/// when the workspace does not exist.
+pub fn default_daily_limit(conn: &Connection, id: i64) -> Result<u32> {
+    conn.prepare_cached("SELECT default_daily_limit FROM workspaces WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .ok_or(Error::NotFound)
+}
+
+/// The postal address campaign footers of the workspace carry (empty when unset); `NotFound`
+/// when the workspace does not exist.
+pub fn postal_address(conn: &Connection, id: i64) -> Result<String> {
+    conn.prepare_cached("SELECT postal_address FROM workspaces WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .ok_or(Error::NotFound)
 }
 
 /// Checks an IANA time zone name (e.g. `Europe/Berlin`) and returns its canonical form.
@@ -247,33 +296,148 @@ pub fn check_time_zone(input: &str) -> Result<String> {
     })
 }
 
-/// Renames a workspace and/or sets its time zone (`None`: unchanged), with one audit entry for
-/// what changed; values equal to the current ones are no change. Needs the admin role.
-pub fn update(
-    tx: &Transaction,
-    access: &Access,
-    name: Option<&str>,
-    time_zone: Option<&str>,
-    now: i64,
-) -> Result<Summary> {
+/// The most characters a postal address may have.
+pub const MAX_POSTAL_ADDRESS: usize = 500;
+
+fn daily_limit_error() -> Error {
+    let max = crate::mailbox::MAX_DAILY_LIMIT;
+    Error::invalid("default_daily_limit", format!("The default daily limit must be a whole number from 0 to {max}."))
+}
+
+/// Checks a default daily limit for new mailboxes (0 to [`crate::mailbox::MAX_DAILY_LIMIT`]).
+pub fn check_default_daily_limit(limit: u32) -> Result<u32> {
+    if limit > crate::mailbox::MAX_DAILY_LIMIT {
+        return Err(daily_limit_error());
+    }
+    Ok(limit)
+}
+
+/// Reads a default daily limit typed into a form (see [`check_default_daily_limit`]).
+pub fn parse_default_daily_limit(input: &str) -> Result<u32> {
+    input.trim().parse().map_err(|_| daily_limit_error()).and_then(check_default_daily_limit)
+}
+
+/// Checks a postal address and returns its stored form: line breaks as `\n`, trimmed, at most
+/// [`MAX_POSTAL_ADDRESS`] characters, no control characters but line breaks and tabs.
+pub fn check_postal_address(input: &str) -> Result<String> {
+    let address = input.replace("\r\n", "\n").replace('\r', "\n").trim().to_string();
+    if address.chars().count() > MAX_POSTAL_ADDRESS {
+        return Err(Error::invalid(
+            "postal_address",
+            format!("Keep the postal address to {MAX_POSTAL_ADDRESS} characters or fewer."),
+        ));
+    }
+    if address.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(Error::invalid("postal_address", "The postal address contains characters that cannot be printed."));
+    }
+    Ok(address)
+}
+
+/// Changes to a workspace's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub name: Option<String>,
+    /// An IANA time zone name: daily limits reset at its midnight.
+    pub time_zone: Option<String>,
+    /// The daily limit of new mailboxes created without one (existing mailboxes keep theirs).
+    pub default_daily_limit: Option<u32>,
+    pub list_unsubscribe: Option<bool>,
+    /// Several lines allowed; empty removes it.
+    pub postal_address: Option<String>,
+}
+
+impl Changes {
+    /// Checks every given value and puts it in its stored form.
+    fn validate(&mut self) -> Result<()> {
+        if let Some(name) = &mut self.name {
+            *name = check_name(name)?;
+        }
+        if let Some(zone) = &mut self.time_zone {
+            *zone = check_time_zone(zone)?;
+        }
+        if let Some(limit) = self.default_daily_limit {
+            check_default_daily_limit(limit)?;
+        }
+        if let Some(address) = &mut self.postal_address {
+            *address = check_postal_address(address)?;
+        }
+        Ok(())
+    }
+
+    /// Leaves out the settings whose new value is the workspace's current one.
+    fn drop_unchanged(&mut self, current: &Summary) {
+        self.name.take_if(|name| *name == current.name);
+        self.time_zone.take_if(|zone| *zone == current.time_zone);
+        self.default_daily_limit.take_if(|limit| *limit == current.default_daily_limit);
+        self.list_unsubscribe.take_if(|on| *on == current.list_unsubscribe);
+        self.postal_address.take_if(|address| *address == current.postal_address);
+    }
+
+    /// Whether no setting is given.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.time_zone.is_none()
+            && self.default_daily_limit.is_none()
+            && self.list_unsubscribe.is_none()
+            && self.postal_address.is_none()
+    }
+
+    /// What changed, for the audit log: `name "Acme", List-Unsubscribe on`.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(name) = &self.name {
+            parts.push(format!("name \"{name}\""));
+        }
+        if let Some(zone) = &self.time_zone {
+            parts.push(format!("time zone {zone}"));
+        }
+        if let Some(limit) = self.default_daily_limit {
+            parts.push(format!("default daily limit {limit}"));
+        }
+        if let Some(on) = self.list_unsubscribe {
+            parts.push(format!("List-Unsubscribe {}", if on { "on" } else { "off" }));
+        }
+        match self.postal_address.as_deref() {
+            Some("") => parts.push("postal address removed".to_string()),
+            Some(address) => parts.push(format!("postal address \"{}\"", address_on_one_line(address))),
+            None => {}
+        }
+        parts.join(", ")
+    }
+}
+
+/// A multi-line postal address on one line, its lines separated by commas.
+pub fn address_on_one_line(address: &str) -> String {
+    address.lines().map(str::trim).filter(|line| !line.is_empty()).collect::<Vec<_>>().join(", ")
+}
+
+/// Applies `changes` to the workspace's settings, with one audit entry listing what changed;
+/// values equal to the current ones are no change (nothing written, nothing audited). Needs the
+/// admin role.
+pub fn update(tx: &Transaction, access: &Access, mut changes: Changes, now: i64) -> Result<Summary> {
     access.workspace.role.require(Role::Admin)?;
+    changes.validate()?;
     let id = access.workspace.id;
-    let current = list_all(tx)?.into_iter().find(|w| w.id == id).ok_or(Error::NotFound)?;
-    let name = name.map(check_name).transpose()?.filter(|name| *name != current.name);
-    let time_zone = time_zone.map(check_time_zone).transpose()?.filter(|zone| *zone != current.time_zone);
-    let mut parts = Vec::new();
-    if let Some(name) = &name {
-        tx.execute("UPDATE workspaces SET name = ?1 WHERE id = ?2", (name, id))?;
-        parts.push(format!("name \"{name}\""));
+    let current = summary(tx, id)?;
+    changes.drop_unchanged(&current);
+    if changes.is_empty() {
+        return Ok(current);
     }
-    if let Some(zone) = &time_zone {
-        tx.execute("UPDATE workspaces SET time_zone = ?1 WHERE id = ?2", (zone, id))?;
-        parts.push(format!("time zone {zone}"));
-    }
-    if !parts.is_empty() {
-        audit::record(tx, Some(id), &access.actor, "workspace.update", &current.name, &parts.join(", "), now)?;
-    }
-    list_all(tx)?.into_iter().find(|w| w.id == id).ok_or(Error::NotFound)
+    tx.execute(
+        "UPDATE workspaces SET name = coalesce(?1, name), time_zone = coalesce(?2, time_zone), \
+         default_daily_limit = coalesce(?3, default_daily_limit), list_unsubscribe = coalesce(?4, list_unsubscribe), \
+         postal_address = coalesce(?5, postal_address) WHERE id = ?6",
+        (
+            &changes.name,
+            &changes.time_zone,
+            changes.default_daily_limit,
+            changes.list_unsubscribe,
+            &changes.postal_address,
+            id,
+        ),
+    )?;
+    audit::record(tx, Some(id), &access.actor, "workspace.update", &current.name, &changes.describe(), now)?;
+    summary(tx, id)
 }
 
 /// The rule for managing someone with `role`: admins manage everyone but owners; only an owner
@@ -488,4 +652,49 @@ pub fn accept_invite(tx: &Transaction, invite: &Invite, user: i64, email: &str, 
         return Err(Error::NotFound);
     }
     add_member(tx, invite.workspace_id, user, invite.role, &Actor::user(user, email), now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postal_address_keeps_its_lines_and_is_trimmed() {
+        let address = check_postal_address("  Acme Outreach\r\n1 Main St\r\nSpringfield  \n").unwrap();
+        assert_eq!(address, "Acme Outreach\n1 Main St\nSpringfield");
+        assert_eq!(address_on_one_line(&address), "Acme Outreach, 1 Main St, Springfield");
+        assert_eq!(check_postal_address(&"x".repeat(MAX_POSTAL_ADDRESS)).unwrap().len(), MAX_POSTAL_ADDRESS);
+        for bad in ["x".repeat(MAX_POSTAL_ADDRESS + 1), "1 Main St\u{0}".to_string()] {
+            let error = check_postal_address(&bad).unwrap_err();
+            assert!(matches!(error, Error::Invalid { field: Some("postal_address"), .. }), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_default_daily_limit_is_a_whole_number_up_to_the_mailbox_maximum() {
+        assert_eq!(parse_default_daily_limit(" 25 ").unwrap(), 25);
+        assert_eq!(parse_default_daily_limit("0").unwrap(), 0);
+        assert_eq!(parse_default_daily_limit("10000").unwrap(), 10_000);
+        for bad in ["10001", "-1", "2.5", "", "forty"] {
+            let error = parse_default_daily_limit(bad).unwrap_err();
+            assert!(matches!(error, Error::Invalid { field: Some("default_daily_limit"), .. }), "{bad}");
+            assert_eq!(error.to_string(), "The default daily limit must be a whole number from 0 to 10000.");
+        }
+    }
+
+    #[test]
+    fn changes_describe_what_changed_in_one_line() {
+        let changes = Changes {
+            default_daily_limit: Some(25),
+            list_unsubscribe: Some(true),
+            postal_address: Some("1 Main St\nSpringfield".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            changes.describe(),
+            "default daily limit 25, List-Unsubscribe on, postal address \"1 Main St, Springfield\""
+        );
+        let removed = Changes { postal_address: Some(String::new()), ..Default::default() };
+        assert_eq!(removed.describe(), "postal address removed");
+    }
 }

@@ -4,7 +4,8 @@
 //! and find the 50 mailboxes on the list page. Then the domain's settings: pick a source address
 //! among `[delivery] source_ips` and back to automatic, add an alias to two mailboxes, be refused
 //! an alias that is a mailbox (error shown, typed values kept), set the catch-all, remove the
-//! alias, and switch the List-Unsubscribe setting of the queue page. Then rename a mailbox and
+//! alias, and switch the List-Unsubscribe setting of the queue page, and save the workspace
+//! settings (a bad time zone refused beside its field first). Then rename a mailbox and
 //! export again (the names follow); invite someone and revoke it, invite a colleague who joins,
 //! change their role, and open the used invite link; search and page the mailbox list; and give
 //! the workspace a long name and look at the pages 390 px wide (no page scrolls sideways, the
@@ -202,6 +203,7 @@ async fn walk_through(walk: Walk, setup_link: String, downloads: PathBuf) {
     source_address(&walk, &domain_page).await;
     aliases_and_catch_all(&walk, &mailboxes).await;
     queue_settings(&walk).await;
+    workspace_settings(&walk).await;
     rename_and_export(&walk, &downloads, mailboxes[4]).await;
     team(&walk).await;
     search_and_page(&walk, mailboxes[9]).await;
@@ -431,6 +433,37 @@ async fn queue_settings(walk: &Walk) {
     }
 }
 
+/// 12b. The workspace settings, from the top bar's Settings: a time zone that is not one is
+/// refused beside its field with what was typed kept; then the default daily limit and a postal
+/// address on two lines are saved and shown again with a notice.
+async fn workspace_settings(walk: &Walk) {
+    let client = &walk.client;
+    click_through(client, "header .who a[href$='/settings/workspace']").await;
+    wait_for(client, "#ws-default-daily-limit").await;
+    assert_eq!(field_value(client, "#ws-default-daily-limit").await, "40");
+    type_into(client, "#ws-time-zone", "Mars/Olympus").await;
+    click_through(client, "#workspace-settings-save").await;
+    wait_for(client, "#ws-time-zone-error").await;
+    assert!(text_of(client, "#ws-time-zone-error").await.contains("is not an IANA time zone"));
+    assert_eq!(field_value(client, "#ws-time-zone").await, "Mars/Olympus", "what was typed stays");
+    screenshot(client, &walk.shots, "12b-workspace-settings-error").await;
+    type_into(client, "#ws-time-zone", "Europe/Berlin").await;
+    type_into(client, "#ws-default-daily-limit", "30").await;
+    type_into(client, "#ws-postal-address", "Grove Outreach GmbH\nHauptstrasse 1, 10115 Berlin").await;
+    click_through(client, "#workspace-settings-save").await;
+    wait_for(client, "#saved").await;
+    assert_eq!(text_of(client, "#saved").await, "Workspace settings saved.");
+    assert_eq!(field_value(client, "#ws-default-daily-limit").await, "30");
+    let sql = "SELECT default_daily_limit FROM workspaces WHERE name = ?1";
+    assert_eq!(query_db::<i64>(&walk.data, sql, WORKSPACE).await, 30, "the database agrees");
+    let sql = "SELECT postal_address FROM workspaces WHERE name = ?1";
+    assert_eq!(
+        query_db::<String>(&walk.data, sql, WORKSPACE).await,
+        "Grove Outreach GmbH\nHauptstrasse 1, 10115 Berlin"
+    );
+    screenshot(client, &walk.shots, "12c-workspace-settings-saved").await;
+}
+
 /// Step 13: rename a mailbox, then export the page again. Both sequencers' names follow the
 /// new name, and the passwords, shown once, are no longer in the files.
 async fn rename_and_export(walk: &Walk, downloads: &Path, address: &str) {
@@ -632,6 +665,7 @@ async fn long_name_and_phone_width(walk: &Walk, domain_page: &str) {
         format!("/w/{ws}/members"),
         format!("/w/{ws}/queue"),
         format!("/w/{ws}/audit"),
+        format!("/w/{ws}/settings/workspace"),
     ];
     client.goto(&pages[2]).await.expect("open the mailbox list");
     wait_for(client, ".workspace-name").await;

@@ -254,6 +254,85 @@ fn workspaces_are_added_renamed_and_given_a_time_zone() {
 }
 
 #[test]
+fn workspace_settings_give_new_mailboxes_their_daily_limit() {
+    let (_dir, data) = with_domain();
+    let address = "Acme Outreach Ltd\n1 Main Street\nSpringfield, IL 62701";
+    let set = cli(
+        &data,
+        &[
+            "workspace",
+            "set",
+            "1",
+            "--default-daily-limit",
+            "25",
+            "--list-unsubscribe",
+            "on",
+            "--postal-address",
+            address,
+            "--json",
+        ],
+        None,
+    );
+    let updated: serde_json::Value = serde_json::from_str(&ok(&set)).expect("one JSON object");
+    assert_eq!(updated["default_daily_limit"], 25);
+    assert_eq!(updated["list_unsubscribe"], true);
+    assert_eq!(updated["postal_address"], address);
+    assert_eq!((updated["id"].as_i64(), updated["time_zone"].as_str()), (Some(1), Some("UTC")), "{updated}");
+    assert!(updated["name"].is_string() && updated["created_at"].is_i64(), "the existing fields stay: {updated}");
+    let said = stderr(&set);
+    assert!(said.starts_with("workspace 1: name \"") && said.contains("\", time zone UTC, "), "{said}");
+    assert!(
+        said.contains(
+            "default daily limit 25, List-Unsubscribe on, postal address \"Acme Outreach Ltd, 1 Main Street, \
+             Springfield, IL 62701\""
+        ),
+        "{said}"
+    );
+    assert_eq!(audit_count(&data, "workspace.update"), 1, "one entry for the three settings");
+    let listed = json_lines(&ok(&cli(&data, &["workspace", "list", "--json"], None)));
+    assert_eq!(
+        (listed[0]["default_daily_limit"].as_i64(), listed[0]["list_unsubscribe"].as_bool()),
+        (Some(25), Some(true))
+    );
+
+    let created = ok(&cli(&data, &["mailbox", "add", "--domain", DOMAIN, "--count", "1"], None));
+    let email = created.lines().nth(1).and_then(|l| l.split(',').next()).expect("email").to_string();
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&cli(&data, &["mailbox", "show", &email, "--json"], None))).expect("JSON");
+    assert_eq!(shown["daily_limit"], 25, "the workspace's default");
+    let role = format!("postmaster@{DOMAIN}");
+    let made_before: serde_json::Value =
+        serde_json::from_str(&ok(&cli(&data, &["mailbox", "show", &role, "--json"], None))).expect("JSON");
+    assert_eq!(made_before["daily_limit"], 40, "existing mailboxes keep theirs");
+    let given = ok(&cli(&data, &["mailbox", "add", "--domain", DOMAIN, "--count", "1", "--daily-limit", "7"], None));
+    let email = given.lines().nth(1).and_then(|l| l.split(',').next()).expect("email").to_string();
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&cli(&data, &["mailbox", "show", &email, "--json"], None))).expect("JSON");
+    assert_eq!(shown["daily_limit"], 7, "a limit given at creation wins");
+
+    let nothing = cli(&data, &["workspace", "set", "1"], None);
+    assert!(!nothing.status.success());
+    for option in ["--name", "--time-zone", "--default-daily-limit", "--list-unsubscribe", "--postal-address"] {
+        assert!(stderr(&nothing).contains(option), "names {option}: {}", stderr(&nothing));
+    }
+    let too_many = cli(&data, &["workspace", "set", "1", "--default-daily-limit", "10001"], None);
+    assert!(!too_many.status.success());
+    assert!(
+        stderr(&too_many).contains("The default daily limit must be a whole number from 0 to 10000."),
+        "{}",
+        stderr(&too_many)
+    );
+    let off = ok(&cli(
+        &data,
+        &["workspace", "set", "1", "--list-unsubscribe", "off", "--postal-address", "", "--json"],
+        None,
+    ));
+    let off: serde_json::Value = serde_json::from_str(&off).expect("JSON");
+    assert_eq!((off["list_unsubscribe"].as_bool(), off["postal_address"].as_str()), (Some(false), Some("")));
+    assert_eq!(audit_count(&data, "workspace.update"), 2);
+}
+
+#[test]
 fn members_are_invited_with_a_link_and_the_last_owner_stays() {
     let (_dir, data) = with_domain();
     let link = ok(&cli(&data, &["member", "invite", "new@acme.test", "--role", "viewer"], None));

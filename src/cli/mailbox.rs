@@ -50,6 +50,9 @@ pub enum MailboxCommand {
         /// How many mailboxes.
         #[arg(long)]
         count: usize,
+        /// Messages a day each may send (0 to 10000); without it, the workspace's default daily limit.
+        #[arg(long, value_name = "N")]
+        daily_limit: Option<u32>,
         /// The workspace (name or id); needed only when it is not clear.
         #[arg(long)]
         workspace: Option<String>,
@@ -119,10 +122,10 @@ pub async fn run(app: App, command: MailboxCommand) -> anyhow::Result<()> {
                 print!("{}", table(std::slice::from_ref(&found)));
             }
         }
-        MailboxCommand::Create { domain, count, workspace, format } => {
+        MailboxCommand::Create { domain, count, daily_limit, workspace, format } => {
             let access = access_for_address(&app, workspace, &domain).await?;
             let domain = find_domain(&app, &access, domain).await?;
-            let issued = create::create_bulk(&app, &access, domain.id, count, false).await?;
+            let issued = create::create_bulk(&app, &access, domain.id, count, daily_limit, false).await?;
             print_credentials(&app, &issued, &format)?;
             eprintln!(
                 "{} mailboxes created on {}; these passwords are not shown again",

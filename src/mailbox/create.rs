@@ -46,11 +46,20 @@ pub fn check_count(count: usize) -> Result<()> {
     Ok(())
 }
 
-/// Creates `count` mailboxes on a domain of the workspace. With `keep_batch` the credentials are
-/// also kept (sealed) for one download.
-pub async fn create_bulk(app: &App, access: &Access, domain_id: i64, count: usize, keep_batch: bool) -> Result<Issued> {
+/// Creates `count` mailboxes on a domain of the workspace, each with `daily_limit` (`None`: the
+/// workspace's default daily limit). With `keep_batch` the credentials are also kept (sealed)
+/// for one download.
+pub async fn create_bulk(
+    app: &App,
+    access: &Access,
+    domain_id: i64,
+    count: usize,
+    daily_limit: Option<u32>,
+    keep_batch: bool,
+) -> Result<Issued> {
     access.workspace.role.require(Role::Member)?;
     check_count(count)?;
+    daily_limit.map(super::check_daily_limit).transpose()?;
     let workspace = access.workspace.id;
     let (domain, taken) = app
         .store
@@ -77,6 +86,10 @@ pub async fn create_bulk(app: &App, access: &Access, domain_id: i64, count: usiz
         .store
         .write(move |tx| {
             crate::domains::get(tx, workspace, domain_id)?;
+            let daily_limit = match daily_limit {
+                Some(limit) => limit,
+                None => crate::workspaces::default_daily_limit(tx, workspace)?,
+            };
             let mut insert = tx.prepare_cached(
                 "INSERT INTO mailboxes (workspace_id, domain_id, local_part, address, first_name, last_name, \
                  display_name, password_hash, daily_limit, status, created_at) \
@@ -93,7 +106,7 @@ pub async fn create_bulk(app: &App, access: &Access, domain_id: i64, count: usiz
                     &person.last_name,
                     &person.display_name,
                     hash,
-                    super::DEFAULT_DAILY_LIMIT,
+                    daily_limit,
                     now,
                 ))?;
                 if inserted == 0 {
@@ -106,7 +119,7 @@ pub async fn create_bulk(app: &App, access: &Access, domain_id: i64, count: usiz
             }
             let batch_id =
                 sealed.map(|payload| insert_batch(tx, workspace, actor.user_id, &payload, now)).transpose()?;
-            let detail = format!("{} mailboxes", ids.len());
+            let detail = format!("{} mailboxes, daily limit {daily_limit}", ids.len());
             audit::record(tx, Some(workspace), &actor, "mailbox.create", &domain.name, &detail, now)?;
             let mailboxes = ids.iter().map(|id| get(tx, workspace, *id)).collect::<Result<Vec<_>>>()?;
             Ok((mailboxes, batch_id))

@@ -26,6 +26,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::workspaces::{Access, Role};
 
+/// The default daily limit of a new workspace (`workspaces.default_daily_limit`); a new mailbox
+/// takes its workspace's ([`crate::workspaces::default_daily_limit`]) unless given one.
 pub const DEFAULT_DAILY_LIMIT: u32 = 40;
 pub const MAX_DAILY_LIMIT: u32 = 10_000;
 
@@ -156,7 +158,7 @@ pub fn senders(conn: &Connection, workspace: i64, domain: Option<i64>) -> rusqli
 
 /// Inserts the dedicated role mailbox `postmaster@DOMAIN` of a new domain (inside the domain's
 /// own write) with `password_hash` (of a password nobody is shown: set one with a reset to read
-/// it over IMAP); returns its id.
+/// it over IMAP) and the workspace's default daily limit; returns its id.
 pub fn insert_role_mailbox(
     tx: &Connection,
     workspace: i64,
@@ -166,11 +168,12 @@ pub fn insert_role_mailbox(
     now: i64,
 ) -> Result<i64> {
     let address = format!("{ROLE_MAILBOX_LOCAL_PART}@{domain}");
+    let daily_limit = crate::workspaces::default_daily_limit(tx, workspace)?;
     let inserted = tx.execute(
         "INSERT INTO mailboxes (workspace_id, domain_id, local_part, address, first_name, last_name, \
          display_name, password_hash, daily_limit, status, role, created_at) \
          VALUES (?1, ?2, ?3, ?4, 'Postmaster', '', 'Postmaster', ?5, ?6, 'active', 1, ?7) ON CONFLICT DO NOTHING",
-        (workspace, domain_id, ROLE_MAILBOX_LOCAL_PART, &address, password_hash, DEFAULT_DAILY_LIMIT, now),
+        (workspace, domain_id, ROLE_MAILBOX_LOCAL_PART, &address, password_hash, daily_limit, now),
     )?;
     if inserted == 0 {
         return Err(Error::Conflict(format!(
@@ -330,6 +333,14 @@ pub fn sending(conn: &Connection, id: i64) -> rusqlite::Result<Option<Sending>> 
         .optional()
 }
 
+/// Checks a mailbox's daily limit (0 to [`MAX_DAILY_LIMIT`]).
+pub fn check_daily_limit(limit: u32) -> Result<u32> {
+    if limit > MAX_DAILY_LIMIT {
+        return Err(Error::invalid("daily_limit", format!("The daily limit must be 0 to {MAX_DAILY_LIMIT}.")));
+    }
+    Ok(limit)
+}
+
 /// Changes to a mailbox's settings; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
@@ -347,9 +358,7 @@ impl Changes {
                 return Err(Error::invalid("display_name", "Use a display name of 1 to 100 characters on one line."));
             }
         }
-        if self.daily_limit.is_some_and(|limit| limit > MAX_DAILY_LIMIT) {
-            return Err(Error::invalid("daily_limit", format!("The daily limit must be 0 to {MAX_DAILY_LIMIT}.")));
-        }
+        self.daily_limit.map(check_daily_limit).transpose()?;
         Ok(())
     }
 

@@ -233,6 +233,7 @@ fn workspace_section(path: &str) -> Option<(i64, &'static str)> {
         Some("queue") => "queue",
         Some("members" | "invites") => "members",
         Some("audit") => "audit",
+        Some("settings") => "settings",
         _ => "",
     };
     Some((ws, section))

@@ -165,3 +165,22 @@ async fn healthz_answers_503_when_the_store_is_unusable() {
     let (status, _, body) = send(&app, "GET", "/healthz", "", "").await;
     assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "store unusable\n"));
 }
+
+#[tokio::test]
+async fn workspace_settings_are_saved_by_admins_and_only_shown_to_members() {
+    let (_dir, app, [_, admin, member]) = app("http://127.0.0.1:8080").await;
+    let form = "csrf=abcdefghijabcdefghijabcdefghijabcdefghij123&name=w&time_zone=UTC&default_daily_limit=12\
+                &postal_address=1+Main+St";
+    let stored = || async {
+        app.store.read(|c| crate::workspaces::default_daily_limit(c, 1)).await.expect("the default daily limit")
+    };
+    let (status, _, page) = send(&app, "GET", "/w/1/settings/workspace", &member, "").await;
+    assert_eq!(status, StatusCode::OK, "members see the settings: {page}");
+    assert!(page.contains("id=\"ws-default-daily-limit\">40<"), "read-only: {page}");
+    assert!(!page.contains("Save workspace settings"), "no form for members");
+    assert_eq!(send(&app, "POST", "/w/1/settings/workspace", &member, form).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(stored().await, 40, "a member changed nothing");
+    let (status, _, page) = send(&app, "POST", "/w/1/settings/workspace", &admin, form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "admins save: {page}");
+    assert_eq!(stored().await, 12);
+}

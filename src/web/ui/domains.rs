@@ -20,6 +20,7 @@ use crate::mailbox::{self, Mailbox};
 use crate::web::listing::{ListQuery, Listing};
 use crate::web::session::{CsrfForm, Ctx, Session};
 use crate::web::{WebResult, render};
+use crate::workspaces;
 
 #[derive(Template)]
 #[template(path = "domains/list.html")]
@@ -121,6 +122,8 @@ pub struct ShowPage {
     pub domain: Domain,
     pub records: Vec<DnsRecord>,
     pub count: String,
+    /// The daily limit of the mailboxes to create: the workspace's default until changed.
+    pub daily_limit: String,
     pub error: Option<String>,
     /// The configured egress addresses (`[delivery] source_ips`).
     pub source_ips: Vec<String>,
@@ -139,9 +142,12 @@ pub struct ShowPage {
 /// The domain page, with the mailbox-creation form pre-filled.
 pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebResult<ShowPage> {
     let (_, ctx) = session.in_workspace(app, ws, "domains").await?;
-    let (domain, workspace_mailboxes) = app
+    let (domain, workspace_mailboxes, daily_limit) = app
         .store
-        .read(move |conn| Ok::<_, Error>((domains::get(conn, ws, id)?, mailbox::list(conn, ws, None)?)))
+        .read(move |conn| {
+            let domain = domains::get(conn, ws, id)?;
+            Ok::<_, Error>((domain, mailbox::list(conn, ws, None)?, workspaces::default_daily_limit(conn, ws)?))
+        })
         .await?;
     let records = domains::records(&app.config, &domain);
     let source_ip = domain.source_ip.clone().unwrap_or_default();
@@ -151,6 +157,7 @@ pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebRes
         domain,
         records,
         count: "50".into(),
+        daily_limit: daily_limit.to_string(),
         error: None,
         source_ips: app.config.delivery.source_ips.clone(),
         source_ip,

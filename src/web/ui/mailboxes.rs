@@ -28,6 +28,22 @@ use crate::workspaces::Access;
 pub struct CreateForm {
     #[serde(default)]
     count: String,
+    /// Empty: the workspace's default daily limit.
+    #[serde(default)]
+    daily_limit: String,
+}
+
+/// The daily limit typed into the creation form: `None` when left empty.
+fn typed_daily_limit(input: &str) -> Result<Option<u32>, Error> {
+    match input.trim() {
+        "" => Ok(None),
+        typed => typed.parse().map(Some).map_err(|_| {
+            Error::invalid(
+                "daily_limit",
+                format!("The daily limit must be a whole number from 0 to {}.", mailbox::MAX_DAILY_LIMIT),
+            )
+        }),
+    }
 }
 
 #[derive(Template)]
@@ -49,15 +65,21 @@ pub async fn create(
     CsrfForm(form): CsrfForm<CreateForm>,
 ) -> WebResult {
     let (access, ctx) = session.in_workspace(&app, ws, "mailboxes").await?;
-    let result = match form.count.trim().parse::<usize>() {
-        Ok(count) => create::create_bulk(&app, &access, domain_id, count, true).await,
-        Err(_) => Err(Error::invalid("count", "Enter how many mailboxes to create, from 1 to 500.")),
+    let count = form
+        .count
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| Error::invalid("count", "Enter how many mailboxes to create, from 1 to 500."));
+    let result = match count.and_then(|count| Ok((count, typed_daily_limit(&form.daily_limit)?))) {
+        Ok((count, daily_limit)) => create::create_bulk(&app, &access, domain_id, count, daily_limit, true).await,
+        Err(e) => Err(e),
     };
     match result {
         Ok(issued) => Ok(issued_page(&app, ctx, "Mailboxes created", issued)),
         Err(e) if e.belongs_on_form() => {
             let mut page = show_page(&app, &session, ws, domain_id).await?;
             page.count = form.count;
+            page.daily_limit = form.daily_limit;
             page.error = Some(e.to_string());
             Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
