@@ -25,6 +25,9 @@ pub struct App {
     pub resolver: crate::dns::resolver::Resolver,
     /// Wakes the delivery workers when mail is queued or the clock moves.
     pub wakeup: Arc<Notify>,
+    /// The campaign engine: wakes it (a campaign started, the clock moved) and tells when its
+    /// last tick finished.
+    pub campaigns: Arc<crate::campaign::engine::Signal>,
     /// Tells IMAP sessions (IDLE) that a mailbox's mail changed; notify after the commit.
     pub mail_changes: crate::mailstore::imap_ops::MailChanges,
     /// Failed mailbox sign-ins, which slow the next attempts (`mailbox::login`).
@@ -55,6 +58,7 @@ impl App {
             clock: Clock::default(),
             keys: Arc::new(keys),
             wakeup: Arc::new(Notify::new()),
+            campaigns: Default::default(),
             mail_changes: Default::default(),
             logins: Default::default(),
             shutdown,

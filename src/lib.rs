@@ -2,6 +2,7 @@
 //! in the README; each module's own doc says what it is for.
 
 pub mod aliases;
+pub mod campaign;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -32,6 +32,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     crate::imap::start(&app, tls).await?;
     crate::tls::start_renewal(&app, certificates);
     crate::mta::deliver::start(&app)?;
+    crate::campaign::engine::start(&app);
     let stopping = app.clone();
     crate::web::serve(app.clone(), listener, async move {
         shutdown_signal().await;

@@ -1,6 +1,10 @@
 //! The suppression list: addresses a workspace never sends to again (hard bounces, unsubscribes,
 //! complaints, removal requests, manual entries). Checked at RCPT by submission and by every
 //! sender before a send is recorded. Addresses are compared lowercased.
+//!
+//! An erased person (GDPR erasure with "never contact again") is kept only as
+//! `sha256:HEX` of the lowercased address: [`reason`] matches either form, and the address
+//! itself is stored nowhere.
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -38,9 +42,21 @@ impl Reason {
 
 /// The reason an address is suppressed in a workspace, if it is.
 pub fn reason(conn: &Connection, workspace: i64, address: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT reason FROM suppressions WHERE workspace_id = ?1 AND address = ?2")?
-        .query_row((workspace, address.trim().to_lowercase()), |row| row.get(0))
+    let address = address.trim().to_lowercase();
+    conn.prepare_cached("SELECT reason FROM suppressions WHERE workspace_id = ?1 AND address IN (?2, ?3) LIMIT 1")?
+        .query_row((workspace, &address, hashed(&address)), |row| row.get(0))
         .optional()
+}
+
+/// The stored form of an erased address (see the module doc).
+fn hashed(lowercased: &str) -> String {
+    format!("sha256:{}", crate::crypto::token_hash(lowercased))
+}
+
+/// Suppresses an erased person by the hash of their address only (see the module doc).
+pub fn add_erased(conn: &Connection, workspace: i64, address: &str, now: i64) -> rusqlite::Result<bool> {
+    let stored = hashed(&address.trim().to_lowercase());
+    add(conn, workspace, &stored, Reason::Manual, "erased on request: only a hash of the address is kept", now)
 }
 
 /// Adds an address (keeping the first reason recorded).

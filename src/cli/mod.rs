@@ -8,8 +8,10 @@
 
 mod admin;
 mod alias;
+mod campaign;
 mod domain;
 mod events;
+mod leads;
 mod mailbox;
 mod member;
 mod queue;
@@ -83,6 +85,12 @@ enum Command {
     /// Read the event log (queued, delivered, bounced, replies, complaints...).
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// Import, list and erase leads.
+    #[command(subcommand)]
+    Leads(leads::LeadsCommand),
+    /// Create and run campaigns: multi-step sequences to lead lists.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
 }
 
 #[derive(Subcommand)]
@@ -171,6 +179,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Queue(command) => queue::run(App::open(config).await?, command).await,
         Command::Alias(command) => alias::run(App::open(config).await?, command).await,
         Command::Events(command) => events::run(App::open(config).await?, command).await,
+        Command::Leads(command) => leads::run(App::open(config).await?, command).await,
+        Command::Campaign(command) => campaign::run(App::open(config).await?, command).await,
     }
 }
 

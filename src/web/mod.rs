@@ -27,7 +27,9 @@ pub fn router(app: App) -> Router {
     let mut router = Router::new();
     if std::env::var("INBOXGROVE_TEST_CLOCK").is_ok_and(|v| v == "1") {
         tracing::warn!("INBOXGROVE_TEST_CLOCK=1: the clock can be moved through POST /_test/clock (tests only)");
-        router = router.route("/_test/clock", axum::routing::post(advance_clock));
+        router = router
+            .route("/_test/clock", axum::routing::post(advance_clock))
+            .route("/_test/campaign-tick", axum::routing::get(campaign_tick));
     }
     router
         .route("/healthz", get(healthz))
@@ -61,6 +63,11 @@ async fn healthz(State(app): State<App>) -> Response {
 /// Tests move time instead of sleeping: the body is the number of seconds to move forward.
 /// Exists only when the appliance was started with `INBOXGROVE_TEST_CLOCK=1`, and only for
 /// loopback clients.
+/// The injected clock's time when the campaign engine last finished a tick (tests wait for it).
+async fn campaign_tick(State(app): State<App>) -> String {
+    format!("{}\n", app.campaigns.last_tick())
+}
+
 async fn advance_clock(
     State(app): State<App>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
@@ -73,6 +80,7 @@ async fn advance_clock(
         Ok(seconds) if seconds >= 0 => {
             app.clock.advance(seconds);
             app.wakeup.notify_waiters();
+            app.campaigns.wake();
             (StatusCode::OK, format!("{}\n", app.clock.unix())).into_response()
         }
         _ => (StatusCode::BAD_REQUEST, "give a number of seconds\n").into_response(),

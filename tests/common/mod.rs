@@ -265,8 +265,14 @@ pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> std::process::Output 
 
 /// Runs the CLI on a data dir.
 pub fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    cli_with_env(data_dir, args, stdin, &[])
+}
+
+/// Runs the CLI on a data dir with extra environment (config keys such as the resolver's).
+pub fn cli_with_env(data_dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(BIN)
+        .envs(env.iter().copied())
         .args(args)
         .arg("--data")
         .arg(data_dir)

@@ -3,7 +3,9 @@
 mod account;
 mod aliases;
 mod audit;
+mod campaigns;
 mod domains;
+mod leads;
 mod mailboxes;
 mod queue;
 mod settings;
@@ -53,6 +55,8 @@ pub fn routes() -> Router<App> {
         .route("/w/{ws}/queue/{id}/retry", post(queue::retry))
         .route("/w/{ws}/queue/{id}/cancel", post(queue::cancel))
         .route("/unsubscribe/{token}", get(unsubscribe::confirm).post(unsubscribe::submit))
+        .merge(leads::routes())
+        .merge(campaigns::routes())
 }
 
 /// A CSV file download.
