@@ -6,7 +6,9 @@
 //! concerns (the sender for outgoing mail, the receiver for replies and reports), the queue row
 //! when there is one, the peer (the other party's address: the recipient of outgoing mail, the
 //! sender of a reply or complaint), the Message-ID of our sent message it is about (when known),
-//! and for `bounced` the bounce class.
+//! and for `bounced` the bounce class. Opens and clicks (`opened`, `clicked`, see
+//! [`crate::tracking`]) carry a `machine` flag: set when an image proxy, a link scanner or a tool
+//! made the request, so human rates count `machine = 0` only.
 
 use rusqlite::Connection;
 use serde::Serialize;
@@ -41,10 +43,14 @@ pub enum Kind {
     UnsubscribeRequest,
     /// A List-Unsubscribe request (one-click, link or mailto).
     Unsubscribed,
+    /// The open pixel of a tracked message was loaded (detail: the user agent).
+    Opened,
+    /// A tracked link was followed (detail: the link's URL).
+    Clicked,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Queued,
         Kind::Delivered,
         Kind::Deferred,
@@ -57,6 +63,8 @@ impl Kind {
         Kind::Complaint,
         Kind::UnsubscribeRequest,
         Kind::Unsubscribed,
+        Kind::Opened,
+        Kind::Clicked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +81,8 @@ impl Kind {
             Kind::Complaint => "complaint",
             Kind::UnsubscribeRequest => "unsubscribe_request",
             Kind::Unsubscribed => "unsubscribed",
+            Kind::Opened => "opened",
+            Kind::Clicked => "clicked",
         }
     }
 }
@@ -105,10 +115,16 @@ impl<'a> NewEvent<'a> {
 
 /// Records an event. An event about a queue row that names no Message-ID gets the row's.
 pub fn record(conn: &Connection, event: &NewEvent<'_>, now: i64) -> rusqlite::Result<()> {
+    record_flagged(conn, event, false, now)
+}
+
+/// [`record`] with the machine flag (opens and clicks made by a machine, see the module doc).
+pub fn record_flagged(conn: &Connection, event: &NewEvent<'_>, machine: bool, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO events (workspace_id, mailbox_id, queue_id, kind, recipient, message_id, class, detail, at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?6 = '' AND ?3 IS NOT NULL THEN coalesce((SELECT m.message_id \
-         FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.id = ?3), '') ELSE ?6 END, ?7, ?8, ?9)",
+        "INSERT INTO events (workspace_id, mailbox_id, queue_id, kind, recipient, message_id, class, detail, at, \
+         machine) VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?6 = '' AND ?3 IS NOT NULL THEN coalesce((SELECT \
+         m.message_id FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.id = ?3), '') ELSE ?6 END, ?7, \
+         ?8, ?9, ?10)",
     )?
     .execute((
         event.workspace_id,
@@ -120,6 +136,7 @@ pub fn record(conn: &Connection, event: &NewEvent<'_>, now: i64) -> rusqlite::Re
         event.class,
         event.detail,
         now,
+        machine,
     ))?;
     Ok(())
 }
@@ -139,6 +156,8 @@ pub struct Event {
     pub class: Option<BounceClass>,
     pub detail: String,
     pub at: i64,
+    /// An open or click made by a machine (proxy, scanner, tool).
+    pub machine: bool,
 }
 
 /// Which events to list.
@@ -154,7 +173,7 @@ pub struct Filter {
 }
 
 const SELECT: &str = "SELECT e.id, e.workspace_id, e.mailbox_id, e.queue_id, e.kind, e.recipient, \
-    e.message_id, e.class, e.detail, e.at FROM events e";
+    e.message_id, e.class, e.detail, e.at, e.machine FROM events e";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
@@ -169,6 +188,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
         class: row.get(7)?,
         detail: row.get(8)?,
         at: row.get(9)?,
+        machine: row.get(10)?,
     })
 }
 
@@ -213,7 +233,7 @@ mod tests {
             assert_eq!(kind.as_str().parse::<Kind>().unwrap(), kind);
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
         }
-        assert!("opened".parse::<Kind>().is_err());
+        assert!("open".parse::<Kind>().is_err());
     }
 
     #[tokio::test]

@@ -2,10 +2,10 @@
 //! in the README; each module's own doc says what it is for.
 
 pub mod aliases;
-pub mod campaign;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod campaign;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -25,5 +25,6 @@ pub mod smtp;
 pub mod store;
 pub mod suppression;
 pub mod tls;
+pub mod tracking;
 pub mod web;
 pub mod workspaces;

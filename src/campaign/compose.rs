@@ -12,6 +12,14 @@
 //! the unsubscribe link. A follow-up in the same thread answers the previous step: `Re: ` and
 //! the thread's first subject, In-Reply-To the previous message, References every message of
 //! the thread. A step marked as a new thread starts over.
+//!
+//! With tracking ([`Tracking`], from the campaign's `track_clicks` and `track_opens`): the
+//! links of the rendered text and HTML are rewritten to click URLs before the footer is added
+//! (so the unsubscribe link stays as it is) and returned in [`Composed::links`] for the send's
+//! transaction to store; the open pixel goes at the end of the HTML part, after the footer. A
+//! step without HTML has no pixel (plain text cannot load an image). The tokens name the
+//! Message-ID made here. Without tracking the message is exactly what it was before tracking
+//! existed.
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::date::Date;
@@ -21,6 +29,7 @@ use crate::campaign::leads::Lead;
 use crate::campaign::rotation::Sender;
 use crate::campaign::templates::{self, Mode, Template, Warning};
 use crate::crypto::random_token;
+use crate::tracking::Tracking;
 
 /// A step rendered for a lead.
 #[derive(Debug, Clone)]
@@ -132,6 +141,8 @@ pub struct Composed {
     /// Without angle brackets.
     pub message_id: String,
     pub subject: String,
+    /// The links click tracking rewrote, by position (empty without click tracking).
+    pub links: Vec<String>,
 }
 
 /// `value` as HTML text.
@@ -171,6 +182,7 @@ fn footer(unsubscribe: &Unsubscribe) -> Option<(String, String)> {
 }
 
 /// Builds the message of a rendered step (see the module doc).
+#[allow(clippy::too_many_arguments)]
 pub fn compose(
     rendered: &Rendered,
     step: &Step,
@@ -178,19 +190,31 @@ pub fn compose(
     sender: &Sender,
     thread: Option<&Thread>,
     unsubscribe: &Unsubscribe,
+    tracking: Option<&Tracking>,
     now: i64,
 ) -> Composed {
     let domain = sender.address.rsplit_once('@').map_or("localhost", |(_, domain)| domain);
     let message_id = format!("{}@{domain}", random_token());
     let subject = subject_for(rendered, step, thread);
     let to_name = format!("{} {}", lead.first_name, lead.last_name).trim().to_string();
-    let mut text = rendered.text.clone();
-    let mut html = rendered.html.clone();
+    let (mut text, mut html, links) = match tracking.filter(|t| t.clicks()) {
+        Some(tracking) => {
+            let mut rewriter = tracking.rewriter(&message_id);
+            let (text, html) = (rewriter.text(&rendered.text), rewriter.html(&rendered.html));
+            (text, html, rewriter.into_links())
+        }
+        None => (rendered.text.clone(), rendered.html.clone(), Vec::new()),
+    };
     if let Some((text_footer, html_footer)) = footer(unsubscribe) {
         text.push_str(&text_footer);
         if !html.is_empty() {
             html.push_str(&html_footer);
         }
+    }
+    if let Some(tracking) = tracking.filter(|t| t.opens())
+        && !html.is_empty()
+    {
+        html = tracking.with_pixel(&message_id, &html);
     }
     let mut message = MessageBuilder::new()
         .from((sender.display_name.clone(), sender.address.clone()))
@@ -209,5 +233,122 @@ pub fn compose(
     }
     let mut raw = unsubscribe.headers.clone().into_bytes();
     raw.extend(message.write_to_vec().unwrap_or_default());
-    Composed { raw, message_id, subject }
+    Composed { raw, message_id, subject, links }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mail_parser::MessageParser;
+
+    use super::*;
+    use crate::campaign::campaigns::DelayUnit;
+    use crate::campaign::leads::LeadStatus;
+    use crate::crypto::MasterKey;
+
+    const UNSUBSCRIBE: &str = "https://grove.test/unsubscribe/TOKEN";
+
+    fn parts(html: &str) -> (Rendered, Step, Lead, Sender, Unsubscribe) {
+        let rendered = Rendered {
+            variant_id: 1,
+            variant_label: "A".into(),
+            subject: "Hello".into(),
+            text: "Read https://site.test/a?b=1&c=2. Or mail ann@a.test (mailto:ann@a.test).".into(),
+            html: html.into(),
+            missing: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let step =
+            Step { id: 1, position: 0, delay: 0, delay_unit: DelayUnit::Days, new_thread: false, variants: Vec::new() };
+        let lead = Lead {
+            id: 1,
+            email: "lead@b.test".into(),
+            first_name: "Bo".into(),
+            last_name: String::new(),
+            company: String::new(),
+            title: String::new(),
+            website: String::new(),
+            time_zone: String::new(),
+            fields: Default::default(),
+            status: LeadStatus::Active,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let sender = Sender {
+            id: 1,
+            address: "ann@a.test".into(),
+            display_name: "Ann".into(),
+            first_name: "Ann".into(),
+            last_name: String::new(),
+            may_send: true,
+            remaining: 10,
+            free_at: 0,
+        };
+        let unsubscribe =
+            Unsubscribe { headers: String::new(), link: UNSUBSCRIBE.into(), footer_address: Some("1 Main St".into()) };
+        (rendered, step, lead, sender, unsubscribe)
+    }
+
+    /// (text part, HTML part or "") of a composed message.
+    fn bodies(composed: &Composed) -> (String, String) {
+        let message = MessageParser::default().parse(&composed.raw).expect("a message");
+        let text = message.body_text(0).map(|t| t.replace("\r\n", "\n")).unwrap_or_default();
+        let has_html = String::from_utf8_lossy(&composed.raw).to_ascii_lowercase().contains("text/html");
+        let html = if has_html { message.body_html(0).unwrap_or_default().to_string() } else { String::new() };
+        (text, html)
+    }
+
+    fn tracking(opens: bool, clicks: bool) -> Option<Tracking> {
+        let keys = Arc::new(MasterKey::from_bytes(&[1; 32]));
+        Tracking::new(keys, 1, "https://track.a.test", "https://grove.test", opens, clicks)
+    }
+
+    #[test]
+    fn without_tracking_the_links_stay_and_none_are_collected() {
+        let (rendered, step, lead, sender, unsubscribe) = parts("<p><a href=\"https://site.test/h\">Site</a></p>");
+        let composed = compose(&rendered, &step, &lead, &sender, None, &unsubscribe, None, 0);
+        let (text, html) = bodies(&composed);
+        assert!(text.starts_with(&rendered.text.replace("\r\n", "\n")), "{text}");
+        assert!(text.contains(UNSUBSCRIBE), "{text}");
+        assert!(html.starts_with(&rendered.html) && !html.contains("/t/"), "{html}");
+        assert!(composed.links.is_empty());
+    }
+
+    #[test]
+    fn tracked_mail_has_click_urls_a_pixel_last_and_its_unsubscribe_link_untouched() {
+        let html = "<p>Read <a href=\"https://site.test/a?b=1&amp;c=2\">this</a> or \
+                    <a href=\"mailto:ann@a.test\">mail me</a></p>";
+        let (rendered, step, lead, sender, unsubscribe) = parts(html);
+        let tracking = tracking(true, true);
+        let composed = compose(&rendered, &step, &lead, &sender, None, &unsubscribe, tracking.as_ref(), 0);
+        assert_eq!(composed.links, ["https://site.test/a?b=1&c=2"], "one link in both parts");
+        let (text, html) = bodies(&composed);
+        assert!(text.starts_with("Read https://track.a.test/t/c/"), "{text}");
+        assert!(text.contains(". Or mail ann@a.test (mailto:ann@a.test).") && !text.contains("site.test"), "{text}");
+        assert!(text.contains(&format!("Unsubscribe: {UNSUBSCRIBE}")), "{text}");
+        assert!(html.starts_with("<p>Read <a href=\"https://track.a.test/t/c/"), "{html}");
+        assert!(
+            html.contains("<a href=\"mailto:ann@a.test\">") && html.contains(&format!("href=\"{UNSUBSCRIBE}\"")),
+            "{html}"
+        );
+        let pixel = html.rfind("<img src=\"https://track.a.test/t/o/").expect("a pixel");
+        assert!(pixel > html.find("Unsubscribe</a>").unwrap() && html.ends_with("border:0\">"), "{html}");
+        // The click tokens name this message.
+        let token = text.split("/t/c/").nth(1).unwrap().split('.').next().unwrap();
+        let target = crate::tracking::token::verify(&MasterKey::from_bytes(&[1; 32]), token).unwrap();
+        assert_eq!(target.message_id(), composed.message_id);
+    }
+
+    #[test]
+    fn plain_text_mail_gets_no_pixel_and_opens_only_rewrite_nothing() {
+        let (rendered, step, lead, sender, unsubscribe) = parts("");
+        let composed = compose(&rendered, &step, &lead, &sender, None, &unsubscribe, tracking(true, false).as_ref(), 0);
+        let (text, html) = bodies(&composed);
+        assert!(html.is_empty() && !String::from_utf8_lossy(&composed.raw).contains("/t/o/"));
+        assert!(text.starts_with(&rendered.text) && composed.links.is_empty(), "{text}");
+        let clicks = compose(&rendered, &step, &lead, &sender, None, &unsubscribe, tracking(false, true).as_ref(), 0);
+        assert_eq!(clicks.links, ["https://site.test/a?b=1&c=2"]);
+        assert!(!String::from_utf8_lossy(&clicks.raw).contains("/t/o/"));
+    }
 }

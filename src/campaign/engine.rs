@@ -37,7 +37,7 @@ use crate::campaign::windows;
 use crate::error::{Error, Result};
 use crate::mta::admit::{self, AdmitError, Refusal};
 use crate::mta::enqueue::{self, Outgoing, Prepared, SignerCache};
-use crate::mta::unsubscribe;
+use crate::tracking::unsubscribe;
 
 /// Sends planned and recorded together.
 const BATCH: usize = 100;
@@ -260,6 +260,11 @@ fn plan(conn: &Connection, campaign: &Campaign, steps: &[Step], now: i64, limit:
             (_, Some(mailbox)) => match follower(conn, campaign, &mut pool, &mut followers, mailbox, now)? {
                 Ok(sender) => sender,
                 Err(why) => {
+                    // A follow-up waits for its own mailbox: moved past the wait, so it is not
+                    // read again (and does not crowd out other due leads) before it can go.
+                    if let Some(at) = follow_up_retry(conn, campaign, why, now)? {
+                        out.reschedule.push((lead_id, at));
+                    }
                     note(&mut out.not_sending, why.into());
                     continue;
                 }
@@ -282,6 +287,20 @@ fn note(reasons: &mut Vec<NotSending>, reason: NotSending) {
     if !reasons.iter().any(|r| r.code() == reason.code()) {
         reasons.push(reason);
     }
+}
+
+/// When a follow-up whose mailbox cannot send now is worth reading again: after the mailbox's
+/// day resets (workspace midnight) when it is at its limit, in an hour when it is paused, and
+/// on the next tick when it only waits out its gap.
+fn follow_up_retry(conn: &Connection, campaign: &Campaign, why: Unavailable, now: i64) -> Result<Option<i64>> {
+    Ok(match why {
+        Unavailable::AtLimit => {
+            let zone = crate::workspaces::time_zone(conn, campaign.workspace_id)?;
+            Some(windows::next_local_midnight(now, zone))
+        }
+        Unavailable::Paused => Some(now + 3600),
+        Unavailable::Gap => None,
+    })
 }
 
 /// The mailbox of a follow-up (the lead's first sender), taken for one send if it can send.
@@ -388,6 +407,8 @@ struct Ready {
     variant_id: i64,
     message_id: String,
     subject: String,
+    /// The links click tracking rewrote, stored with the send.
+    links: Vec<String>,
     prepared: Prepared,
 }
 
@@ -441,8 +462,9 @@ async fn prepare_one(
         return Ok(None);
     };
     let unsubscribe = unsubscribe_for(app, campaign, &planned, footer_address);
-    let composed =
-        compose::compose(&rendered, step, &planned.lead, &planned.sender, planned.thread.as_ref(), &unsubscribe, now);
+    let tracking = crate::tracking::Tracking::for_send(app, campaign, planned.sender.id).await?;
+    let (lead, sender, thread) = (&planned.lead, &planned.sender, planned.thread.as_ref());
+    let composed = compose::compose(&rendered, step, lead, sender, thread, &unsubscribe, tracking.as_ref(), now);
     let outgoing = Outgoing {
         workspace_id: campaign.workspace_id,
         mailbox_id: Some(planned.sender.id),
@@ -457,6 +479,7 @@ async fn prepare_one(
         variant_id: rendered.variant_id,
         message_id: composed.message_id,
         subject: composed.subject,
+        links: composed.links,
         prepared,
     }))
 }
@@ -528,6 +551,7 @@ fn record_one(tx: &Transaction, campaign: &Campaign, steps: &[Step], one: &Ready
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute((campaign.id, lead.id, step.id, one.variant_id, planned.sender.id, &one.message_id, &one.subject, now))?;
+    crate::tracking::click::record_links(tx, tx.last_insert_rowid(), &one.links)?;
     advance(tx, campaign, steps, lead, planned.steps_done + 1, planned.sender.id, now)?;
     Ok(true)
 }

@@ -7,6 +7,7 @@ use super::{access_for_address, cli_access, find_domain, print_json, print_list,
 use crate::app::App;
 use crate::dns::dkim::DkimAlgorithm;
 use crate::domains::{self, Domain, RoleChoice};
+use crate::tracking;
 
 #[derive(Subcommand)]
 pub enum DomainCommand {
@@ -58,12 +59,16 @@ pub enum DomainCommand {
         #[arg(long)]
         workspace: Option<String>,
         /// The address its mail leaves from: one of source_ips under [delivery] in the configuration, or "auto".
-        #[arg(long, value_name = "IP|auto", required_unless_present = "role_mailbox")]
+        #[arg(long, value_name = "IP|auto", required_unless_present_any = ["role_mailbox", "tracking_host"])]
         source_ip: Option<String>,
         /// Where its role mail goes: a mailbox of the workspace, or "dedicated" (its postmaster@
         /// role mailbox, created when missing).
         #[arg(long, value_name = "ADDRESS|dedicated")]
         role_mailbox: Option<String>,
+        /// The host name open and click tracking links use, under the domain (such as
+        /// track.example.com, a CNAME to this server), or "none" for the base URL.
+        #[arg(long, value_name = "HOST|none")]
+        tracking_host: Option<String>,
     },
     /// Remove a domain that has no mailboxes left (its DKIM keys and aliases go with it).
     #[command(visible_alias = "rm")]
@@ -81,6 +86,7 @@ pub enum DomainCommand {
 struct Shown<'a> {
     #[serde(flatten)]
     domain: &'a Domain,
+    tracking_host: Option<String>,
     records: Vec<crate::dns::records::DnsRecord>,
 }
 
@@ -96,7 +102,9 @@ pub async fn run(app: App, command: DomainCommand) -> anyhow::Result<()> {
             let access = access_for_address(&app, workspace, &name).await?;
             let domain = find_domain(&app, &access, name).await?;
             if json {
-                print_json(&Shown { records: domains::records(&app.config, &domain), domain: &domain })?;
+                let (ws, id) = (access.workspace.id, domain.id);
+                let tracking_host = app.store.read(move |conn| tracking::host::of_domain(conn, ws, id)).await?;
+                print_json(&Shown { records: domains::records(&app.config, &domain), domain: &domain, tracking_host })?;
             } else if zone {
                 print!("{}", domains::zone(&app.config, &domain));
             } else {
@@ -115,7 +123,7 @@ pub async fn run(app: App, command: DomainCommand) -> anyhow::Result<()> {
             );
             print!("{}", domains::records_text(&app.config, &domain));
         }
-        DomainCommand::Set { name, workspace, source_ip, role_mailbox } => {
+        DomainCommand::Set { name, workspace, source_ip, role_mailbox, tracking_host } => {
             let access = access_for_address(&app, workspace, &name).await?;
             let domain = find_domain(&app, &access, name).await?;
             if let Some(source_ip) = source_ip {
@@ -126,6 +134,12 @@ pub async fn run(app: App, command: DomainCommand) -> anyhow::Result<()> {
                 let role = RoleChoice::from_cli(Some(&role_mailbox));
                 let updated = domains::set_role_mailbox(&app, &access, domain.id, role).await?;
                 eprintln!("{}: role mail goes to {}", updated.name, updated.role_mailbox.unwrap_or_default());
+            }
+            if let Some(input) = tracking_host {
+                match tracking::host::set(&app, &access, domain.id, &input).await? {
+                    Some(host) => eprintln!("{}: tracking links use {host}", domain.name),
+                    None => eprintln!("{}: no tracking host; tracking links use the base URL", domain.name),
+                }
             }
         }
         DomainCommand::Remove { name, workspace } => {

@@ -124,8 +124,8 @@ pub fn resolve(conn: &Connection, address: &str, hostname: &str) -> rusqlite::Re
 
 /// Whether a local part is a mailto List-Unsubscribe address (rule 2).
 pub fn is_unsubscribe(local: &str) -> bool {
-    local.len() > crate::mta::unsubscribe::MAILTO_PREFIX.len()
-        && local.to_ascii_lowercase().starts_with(crate::mta::unsubscribe::MAILTO_PREFIX)
+    local.len() > crate::tracking::unsubscribe::MAILTO_PREFIX.len()
+        && local.to_ascii_lowercase().starts_with(crate::tracking::unsubscribe::MAILTO_PREFIX)
 }
 
 /// `postmaster` without a domain: the postmaster of the host name's domain or its parent.

@@ -13,7 +13,6 @@ pub mod enqueue;
 pub mod prepare;
 pub mod queue;
 pub mod status;
-pub mod unsubscribe;
 
 pub use enqueue::{enqueue, send};
 pub use prepare::{Outgoing, Prepared, PreparedBody, SignerCache, prepare, prepare_cached};

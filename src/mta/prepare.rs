@@ -33,7 +33,7 @@ use crate::domains::DKIM_SEAL_CONTEXT;
 use crate::error::{Error, Result};
 use crate::mailstore::Announcer;
 use crate::mailstore::receive::Facts;
-use crate::mta::unsubscribe;
+use crate::tracking::unsubscribe;
 
 /// A message to send, as a sender hands it over.
 #[derive(Debug, Clone)]

@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_credential_owner.sql"),
     include_str!("migrations/0010_role_mailboxes.sql"),
     include_str!("migrations/0011_campaigns.sql"),
+    include_str!("migrations/0012_tracking.sql"),
 ];
 
 const READERS: usize = 4;

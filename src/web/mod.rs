@@ -35,9 +35,11 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .merge(assets::routes())
         .merge(ui::routes())
+        .merge(crate::tracking::routes())
         .fallback(|| async { WebError(Error::NotFound) })
         .layer(axum::middleware::from_fn_with_state(app.clone(), error_layout))
         .layer(axum::middleware::from_fn_with_state(app.clone(), session::csrf_cookie_layer))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), crate::tracking::host_guard))
         .with_state(app)
 }
 

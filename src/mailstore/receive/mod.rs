@@ -35,7 +35,7 @@ use crate::mailbox::resolve::{self, Local, Resolved};
 use crate::mailstore::classify::{self, Classification};
 use crate::mailstore::thread::{self, ThreadFacts};
 use crate::mailstore::{self, Announcer};
-use crate::mta::unsubscribe;
+use crate::tracking::unsubscribe;
 
 use effects::Context;
 

@@ -1,7 +1,7 @@
 //! Domains: the list with the add form, one domain's records to publish, its zone snippet, and
 //! its egress address (a select of `[delivery] source_ips` and "automatic"), and where its role
 //! mail goes (a dedicated postmaster@ mailbox or a select of the workspace's mailboxes), chosen
-//! when adding it and changeable on its page.
+//! when adding it and changeable on its page, and its tracking host (`crate::tracking::host`).
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -135,6 +135,15 @@ pub struct ShowPage {
     /// "dedicated" or a mailbox id: the selected choice for role mail.
     pub role_mailbox: String,
     pub role_mailbox_error: Option<String>,
+    /// The domain's tracking host, as stored.
+    pub tracking_host_current: Option<String>,
+    /// The tracking host field's value: the stored one until changed.
+    pub tracking_host: String,
+    pub tracking_host_error: Option<String>,
+    /// Where tracking links point without a tracking host.
+    pub base_url: String,
+    /// The name a tracking host's CNAME points at.
+    pub hostname: String,
     /// What keeps the records from being usable (`Config::deployment_warnings`).
     pub warnings: Vec<String>,
 }
@@ -142,11 +151,13 @@ pub struct ShowPage {
 /// The domain page, with the mailbox-creation form pre-filled.
 pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebResult<ShowPage> {
     let (_, ctx) = session.in_workspace(app, ws, "domains").await?;
-    let (domain, workspace_mailboxes, daily_limit) = app
+    let (domain, workspace_mailboxes, daily_limit, tracking_host) = app
         .store
         .read(move |conn| {
             let domain = domains::get(conn, ws, id)?;
-            Ok::<_, Error>((domain, mailbox::list(conn, ws, None)?, workspaces::default_daily_limit(conn, ws)?))
+            let tracking_host = crate::tracking::host::of_domain(conn, ws, id)?;
+            let mailboxes = mailbox::list(conn, ws, None)?;
+            Ok::<_, Error>((domain, mailboxes, workspaces::default_daily_limit(conn, ws)?, tracking_host))
         })
         .await?;
     let records = domains::records(&app.config, &domain);
@@ -165,6 +176,11 @@ pub async fn show_page(app: &App, session: &Session, ws: i64, id: i64) -> WebRes
         workspace_mailboxes,
         role_mailbox,
         role_mailbox_error: None,
+        tracking_host: tracking_host.clone().unwrap_or_default(),
+        tracking_host_current: tracking_host,
+        tracking_host_error: None,
+        base_url: app.config.http.base_url.clone(),
+        hostname: app.config.hostname.clone(),
         warnings: app.config.deployment_warnings(),
     })
 }
@@ -223,6 +239,33 @@ pub async fn set_role_mailbox(
             let mut page = show_page(&app, &session, ws, id).await?;
             page.role_mailbox = form.role_mailbox;
             page.role_mailbox_error = Some(e.to_string());
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TrackingHostForm {
+    #[serde(default)]
+    tracking_host: String,
+}
+
+/// Sets (or, empty, clears) the domain's tracking host; a bad name re-renders the page with the
+/// error and what was typed.
+pub async fn set_tracking_host(
+    State(app): State<App>,
+    session: Session,
+    Path((ws, id)): Path<(i64, i64)>,
+    CsrfForm(form): CsrfForm<TrackingHostForm>,
+) -> WebResult {
+    let (access, _) = session.in_workspace(&app, ws, "domains").await?;
+    match crate::tracking::host::set(&app, &access, id, &form.tracking_host).await {
+        Ok(_) => Ok(Redirect::to(&format!("/w/{ws}/domains/{id}")).into_response()),
+        Err(e) if e.belongs_on_form() => {
+            let mut page = show_page(&app, &session, ws, id).await?;
+            page.tracking_host = form.tracking_host;
+            page.tracking_host_error = Some(e.to_string());
             Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e.into()),

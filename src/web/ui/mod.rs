@@ -40,6 +40,7 @@ pub fn routes() -> Router<App> {
         .route("/w/{ws}/domains/{id}/zone", get(domains::zone))
         .route("/w/{ws}/domains/{id}/source-ip", post(domains::set_source_ip))
         .route("/w/{ws}/domains/{id}/role-mailbox", post(domains::set_role_mailbox))
+        .route("/w/{ws}/domains/{id}/tracking-host", post(domains::set_tracking_host))
         .route("/w/{ws}/domains/{id}/mailboxes", post(mailboxes::create))
         .route("/w/{ws}/domains/{id}/aliases", get(aliases::list).post(aliases::add))
         .route("/w/{ws}/domains/{id}/aliases/{alias}/remove", post(aliases::remove))

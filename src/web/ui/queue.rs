@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::events::Event;
 use crate::mta::QueueStatus;
 use crate::mta::queue::{self, Counts, QueueRow};
-use crate::mta::unsubscribe;
+use crate::tracking::unsubscribe;
 use crate::web::listing::{self, Listing};
 use crate::web::session::{CsrfForm, Ctx, Session};
 use crate::web::{WebResult, render};

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 
 use crate::app::App;
 use crate::error::Error;
-use crate::mta::unsubscribe;
+use crate::tracking::unsubscribe;
 use crate::web::session::Ctx;
 use crate::web::{WebResult, render};
 
