@@ -145,22 +145,6 @@ pub struct Composed {
     pub links: Vec<String>,
 }
 
-/// `value` as HTML text.
-fn escape_html(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The footer line appended to the text (and HTML) body.
 fn footer(unsubscribe: &Unsubscribe) -> Option<(String, String)> {
     let address = unsubscribe.footer_address.as_deref()?;
@@ -169,12 +153,12 @@ fn footer(unsubscribe: &Unsubscribe) -> Option<(String, String)> {
     if !address.trim().is_empty() {
         text.push_str(&address.trim().replace('\n', "\r\n"));
         text.push_str("\r\n");
-        html.push_str(&escape_html(address.trim()).replace('\n', "<br>"));
+        html.push_str(&templates::escape_html(address.trim()).replace('\n', "<br>"));
         html.push_str("<br>");
     }
     if !unsubscribe.link.is_empty() {
         text.push_str(&format!("Unsubscribe: {}\r\n", unsubscribe.link));
-        let link = escape_html(&unsubscribe.link);
+        let link = templates::escape_html(&unsubscribe.link);
         html.push_str(&format!("<a href=\"{link}\">Unsubscribe</a>"));
     }
     html.push_str("</p>");

@@ -186,6 +186,13 @@ impl Mode {
     }
 }
 
+/// `value` as HTML text or a quoted attribute value (`&`, `<`, `>`, both quotes escaped).
+pub fn escape_html(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    push_html_escaped(&mut out, value);
+    out
+}
+
 fn push_html_escaped(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {

@@ -82,7 +82,7 @@ impl<'a, F: Fn(u32) -> String> Rewriter<'a, F> {
             }
             if let Some(replacement) = self.replace(url) {
                 out.push_str(&html[copied..start]);
-                out.push_str(&escape_attribute(&replacement));
+                out.push_str(&crate::campaign::templates::escape_html(&replacement));
                 copied = end;
             }
         }
@@ -278,11 +278,6 @@ fn decode_references(value: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// A value for a quoted HTML attribute.
-fn escape_attribute(value: &str) -> String {
-    value.replace('&', "&amp;").replace('"', "&quot;").replace('\'', "&#39;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 #[cfg(test)]
