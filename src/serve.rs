@@ -15,6 +15,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     config.default_base_url(bound);
     let app = App::open(config).await?;
+    let interrupted = crate::campaign::import::recover_interrupted(&app).await?;
+    if interrupted > 0 {
+        tracing::warn!(imports = interrupted, "lead imports interrupted by the last stop are marked failed");
+    }
     crate::tls::ensure_certificate(&app.config, app.clock.unix())?;
     let certificates = crate::tls::Certificates::load(&app.config)?;
     let tls = certificates.server_config();

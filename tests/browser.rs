@@ -924,3 +924,199 @@ fn csv_columns(path: &Path, key: &str, value: &str) -> BTreeMap<String, String> 
     }
     columns
 }
+
+/// The Leads area in Chromium at 1366 px and 390 px: the empty list, the upload form, the
+/// mapping step (a column set to Ignore by hand), an import large enough to run in the
+/// background (the MX check asking a slow DNS server on loopback) whose page shows the progress
+/// bar and, through `app.js`, reloads into the report on its own; the list with its figures; a
+/// lead refused a bad time zone beside the field, then saved; and a lead deleted never to be
+/// contacted again. No page scrolls sideways at phone width. PNGs land beside the others as
+/// `30-...` to `38-...`, each at 1366 and 390 px.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_import_progress_report_and_erasure_in_chromium() {
+    if !common::have_peer("chromedriver") || !common::have_peer(CHROMIUM) {
+        return;
+    }
+    let dns = leads_dns::slow_dns(Duration::from_millis(1500));
+    let nameservers = format!("[\"127.0.0.1:{dns}\"]");
+    let appliance = common::Appliance::start_with(
+        tempfile::tempdir().expect("temp dir"),
+        &[("INBOXGROVE_DNS__NAMESERVERS", nameservers.as_str())],
+    );
+    let temp = tempfile::tempdir().expect("temp dir");
+    let profile = temp.path().join("profile");
+    let mut driver = Driver::start(&profile);
+    driver.wait_ready().await;
+    let client = leads_chromium(&driver, &profile).await;
+    let csv = temp.path().join("founders-q3.csv");
+    std::fs::write(&csv, leads_csv()).expect("write the CSV");
+    let walk = Walk { client: client.clone(), shots: output_dir(), data: appliance.data_dir() };
+    let setup = appliance.setup_link.clone().expect("setup link");
+    let mut steps = tokio::spawn(async move { leads_walk(walk, setup, csv).await });
+    let outcome = tokio::time::timeout(WALK_TIMEOUT, &mut steps).await;
+    steps.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+    drop(driver);
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("browser steps did not finish: {e}"),
+        Err(_) => panic!("browser steps took longer than {WALK_TIMEOUT:?}"),
+    }
+}
+
+#[path = "leads/dns.rs"]
+mod leads_dns;
+
+/// The desktop width the Leads screenshots are taken at.
+const DESKTOP_WIDTH: u32 = 1366;
+
+/// A headless Chromium session through `driver`, with its own profile.
+async fn leads_chromium(driver: &Driver, profile: &Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1366,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        ClientBuilder::new(connector).capabilities(capabilities).connect(&driver.url),
+    )
+    .await
+    .expect("Chromium started within 30 s")
+    .expect("a WebDriver session")
+}
+
+/// 3,000 leads over 30 domains (ten new ones in each chunk of 1,000 rows, so each chunk waits for
+/// the slow DNS server), with a custom column, a notes column to ignore, and a few bad rows.
+fn leads_csv() -> String {
+    let firsts = ["Ann", "Ben", "Cleo", "Dev", "Eva", "Finn", "Gia", "Hugo"];
+    let mut csv = String::from("\u{feff}Email;First Name;Last Name;Company;Job Title;Plan;Notes\r\n");
+    for i in 0..2990 {
+        let first = firsts[i % firsts.len()];
+        csv.push_str(&format!(
+            "{}.{i}@founders{}.test;{first};Lead{i};\"Founders {}; Ltd\";Founder;{};call back\r\n",
+            first.to_lowercase(),
+            i / 100,
+            i / 100,
+            ["pro", "basic"][i % 2]
+        ));
+    }
+    for bad in ["not an address", "info@founders1.test", "eve@mailinator.com", "ann.0@founders0.test"] {
+        csv.push_str(&format!("{bad};X;Y;Z;;;\r\n"));
+    }
+    for i in 0..6 {
+        csv.push_str(&format!("gone{i}@nomx-founders.test;Gone;{i};Nowhere;;;\r\n"));
+    }
+    csv
+}
+
+/// Saves the page at desktop width, then at phone width (checking that nothing but a table's own
+/// box scrolls sideways there), and goes back to desktop width.
+async fn both_widths(client: &Client, shots: &Path, name: &str) {
+    screenshot_at(client, shots, &format!("{name}-1366"), DESKTOP_WIDTH).await;
+    client.set_window_size(PHONE_WIDTH, 1000).await.expect("phone width");
+    let overflow = "const w = document.documentElement.clientWidth; return document.documentElement.scrollWidth - w;";
+    let sideways = client.execute(overflow, vec![]).await.expect("measure");
+    assert_eq!(sideways, json!(0), "{name} does not scroll sideways at {PHONE_WIDTH} px");
+    screenshot_at(client, shots, &format!("{name}-390"), PHONE_WIDTH).await;
+    client.set_window_size(DESKTOP_WIDTH, 1000).await.expect("desktop width");
+}
+
+async fn leads_walk(walk: Walk, setup_link: String, csv: PathBuf) {
+    let (client, shots) = (&walk.client, &walk.shots);
+    client.goto(&setup_link).await.expect("open the setup link");
+    type_into(client, "input[name=email]", EMAIL).await;
+    type_into(client, "input[name=password]", common::PASSWORD).await;
+    type_into(client, "input[name=workspace]", WORKSPACE).await;
+    click_through(client, "#setup-submit").await;
+    click_through(client, "nav.sections a[href$='/leads']").await;
+    wait_for(client, "#leads-empty").await;
+    assert!(text_of(client, "#leads-empty").await.starts_with("No leads yet. Import a CSV"));
+    both_widths(client, shots, "30-leads-empty").await;
+
+    click_through(client, "#import-csv").await;
+    let file = wait_for(client, "#upload-file").await;
+    file.send_keys(csv.to_str().expect("utf-8 path")).await.expect("choose the file");
+    type_into(client, "#upload-list", "Q3 Founders").await;
+    assert!(is_checked(client, "#upload-mx").await, "the MX check is on by default");
+    both_widths(client, shots, "31-leads-upload").await;
+    click_through(client, "#upload-submit").await;
+
+    wait_for(client, "#mapping-form").await;
+    assert_eq!(selected_label(client, "#column-0").await, "Email");
+    assert_eq!(selected_label(client, "#column-4").await, "Title");
+    assert_eq!(selected_label(client, "#column-5").await, "Custom field “Plan”");
+    pick(client, "#column-6", "Ignore").await;
+    assert!(text_of(client, "#mapping-summary").await.starts_with("3,000 rows separated by semicolons"));
+    both_widths(client, shots, "32-leads-mapping").await;
+    click_through(client, "#mapping-submit").await;
+
+    wait_for(client, "#import-progress").await;
+    assert_eq!(text_of(client, "#import-status").await, "Running");
+    screenshot_at(client, shots, "33-leads-import-running-1366", DESKTOP_WIDTH).await;
+    // The page's script moves the bar as chunks are written, without reloading the page.
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let shown = text_of(client, "#import-progress-text").await;
+        if shown.starts_with("1,000 of") || shown.starts_with("2,000 of") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the progress bar did not move: {shown:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let value = client.execute("return document.querySelector('#import-bar').value;", vec![]).await.expect("value");
+    assert!(value == json!(1000) || value == json!(2000), "the bar's value: {value}");
+    both_widths(client, shots, "33-leads-import-part-way").await;
+    // The page's script polls the progress and reloads into the report by itself.
+    let figures = client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css("#import-figures")).await;
+    figures.expect("the page showed the report when the import ended");
+    assert_eq!(text_of(client, "#import-status").await, "Done");
+    assert_eq!(text_of(client, "#figure-imported .value").await, "2,990");
+    assert_eq!(text_of(client, "#figure-skipped .value").await, "10");
+    both_widths(client, shots, "34-leads-import-report").await;
+
+    click_through(client, "#list-leads").await;
+    wait_for(client, "#lead-figures").await;
+    assert_eq!(text_of(client, "#figure-total .value").await, "2,990");
+    both_widths(client, shots, "35-leads-list").await;
+
+    click_through(client, "#leads tbody tr:first-child a.address").await;
+    wait_for(client, "#lead-form").await;
+    type_into(client, "#lead-time-zone", "Mars/Olympus").await;
+    type_into(client, "#lead-title", "Co-founder").await;
+    click_through(client, "#lead-save").await;
+    wait_for(client, "#lead-time-zone-error").await;
+    assert_eq!(field_value(client, "#lead-title").await, "Co-founder", "what was typed is kept");
+    both_widths(client, shots, "36-lead-error").await;
+    type_into(client, "#lead-time-zone", "Europe/Lisbon").await;
+    click_through(client, "#lead-save").await;
+    wait_for(client, "#lead-saved").await;
+    assert_eq!(field_value(client, "#lead-time-zone").await, "Europe/Lisbon");
+    both_widths(client, shots, "37-lead-saved").await;
+
+    let email = text_of(client, "#lead-email").await;
+    click(client, "#delete-confirm").await;
+    click_through(client, "#delete-never-again").await;
+    wait_for(client, "#lead-notice").await;
+    assert!(text_of(client, "#lead-notice").await.contains("Only a hash of its address stays"));
+    assert_eq!(text_of(client, "#figure-total .value").await, "2,989");
+    both_widths(client, shots, "38-lead-erased").await;
+    let data = walk.data.clone();
+    let kept = tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open(data.join("inboxgrove.db")).expect("open the database");
+        conn.query_row("SELECT count(*) FROM leads WHERE email = ?1", [&email], |r| r.get::<_, i64>(0)).expect("count")
+    })
+    .await
+    .expect("the query ran");
+    assert_eq!(kept, 0);
+}
