@@ -228,6 +228,8 @@ fn workspace_section(path: &str) -> Option<(i64, &'static str)> {
     }
     let ws = parts.next()?.parse().ok()?;
     let section = match parts.next() {
+        Some("campaigns") => "campaigns",
+        Some("leads") => "leads",
         Some("domains") => "domains",
         Some("mailboxes" | "credentials") => "mailboxes",
         Some("queue") => "queue",
