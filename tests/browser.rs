@@ -635,8 +635,12 @@ async fn search_and_page(walk: &Walk, wanted: &str) {
     click_through(client, "#mailbox-filters button[type=submit]").await;
     wait_for(client, "#pager-summary").await;
     let found = common::select_text(&client.source().await.expect("source"), "#mailboxes tbody td:nth-child(2)");
-    assert_eq!(found, [wanted], "the search finds the mailbox");
-    assert_eq!(text_of(client, "#pager-summary").await, "1–1 of 1");
+    // Generated names may share a prefix (chris@, chrisk@): every match contains what was typed.
+    assert!(
+        found.contains(&wanted) && found.iter().all(|a| a.contains(local)),
+        "the search finds the mailbox: {found:?}"
+    );
+    assert_eq!(text_of(client, "#pager-summary").await, format!("1–{n} of {n}", n = found.len()));
     assert_eq!(field_value(client, "#mailbox-search").await, local, "the search stays in the box");
     screenshot(client, &walk.shots, "19-search").await;
 }
