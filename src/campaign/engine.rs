@@ -86,7 +86,13 @@ impl NotSending {
     pub fn describe(&self) -> String {
         let when = |at: &Option<i64>| at.map_or_else(|| "never".to_string(), crate::clock::format_unix);
         match self {
-            NotSending::NotActive { status } => format!("The campaign is {}.", status.label().to_lowercase()),
+            NotSending::NotActive { status } => format!(
+                "The campaign is {}.",
+                match status {
+                    CampaignStatus::Draft => "a draft, not started yet",
+                    other => other.as_str(),
+                }
+            ),
             NotSending::OutsideWindow { next_open } => {
                 format!("The due leads are outside the send window; it opens next at {}.", when(next_open))
             }
@@ -117,6 +123,8 @@ struct Planned {
     /// The lead's `steps_done` when planned (the record step checks it did not change).
     steps_done: i64,
     step: usize,
+    /// That step's id when planned (an edit may change the steps before the record).
+    step_id: i64,
     sender: Sender,
     thread: Option<Thread>,
 }
@@ -206,8 +214,8 @@ async fn run_campaign(app: &App, signers: &Arc<SignerCache>, campaign: &Campaign
             break;
         }
         let prepared = prepare_all(app, signers, campaign, &steps, plan.sends, now).await?;
-        let (c, s) = (campaign.clone(), steps.clone());
-        sent += app.store.write(move |tx| record(tx, &c, &s, prepared, now)).await?;
+        let c = campaign.clone();
+        sent += app.store.write(move |tx| record(tx, &c, prepared, now)).await?;
         app.wakeup.notify_one();
         if planned < BATCH {
             break;
@@ -272,7 +280,7 @@ fn plan(conn: &Connection, campaign: &Campaign, steps: &[Step], now: i64, limit:
         };
         cap_left -= 1;
         let thread = if steps_done > 0 { thread_of(conn, campaign.id, lead_id, steps)? } else { None };
-        out.sends.push(Planned { lead: lead.clone(), steps_done, step, sender, thread });
+        out.sends.push(Planned { lead: lead.clone(), steps_done, step, step_id: steps[step].id, sender, thread });
         if out.sends.len() >= limit {
             break;
         }
@@ -498,7 +506,7 @@ fn unsubscribe_for(app: &App, campaign: &Campaign, planned: &Planned, footer_add
 }
 
 /// Records the prepared sends (module doc, step 4); returns how many were sent.
-fn record(tx: &Transaction, campaign: &Campaign, steps: &[Step], ready: Vec<Ready>, now: i64) -> Result<usize> {
+fn record(tx: &Transaction, campaign: &Campaign, ready: Vec<Ready>, now: i64) -> Result<usize> {
     reactions::apply(tx, now)?;
     let status: Option<CampaignStatus> =
         tx.query_row("SELECT status FROM campaigns WHERE id = ?1", [campaign.id], |row| row.get(0)).optional()?;
@@ -506,8 +514,11 @@ fn record(tx: &Transaction, campaign: &Campaign, steps: &[Step], ready: Vec<Read
         return Ok(0);
     }
     let mut sent = 0;
+    // The steps as they are now: an edit since the plan may have added one, which a lead who
+    // gets the old last step must still receive.
+    let steps = campaigns::steps(tx, campaign.id)?;
     for one in ready {
-        if record_one(tx, campaign, steps, &one, now)? {
+        if record_one(tx, campaign, &steps, &one, now)? {
             sent += 1;
         }
     }
@@ -517,7 +528,9 @@ fn record(tx: &Transaction, campaign: &Campaign, steps: &[Step], ready: Vec<Read
 fn record_one(tx: &Transaction, campaign: &Campaign, steps: &[Step], one: &Ready, now: i64) -> Result<bool> {
     let planned = &one.planned;
     let lead = &planned.lead;
-    let step = &steps[planned.step];
+    let Some(step) = steps.get(planned.step).filter(|step| step.id == planned.step_id) else {
+        return Ok(false);
+    };
     let state: Option<(String, i64)> = tx
         .prepare_cached("SELECT status, steps_done FROM campaign_leads WHERE campaign_id = ?1 AND lead_id = ?2")?
         .query_row((campaign.id, lead.id), |row| Ok((row.get(0)?, row.get(1)?)))
