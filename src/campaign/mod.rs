@@ -6,6 +6,7 @@ pub mod campaigns;
 pub mod compose;
 pub mod csv_file;
 pub mod engine;
+pub mod forecast;
 pub mod import;
 pub mod leads;
 pub mod reactions;
