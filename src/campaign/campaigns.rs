@@ -381,31 +381,11 @@ pub fn create(tx: &Transaction, access: &Access, campaign: &NewCampaign, now: i6
     let lists = list_ids(tx, workspace, &campaign.lists)?;
     let s = &campaign.settings;
     tx.execute(
-        "INSERT INTO campaigns (workspace_id, name, time_zone, days, window_start, window_end, use_lead_time_zone, \
-         start_date, daily_cap, min_gap_seconds, jitter_seconds, stop_on_reply, stop_company_on_reply, track_opens, \
-         track_clicks, unsubscribe_footer, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)",
-        rusqlite::params![
-            workspace,
-            s.name.trim(),
-            s.time_zone.name(),
-            windows::days_to_string(&s.days),
-            s.window_start,
-            s.window_end,
-            s.use_lead_time_zone,
-            s.start_date,
-            s.daily_cap,
-            s.min_gap_seconds,
-            s.jitter_seconds,
-            s.stop_on_reply,
-            s.stop_company_on_reply,
-            s.track_opens,
-            s.track_clicks,
-            s.unsubscribe_footer,
-            now
-        ],
+        "INSERT INTO campaigns (workspace_id, name, time_zone, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        (workspace, s.name.trim(), s.time_zone.name(), now),
     )?;
     let id = tx.last_insert_rowid();
+    save_settings(tx, id, s, now)?;
     for mailbox in mailboxes {
         tx.execute(
             "INSERT OR IGNORE INTO campaign_mailboxes (campaign_id, mailbox_id) VALUES (?1, ?2)",
@@ -736,6 +716,7 @@ fn leads_word(n: i64) -> String {
     if n == 1 { "1 lead".into() } else { format!("{n} leads") }
 }
 
+/// Writes every setting of a campaign (creation and edits alike).
 fn save_settings(tx: &Transaction, id: i64, s: &Settings, now: i64) -> Result<()> {
     tx.execute(
         "UPDATE campaigns SET name = ?2, time_zone = ?3, days = ?4, window_start = ?5, window_end = ?6, \

@@ -144,6 +144,17 @@ pub fn count_rows(path: &Path) -> Result<u64> {
     Ok(rows)
 }
 
+/// Refuses, before anything is registered, a file whose headers the guessed mapping (the
+/// command line's) maps to no email column.
+pub fn check_guessed_mapping(path: &Path) -> Result<()> {
+    let reader = LeadReader::open(path).map_err(csv_error)?;
+    if guess_mapping(reader.headers()).contains(&Column::Email) { Ok(()) } else { Err(no_email_column()) }
+}
+
+fn no_email_column() -> Error {
+    Error::invalid("mapping", "No column is mapped to email.")
+}
+
 fn csv_error(e: CsvError) -> Error {
     Error::invalid("file", e.to_string())
 }
@@ -174,7 +185,7 @@ impl Importer {
         let mut reader = LeadReader::open(path).map_err(csv_error)?;
         let mapping = options.mapping.clone().unwrap_or_else(|| guess_mapping(reader.headers()));
         if !mapping.contains(&Column::Email) {
-            return Err(Error::invalid("mapping", "No column is mapped to email."));
+            return Err(no_email_column());
         }
         let mut seen = HashSet::new();
         let mut mx_cache: HashMap<String, bool> = HashMap::new();

@@ -118,7 +118,11 @@ async fn import_file(
     let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let options = Options { list, mapping: None, mx_check, file_name };
     let counted = file.clone();
-    let total = tokio::task::spawn_blocking(move || import::count_rows(&counted)).await??;
+    let total = tokio::task::spawn_blocking(move || {
+        import::check_guessed_mapping(&counted)?;
+        import::count_rows(&counted)
+    })
+    .await??;
     let now = app.clock.unix();
     let id = import::begin(&app.store, access.workspace.id, &options, total, now).await?;
     let importer = Importer { store: app.store.clone(), resolver: app.resolver.clone(), clock: app.clock.clone() };
