@@ -26,5 +26,6 @@ pub mod store;
 pub mod suppression;
 pub mod tls;
 pub mod tracking;
+pub mod warmup;
 pub mod web;
 pub mod workspaces;

@@ -415,9 +415,8 @@ fn killed_during_ticks_the_engine_sends_every_step_once() {
     // Delivery is at least once (a kill between the MX's 250 and the commit repeats a delivery,
     // with the same Message-ID), so the wait counts distinct Message-IDs, not messages; a step
     // sent twice would be two Message-IDs.
-    let distinct_ids = || -> HashSet<String> {
-        received(&mx).into_iter().filter_map(|(_, h)| h.get("message-id").cloned()).collect()
-    };
+    let distinct_ids =
+        || -> HashSet<String> { received(&mx).into_iter().filter_map(|(_, h)| h.get("message-id").cloned()).collect() };
     wait_until("every send delivered", || (distinct_ids().len() >= 3 * LEADS).then_some(()));
     assert_eq!(distinct_ids().len(), 3 * LEADS, "{kills} kills");
     let conn = open(&data.join("inboxgrove.db"));
