@@ -28,6 +28,8 @@ pub struct App {
     /// The campaign engine: wakes it (a campaign started, the clock moved) and tells when its
     /// last tick finished.
     pub campaigns: Arc<crate::campaign::engine::Signal>,
+    /// The warmup engine's signal, the same kind.
+    pub warmup: Arc<crate::campaign::engine::Signal>,
     /// Tells IMAP sessions (IDLE) that a mailbox's mail changed; notify after the commit.
     pub mail_changes: crate::mailstore::imap_ops::MailChanges,
     /// Failed mailbox sign-ins, which slow the next attempts (`mailbox::login`).
@@ -59,6 +61,7 @@ impl App {
             keys: Arc::new(keys),
             wakeup: Arc::new(Notify::new()),
             campaigns: Default::default(),
+            warmup: Default::default(),
             mail_changes: Default::default(),
             logins: Default::default(),
             shutdown,

@@ -14,6 +14,7 @@ pub mod dns;
 pub mod domains;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod imap;
 pub mod listener;
 pub mod mailbox;

@@ -37,6 +37,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     crate::tls::start_renewal(&app, certificates);
     crate::mta::deliver::start(&app)?;
     crate::campaign::engine::start(&app);
+    crate::warmup::engine::start(&app);
     let stopping = app.clone();
     crate::web::serve(app.clone(), listener, async move {
         shutdown_signal().await;

@@ -140,7 +140,7 @@ struct Plan {
     not_sending: Vec<NotSending>,
 }
 
-/// Wakes the engine and tells when its last tick finished.
+/// Wakes an engine (campaigns, warmup) and tells when its last tick finished.
 #[derive(Debug, Default)]
 pub struct Signal {
     wake: tokio::sync::Notify,
@@ -158,6 +158,16 @@ impl Signal {
     pub fn last_tick(&self) -> i64 {
         self.last_tick.load(std::sync::atomic::Ordering::Acquire)
     }
+
+    /// Records that a tick which started at `started` (clock time) finished.
+    pub fn finished(&self, started: i64) {
+        self.last_tick.store(started, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Resolves when [`Signal::wake`] is called.
+    pub async fn notified(&self) {
+        self.wake.notified().await;
+    }
 }
 
 /// Starts the engine task.
@@ -174,10 +184,10 @@ async fn run(app: App) -> anyhow::Result<()> {
         if let Err(e) = tick(&app, &signers).await {
             tracing::error!(error = %e, "campaign tick failed");
         }
-        app.campaigns.last_tick.store(started, std::sync::atomic::Ordering::Release);
+        app.campaigns.finished(started);
         tokio::select! {
             _ = tokio::time::sleep(PAUSE) => {}
-            _ = app.campaigns.wake.notified() => {}
+            _ = app.campaigns.notified() => {}
             _ = app.shutting_down() => break,
         }
     }

@@ -391,6 +391,14 @@ pub fn create_folder(tx: &Transaction, mailbox_id: i64, name: &str, now: i64) ->
     folder(tx, mailbox_id, name)?.ok_or(Error::NotFound)
 }
 
+/// Creates the folder when the mailbox lacks it (a folder the appliance files mail in).
+pub fn ensure_folder(tx: &Transaction, mailbox_id: i64, name: &str, now: i64) -> Result<()> {
+    match create_folder(tx, mailbox_id, name, now) {
+        Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// A `uid_validity` for a new folder: the current time, or one more than any the mailbox has
 /// ever used (folders that exist, and the last one handed out, remembered in `settings` under
 /// `imap.uid_validity.<mailbox id>` so that a deleted folder's value is not reused either).

@@ -157,7 +157,8 @@ fn bounce_unknown(
 }
 
 /// Files a copy of what a mailbox sent in its Sent folder when the workspace keeps such copies
-/// (`workspaces.file_sent_copies`, on by default). Bounce notices (an empty reverse path) are
+/// (`workspaces.file_sent_copies`, on by default); warmup mail goes to the warmup folder instead,
+/// so it never shows among what the mailbox sent. Bounce notices (an empty reverse path) are
 /// not something the mailbox sent. The copy is the first body: per-recipient bodies differ only
 /// in their List-Unsubscribe headers. The copy is `\Seen`: the mailbox wrote it. An IMAP client
 /// that APPENDs the same message to Sent finds it by Message-ID and leaves one copy.
@@ -170,7 +171,13 @@ fn file_sent_copy(tx: &Transaction, prepared: &Prepared, now: i64) -> Result<()>
     }
     if crate::workspaces::files_sent_copies(tx, prepared.workspace_id)? {
         let announcer = &prepared.receiving.announcer;
-        mailstore::deliver_flagged(tx, announcer, mailbox, "Sent", &body.raw, "\\Seen", now)?;
+        let folder = if crate::warmup::marker::is_marked(&body.raw) {
+            crate::mailstore::imap_ops::ensure_folder(tx, mailbox, crate::warmup::engage::FOLDER, now)?;
+            crate::warmup::engage::FOLDER
+        } else {
+            "Sent"
+        };
+        mailstore::deliver_flagged(tx, announcer, mailbox, folder, &body.raw, "\\Seen", now)?;
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, functions::FunctionFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, functions::FunctionFlags};
 use tokio::sync::oneshot;
 
 /// The migrations, in order; the position (1-based) is the schema version.
@@ -39,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_role_mailboxes.sql"),
     include_str!("migrations/0011_campaigns.sql"),
     include_str!("migrations/0012_tracking.sql"),
+    include_str!("migrations/0013_warmup.sql"),
+    include_str!("migrations/0014_health.sql"),
 ];
 
 const READERS: usize = 4;
@@ -351,7 +353,17 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Applies the pending migrations in one transaction. Foreign keys are off while they run (the
+/// pragma cannot change inside a transaction), so a migration may rebuild a table that others
+/// reference without cascading; `PRAGMA foreign_key_check` must then find nothing before commit.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = apply_migrations(conn, path);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
+}
+
+fn apply_migrations(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
@@ -364,6 +376,14 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", version)?;
         }
+    }
+    let broken: Option<String> =
+        tx.query_row("PRAGMA foreign_key_check", [], |row| row.get::<_, String>(0)).optional()?;
+    if let Some(table) = broken {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("a migration left rows in {table} pointing at missing rows"),
+        });
     }
     tx.commit()?;
     Ok(())

@@ -42,6 +42,13 @@ pub fn verify(keys: &MasterKey, workspace_id: i64, message_id: &str, header_valu
     aws_lc_rs::constant_time::verify_slices_are_equal(&mac(keys, workspace_id, message_id), &tag).is_ok()
 }
 
+/// Whether a raw message's header carries a warmup mark at all (unchecked: for filing our own
+/// sent copies, which we marked).
+#[must_use]
+pub fn is_marked(raw: &[u8]) -> bool {
+    mail_parser::MessageParser::default().parse_headers(raw).is_some_and(|m| m.header_raw(HEADER).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,8 @@ pub fn router(app: App) -> Router {
         tracing::warn!("INBOXGROVE_TEST_CLOCK=1: the clock can be moved through POST /_test/clock (tests only)");
         router = router
             .route("/_test/clock", axum::routing::post(advance_clock))
-            .route("/_test/campaign-tick", axum::routing::get(campaign_tick));
+            .route("/_test/campaign-tick", axum::routing::get(campaign_tick))
+            .route("/_test/warmup-tick", axum::routing::get(warmup_tick));
     }
     router
         .route("/healthz", get(healthz))
@@ -70,6 +71,11 @@ async fn campaign_tick(State(app): State<App>) -> String {
     format!("{}\n", app.campaigns.last_tick())
 }
 
+/// The injected clock's time when the warmup engine last finished a tick (tests wait for it).
+async fn warmup_tick(State(app): State<App>) -> String {
+    format!("{}\n", app.warmup.last_tick())
+}
+
 async fn advance_clock(
     State(app): State<App>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
@@ -83,6 +89,7 @@ async fn advance_clock(
             app.clock.advance(seconds);
             app.wakeup.notify_waiters();
             app.campaigns.wake();
+            app.warmup.wake();
             (StatusCode::OK, format!("{}\n", app.clock.unix())).into_response()
         }
         _ => (StatusCode::BAD_REQUEST, "give a number of seconds\n").into_response(),

@@ -21,6 +21,9 @@
 //!    replies, DSNs through `mta::bounce`, complaints, removal requests; none for quarantined mail,
 //!    which may be forged).
 //!
+//! Warmup mail (a valid mark of the receiving workspace, `warmup::marker`) skips steps 3 and 4:
+//! it is filed read in the mailbox's `Warmup` folder and handed to `warmup::engage`.
+//!
 //! The caller acknowledges the message only after the transaction commits.
 
 pub mod effects;
@@ -61,12 +64,18 @@ pub enum Origin<'a> {
 pub struct Facts {
     pub classification: Classification,
     pub thread: ThreadFacts,
+    /// The warmup mark header's value, when the message has one (checked per receiving workspace).
+    pub warmup_mark: Option<String>,
 }
 
 impl Facts {
     /// Classifies and reads the threading facts; `mail_from` is the envelope sender.
     pub fn read(raw: &[u8], mail_from: &str) -> Facts {
-        Facts { classification: classify::classify(raw, mail_from), thread: ThreadFacts::read(raw) }
+        Facts {
+            classification: classify::classify(raw, mail_from),
+            thread: ThreadFacts::read(raw),
+            warmup_mark: warmup_mark(raw),
+        }
     }
 }
 
@@ -126,7 +135,11 @@ pub fn receive(
     if !targets.is_empty() {
         let raw = [trace_headers(receiver.hostname, arrival, now).as_bytes(), arrival.raw].concat();
         for target in &targets {
-            store_one(tx, receiver.announcer, *target, &raw, arrival.quarantine, facts, now)?;
+            if is_warmup(receiver.keys, *target, facts) {
+                store_warmup(tx, receiver.announcer, *target, &raw, arrival.quarantine, facts, now)?;
+            } else {
+                store_one(tx, receiver.announcer, *target, &raw, arrival.quarantine, facts, now)?;
+            }
         }
     }
     Ok(Received { mailboxes: targets.iter().map(|t| t.mailbox_id).collect(), kind: facts.classification.kind() })
@@ -193,6 +206,38 @@ fn unsubscribe_by_mail(tx: &Transaction, keys: &MasterKey, local: &str, senders:
         }
         other => other.map(|_| ()),
     }
+}
+
+/// The value of the warmup mark header, if any.
+fn warmup_mark(raw: &[u8]) -> Option<String> {
+    let message = mail_parser::MessageParser::default().parse_headers(raw)?;
+    message.header_raw(crate::warmup::marker::HEADER).map(|value| value.trim().to_string())
+}
+
+/// Whether the message carries a valid warmup mark of the receiving mailbox's workspace.
+fn is_warmup(keys: &MasterKey, target: Local, facts: &Facts) -> bool {
+    facts
+        .warmup_mark
+        .as_deref()
+        .is_some_and(|mark| crate::warmup::marker::verify(keys, target.workspace_id, &facts.thread.message_id, mark))
+}
+
+/// Files warmup mail read in the mailbox's warmup folder, out of the thread and reply views,
+/// without classification effects, and lets the receiving member engage (`warmup::engage`).
+fn store_warmup(
+    tx: &Transaction,
+    announcer: &Announcer,
+    target: Local,
+    raw: &[u8],
+    quarantine: bool,
+    facts: &Facts,
+    now: i64,
+) -> Result<()> {
+    use crate::warmup::engage::{self, Placement};
+    mailstore::imap_ops::ensure_folder(tx, target.mailbox_id, engage::FOLDER, now)?;
+    mailstore::deliver_flagged(tx, announcer, target.mailbox_id, engage::FOLDER, raw, "\\Seen", now)?;
+    let placement = if quarantine { Placement::Spam } else { Placement::Inbox };
+    engage::received(tx, target.workspace_id, target.mailbox_id, &facts.thread, placement, now)
 }
 
 /// Delivers to one mailbox, links and classifies the stored row, and records the effects.
