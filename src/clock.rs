@@ -23,6 +23,11 @@ impl Clock {
         DateTime::from_timestamp(self.unix(), 0).unwrap_or_default()
     }
 
+    /// How far this clock runs ahead of the system clock, in seconds.
+    pub fn offset(&self) -> i64 {
+        self.offset_seconds.load(Ordering::Relaxed)
+    }
+
     /// Moves this clock (and every clone of it) forward by `seconds`.
     pub fn advance(&self, seconds: i64) {
         self.offset_seconds.fetch_add(seconds, Ordering::Relaxed);

@@ -5,6 +5,9 @@ use rusqlite::OptionalExtension;
 use crate::error::Result;
 use crate::store::Store;
 
+/// How far the server's test clock was moved (seconds), when it runs with `INBOXGROVE_TEST_CLOCK=1`.
+pub const TEST_CLOCK_OFFSET: &str = "test_clock_offset";
+
 pub async fn get(store: &Store, key: &'static str) -> Result<Option<String>> {
     store
         .read(move |conn| {

@@ -209,7 +209,7 @@ pub async fn find_mailbox(app: &App, email: &str) -> anyhow::Result<(i64, mailbo
 }
 
 /// A mailbox by address and the operator's access to its workspace.
-async fn mailbox_access(app: &App, email: &str) -> anyhow::Result<(Access, Mailbox)> {
+pub(super) async fn mailbox_access(app: &App, email: &str) -> anyhow::Result<(Access, Mailbox)> {
     let (ws, found) = find_mailbox(app, email).await?;
     Ok((cli_access(app, Some(ws.to_string())).await?, found))
 }

@@ -15,6 +15,7 @@ mod leads;
 mod mailbox;
 mod member;
 mod queue;
+mod warmup;
 mod workspace;
 
 use std::path::PathBuf;
@@ -91,6 +92,9 @@ enum Command {
     /// Create and run campaigns: multi-step sequences to lead lists.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
+    /// Warm mailboxes up: enroll them in the workspace's warmup pool, read their progress.
+    #[command(subcommand)]
+    Warmup(warmup::WarmupCommand),
 }
 
 #[derive(Subcommand)]
@@ -171,24 +175,37 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { file } => backup(config, file).await,
-        Command::Admin(command) => admin::run(App::open(config).await?, command).await,
-        Command::Workspace(command) => workspace::run(App::open(config).await?, command).await,
-        Command::Member(command) => member::run(App::open(config).await?, command).await,
-        Command::Domain(command) => domain::run(App::open(config).await?, command).await,
-        Command::Mailbox(command) => mailbox::run(App::open(config).await?, command).await,
-        Command::Queue(command) => queue::run(App::open(config).await?, command).await,
-        Command::Alias(command) => alias::run(App::open(config).await?, command).await,
-        Command::Events(command) => events::run(App::open(config).await?, command).await,
-        Command::Leads(command) => leads::run(App::open(config).await?, command).await,
-        Command::Campaign(command) => campaign::run(App::open(config).await?, command).await,
+        Command::Admin(command) => admin::run(open(config).await?, command).await,
+        Command::Workspace(command) => workspace::run(open(config).await?, command).await,
+        Command::Member(command) => member::run(open(config).await?, command).await,
+        Command::Domain(command) => domain::run(open(config).await?, command).await,
+        Command::Mailbox(command) => mailbox::run(open(config).await?, command).await,
+        Command::Queue(command) => queue::run(open(config).await?, command).await,
+        Command::Alias(command) => alias::run(open(config).await?, command).await,
+        Command::Events(command) => events::run(open(config).await?, command).await,
+        Command::Leads(command) => leads::run(open(config).await?, command).await,
+        Command::Campaign(command) => campaign::run(open(config).await?, command).await,
+        Command::Warmup(command) => warmup::run(open(config).await?, command).await,
     }
+}
+
+/// Opens the data dir for a command. With `INBOXGROVE_TEST_CLOCK=1` (tests only) the command's
+/// clock runs where the test moved the server's.
+async fn open(config: Config) -> anyhow::Result<App> {
+    let app = App::open(config).await?;
+    if std::env::var("INBOXGROVE_TEST_CLOCK").is_ok_and(|v| v == "1")
+        && let Some(offset) = crate::settings::get(&app.store, crate::settings::TEST_CLOCK_OFFSET).await?
+    {
+        app.clock.advance(offset.parse().unwrap_or(0));
+    }
+    Ok(app)
 }
 
 async fn backup(config: Config, file: PathBuf) -> anyhow::Result<()> {
     if file.exists() {
         bail!("{} already exists; choose a new file", file.display());
     }
-    let app = App::open(config).await?;
+    let app = open(config).await?;
     app.store.backup(file.clone()).await.with_context(|| format!("Backup to {} failed", file.display()))?;
     eprintln!(
         "Backup written to {}; keep the master key (master.key in the data dir, or INBOXGROVE_MASTER_KEY) with it",

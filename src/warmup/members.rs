@@ -10,8 +10,10 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use super::plan::Member;
 use super::ramp::Curve;
+use crate::audit;
 use crate::campaign::windows::{self, Window};
 use crate::error::{Error, Result};
+use crate::workspaces::{Access, Role};
 
 /// A workspace's warmup settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +120,39 @@ pub fn enroll(tx: &Transaction, workspace_id: i64, mailbox_id: i64, now: i64) ->
         )?
         .execute((mailbox_id, workspace_id, windows::local_day(now, zone), now))?;
     Ok(added == 1)
+}
+
+/// Enrolls (`on`) or unenrolls a mailbox as `access`, audited; true when that changed anything.
+pub fn set_enrolled(tx: &Transaction, access: &Access, mailbox_id: i64, on: bool, now: i64) -> Result<bool> {
+    access.workspace.role.require(Role::Member)?;
+    let workspace_id = access.workspace.id;
+    let changed = if on { enroll(tx, workspace_id, mailbox_id, now)? } else { unenroll(tx, workspace_id, mailbox_id)? };
+    if changed {
+        let address = crate::mailbox::get(tx, workspace_id, mailbox_id)?.address;
+        let action = if on { "warmup.enroll" } else { "warmup.unenroll" };
+        audit::record(tx, Some(workspace_id), &access.actor, action, &address, "", now)?;
+    }
+    Ok(changed)
+}
+
+/// Checks and stores new settings as `access`, audited (see [`check_settings`]).
+pub fn update_settings(
+    tx: &Transaction,
+    access: &Access,
+    curve: Curve,
+    reply_percent: i64,
+    window: (&str, &str),
+    now: i64,
+) -> Result<()> {
+    access.workspace.role.require(Role::Admin)?;
+    let minutes = check_settings(curve, reply_percent, window.0, window.1)?;
+    save_settings(tx, access.workspace.id, curve, reply_percent, minutes)?;
+    let detail = format!(
+        "{} to {} over {} days, {reply_percent}% answered, {}-{}",
+        curve.start, curve.target, curve.ramp_days, window.0, window.1
+    );
+    audit::record(tx, Some(access.workspace.id), &access.actor, "warmup.settings", "warmup", &detail, now)?;
+    Ok(())
 }
 
 /// Takes a mailbox out of the pool, dropping what it had planned and not sent; true when it was in.

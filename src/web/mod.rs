@@ -63,9 +63,6 @@ async fn healthz(State(app): State<App>) -> Response {
     }
 }
 
-/// Tests move time instead of sleeping: the body is the number of seconds to move forward.
-/// Exists only when the appliance was started with `INBOXGROVE_TEST_CLOCK=1`, and only for
-/// loopback clients.
 /// The injected clock's time when the campaign engine last finished a tick (tests wait for it).
 async fn campaign_tick(State(app): State<App>) -> String {
     format!("{}\n", app.campaigns.last_tick())
@@ -76,6 +73,10 @@ async fn warmup_tick(State(app): State<App>) -> String {
     format!("{}\n", app.warmup.last_tick())
 }
 
+/// Tests move time instead of sleeping: the body is the number of seconds to move forward.
+/// Exists only when the appliance was started with `INBOXGROVE_TEST_CLOCK=1`, and only for
+/// loopback clients. The new offset is stored, so commands run with `INBOXGROVE_TEST_CLOCK=1`
+/// see the same time ([`crate::settings::TEST_CLOCK_OFFSET`]).
 async fn advance_clock(
     State(app): State<App>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
@@ -87,6 +88,12 @@ async fn advance_clock(
     match body.trim().parse::<i64>() {
         Ok(seconds) if seconds >= 0 => {
             app.clock.advance(seconds);
+            if let Err(e) =
+                crate::settings::set(&app.store, crate::settings::TEST_CLOCK_OFFSET, &app.clock.offset().to_string())
+                    .await
+            {
+                return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
+            }
             app.wakeup.notify_waiters();
             app.campaigns.wake();
             app.warmup.wake();
